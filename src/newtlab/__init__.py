@@ -1,0 +1,7 @@
+"""newtlab — realise newtron network topologies as connected QEMU virtual machines."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]
