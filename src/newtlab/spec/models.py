@@ -1,0 +1,162 @@
+"""Pydantic models of the newtron spec files that newtlab reads.
+
+Every model accepts unknown fields: the same files are read by newtron and
+carry its own settings, and profiles must be written back without loss.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .names import SAFE_NAME_HINT, is_interface_name, is_safe_name
+
+InterfaceMapKind = Literal["sequential", "stride-4", "custom", "linux"]
+DeviceType = Literal["switch", "router", "host"]
+NicMacPolicy = Literal["shared", "per-nic"]
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class VMCredentials(_Open):
+    user: str
+    password: str = Field(alias="pass")
+
+
+class ConsoleDialog(_Open):
+    """How to log in on a VM's serial console and prepare it for SSH.
+
+    Each command list runs in order after login. ``{ssh_user}``,
+    ``{ssh_pass}``, ``{ssh_pubkey}`` and ``{hostname}`` are replaced by
+    shell-quoted values. ``create_user`` runs only when the SSH user differs
+    from the console user. Unset fields take the device type's defaults.
+    """
+
+    login_prompt: str | None = None
+    password_prompt: str | None = None
+    shell_prompt: str | None = None
+    bootstrap: list[str] | None = None
+    create_user: list[str] | None = None
+    install_key: list[str] | None = None
+
+
+class PlatformSpec(_Open):
+    hwsku: str = ""
+    description: str = ""
+    port_count: int = 0
+    default_speed: str = ""
+    breakouts: list[str] = Field(default_factory=list)
+    device_type: DeviceType = "switch"
+    vm_image: str = ""
+    vm_memory: int | None = Field(default=None, gt=0)
+    vm_cpus: int | None = Field(default=None, gt=0)
+    vm_nic_driver: str = ""
+    vm_disk_driver: str = ""
+    vm_interface_map: InterfaceMapKind | None = None
+    vm_interface_map_custom: dict[str, int] | None = None
+    vm_nic_mac: NicMacPolicy | None = None
+    vm_cpu_features: str = ""
+    vm_credentials: VMCredentials | None = None
+    vm_boot_timeout: int | None = Field(default=None, gt=0)
+    vm_extra_devices: list[str] = Field(default_factory=list)
+    vm_console: ConsoleDialog | None = None
+    dataplane: str = ""
+    vm_image_release: str = ""
+
+    @field_validator("vm_interface_map_custom")
+    @classmethod
+    def _custom_indices_are_data_nics(cls, value: dict[str, int] | None) -> dict[str, int] | None:
+        if value is None:
+            return value
+        seen: dict[int, str] = {}
+        for name, index in value.items():
+            if index < 1:
+                raise ValueError(f"{name!r} maps to NIC {index}; data NICs start at 1 (0 is mgmt)")
+            if index in seen:
+                raise ValueError(f"{name!r} and {seen[index]!r} both map to NIC {index}")
+            seen[index] = name
+        return value
+
+
+class PlatformsFile(_Open):
+    version: str = ""
+    platforms: dict[str, PlatformSpec]
+
+
+class DeviceProfile(_Open):
+    platform: str = ""
+    mgmt_ip: str = ""
+    ssh_user: str = ""
+    ssh_pass: str = ""
+    vm_image: str = ""
+    vm_memory: int | None = Field(default=None, gt=0)
+    vm_cpus: int | None = Field(default=None, gt=0)
+    vm_host: str = ""
+
+
+class TopologyInterface(_Open):
+    link: str | None = None
+
+
+class TopologyDevice(_Open):
+    interfaces: dict[str, TopologyInterface] = Field(default_factory=dict)
+
+    @field_validator("interfaces")
+    @classmethod
+    def _interface_names(cls, value: dict[str, TopologyInterface]) -> dict[str, TopologyInterface]:
+        for name in value:
+            if not is_interface_name(name):
+                raise ValueError(
+                    f"interface name {name!r} is not allowed: use letters, digits, "
+                    "'_', '.', '/' and '-'"
+                )
+        return value
+
+
+class TopologyLink(_Open):
+    a: str
+    z: str
+
+
+class ServerConfig(_Open):
+    name: str
+    address: str
+    max_nodes: int = Field(default=0, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _safe(cls, value: str) -> str:
+        if not is_safe_name(value):
+            raise ValueError(f"server name {value!r} is not allowed: {SAFE_NAME_HINT}")
+        return value
+
+
+Port = int
+
+
+class NewtlabSection(_Open):
+    link_port_base: int = Field(default=20000, ge=1024, le=65535)
+    console_port_base: int = Field(default=30000, ge=1024, le=65535)
+    ssh_port_base: int = Field(default=40000, ge=1024, le=65535)
+    hosts: dict[str, str] = Field(default_factory=dict)
+    servers: list[ServerConfig] = Field(default_factory=list)
+
+
+class TopologyFile(_Open):
+    version: str = ""
+    description: str = ""
+    platform: str = ""
+    devices: dict[str, TopologyDevice]
+    links: list[TopologyLink] | None = None
+    newtlab: NewtlabSection = Field(default_factory=NewtlabSection)
+
+    @field_validator("devices")
+    @classmethod
+    def _device_names(cls, value: dict[str, TopologyDevice]) -> dict[str, TopologyDevice]:
+        for name in value:
+            if not is_safe_name(name):
+                raise ValueError(f"device name {name!r} is not allowed: {SAFE_NAME_HINT}")
+        return value
