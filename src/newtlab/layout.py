@@ -1,0 +1,36 @@
+"""Where files live inside a lab's state directory (paths relative to it).
+
+QEMU is started with the lab directory as its working directory, so its
+argv uses these relative paths: the same argv works on any host, and Unix
+socket paths stay far below their 108-byte limit.
+"""
+
+from __future__ import annotations
+
+STATE = "state.json"
+LOCK = "lock"
+BRIDGE_CONFIG = "bridge.json"
+BRIDGE_SOCKET = "newtlink.sock"
+BRIDGE_LOG = "logs/newtlink.log"
+SSH_KEY = "ssh/id_ed25519"
+SUBDIRS = ("disks", "qemu", "logs", "ssh")
+
+
+def overlay(node: str) -> str:
+    return f"disks/{node}.qcow2"
+
+
+def pidfile(node: str) -> str:
+    return f"qemu/{node}.pid"
+
+
+def qmp_socket(node: str) -> str:
+    return f"qemu/{node}.qmp"
+
+
+def qemu_log(node: str) -> str:
+    return f"logs/{node}.log"
+
+
+def console_log(node: str) -> str:
+    return f"logs/{node}.console.log"

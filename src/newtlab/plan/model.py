@@ -1,0 +1,121 @@
+"""The lab plan: everything deploy will do, as data.
+
+A plan is computed from the specs by pure functions and serialises to JSON
+(``newtlab plan --json``). The same specs always give the same plan; deploy
+stores it in the lab state so later commands act on what was deployed, not
+on files that may have changed since.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Accel = Literal["kvm", "tcg"]
+LOCAL_HOST = "local"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class HostPlan(_Frozen):
+    """A machine that runs part of the lab (``local`` when there is no server pool)."""
+
+    name: str
+    address: str
+    max_nodes: int = 0
+
+
+class NicPlan(_Frozen):
+    index: int
+    netdev_id: str
+    guest: str = Field(description="the name the guest OS gives this NIC")
+    device: str = Field(description="topology device owning the interface")
+    interface: str = Field(description="topology interface name ('' if unnamed)")
+    mac: str
+    connect: str | None = Field(default=None, description="newtlink endpoint, None if unlinked")
+    link: str | None = None
+
+
+class ConsolePlan(_Frozen):
+    user: str
+    password: str
+    login_prompt: str
+    password_prompt: str
+    shell_prompt: str
+    bootstrap: list[str]
+    create_user: list[str]
+    install_key: list[str]
+
+
+class NodePlan(_Frozen):
+    name: str
+    device_type: str
+    platform: str
+    host: str
+    host_address: str
+    listen_address: str
+    image: str
+    memory: int
+    cpus: int
+    nic_driver: str
+    disk_driver: str
+    interface_map: str
+    cpu_features: str
+    mac: str
+    ssh_port: int
+    console_port: int
+    ssh_user: str
+    ssh_pass: str
+    console: ConsolePlan
+    boot_timeout: int
+    dataplane: str
+    image_release: str
+    hosts: list[str] = Field(default_factory=list)
+    nics: list[NicPlan]
+    qemu_argv: list[str]
+
+
+class LinkPlan(_Frozen):
+    a: str
+    z: str
+    a_vm: str
+    z_vm: str
+    a_nic: int
+    z_nic: int
+    a_port: int
+    z_port: int
+    a_bind: str
+    z_bind: str
+    a_allow: list[str]
+    z_allow: list[str]
+    worker_host: str
+
+
+class BridgePlan(_Frozen):
+    host: str
+    stats_port: int
+    stats_bind: str
+    links: int
+
+
+class Plan(_Frozen):
+    lab: str
+    spec_dir: str
+    state_dir: str
+    accel: Accel
+    hosts: list[HostPlan]
+    nodes: list[NodePlan]
+    links: list[LinkPlan]
+    bridges: dict[str, BridgePlan]
+
+    def node(self, name: str) -> NodePlan:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2) + "\n"

@@ -1,0 +1,227 @@
+"""Build the lab plan from validated specs: pure, deterministic, no I/O."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import PlanError
+from ..spec.load import Specs
+from ..spec.models import NewtlabSection
+from ..spec.names import SAFE_NAME_HINT, is_safe_name
+from .ifmap import interface_name
+from .macs import assign_macs
+from .model import LOCAL_HOST, Accel, BridgePlan, HostPlan, LinkPlan, NicPlan, NodePlan, Plan
+from .nodes import Homes, NodeSpec, resolve_nodes
+from .placement import place_nodes, place_workers
+from .ports import check_ranges, device_ports, link_ports, stats_port
+from .qemu_args import QemuNode, qemu_argv
+
+LOOPBACK = "127.0.0.1"
+ANY = "0.0.0.0"
+
+
+def lab_name_for(spec_dir: Path) -> str:
+    """The spec dir's name, or its parent's when it is newtron's ``specs`` folder."""
+    resolved = spec_dir.expanduser().resolve()
+    return resolved.parent.name if resolved.name == "specs" else resolved.name
+
+
+def check_lab_name(name: str) -> str:
+    if not is_safe_name(name):
+        raise PlanError(f"lab name {name!r} is not allowed: {SAFE_NAME_HINT} (use --name)")
+    return name
+
+
+def _pool(section: NewtlabSection) -> list[HostPlan]:
+    """The server pool (``servers``, else legacy ``hosts``), empty when single-host."""
+    if section.servers:
+        return [
+            HostPlan(name=s.name, address=s.address, max_nodes=s.max_nodes) for s in section.servers
+        ]
+    return [HostPlan(name=n, address=a) for n, a in sorted(section.hosts.items())]
+
+
+def _placement(
+    nodes: list[NodeSpec], pool: list[HostPlan]
+) -> tuple[list[HostPlan], dict[str, str]]:
+    if pool:
+        return pool, place_nodes({n.name: n.pin for n in nodes}, pool)
+    pinned = [n for n in nodes if n.pin]
+    if pinned:
+        node = pinned[0]
+        raise PlanError(
+            f"node {node.name} is pinned to server {node.pin!r} (vm_host) but topology.json "
+            "has no newtlab.servers — add the server pool or remove vm_host"
+        )
+    return [HostPlan(name=LOCAL_HOST, address=LOOPBACK)], {n.name: LOCAL_HOST for n in nodes}
+
+
+def _nics(
+    node: NodeSpec, connects: dict[int, tuple[str, str]], macs: dict[tuple[str, int], str]
+) -> list[NicPlan]:
+    """NICs 0..highest linked index; gaps get unconnected NICs so guest names stay in order."""
+    highest = max(node.nic_of.values(), default=0)
+    nics = []
+    for index in range(highest + 1):
+        if node.hosts and index in node.host_nics:
+            device, iface = node.host_nics[index]
+        elif node.hosts or index == 0:
+            device, iface = node.name, ""
+        else:
+            device, iface = node.name, interface_name(node.interface_map, index, node.custom_map)
+        guest = (
+            f"eth{index}"
+            if node.hosts
+            else interface_name(node.interface_map, index, node.custom_map)
+        )
+        connect, link = connects.get(index, (None, None))
+        mac = macs[(node.name, -1 if node.nic_mac == "shared" else index)]
+        nics.append(
+            NicPlan(
+                index=index,
+                netdev_id="mgmt" if index == 0 else f"eth{index}",
+                guest=guest,
+                device=device,
+                interface=iface,
+                mac=mac,
+                connect=connect,
+                link=link,
+            )
+        )
+    return nics
+
+
+def build_plan(specs: Specs, lab: str, state_dir: Path, homes: Homes, accel: Accel = "kvm") -> Plan:
+    check_lab_name(lab)
+    section = specs.topology.newtlab
+    topology_file = str(specs.directory / "topology.json")
+    nodes = resolve_nodes(specs, homes)
+    hosts, host_of = _placement(nodes, _pool(section))
+    address = {h.name: h.address for h in hosts}
+    single_host = hosts[0].name == LOCAL_HOST
+    vm_of = {d: n.name for n in nodes for d in (n.hosts or [n.name])}
+    node_by_name = {n.name: n for n in nodes}
+
+    workers = place_workers(
+        [(host_of[vm_of[ln.a.device]], host_of[vm_of[ln.z.device]]) for ln in specs.links]
+    )
+    bridge_hosts = sorted(set(workers))
+    check_ranges(
+        section, len(specs.topology.devices), len(specs.links), len(bridge_hosts), topology_file
+    )
+
+    links: list[LinkPlan] = []
+    connects: dict[str, dict[int, tuple[str, str]]] = {n.name: {} for n in nodes}
+    for i, (link, worker) in enumerate(zip(specs.links, workers, strict=True)):
+        ports = link_ports(section, i)
+        sides = []
+        for end, port in zip((link.a, link.z), ports, strict=True):
+            vm = node_by_name[vm_of[end.device]]
+            nic = vm.nic_of[(end.device, end.interface)]
+            vm_host = host_of[vm.name]
+            local = vm_host == worker
+            bind = LOOPBACK if local else ANY
+            allow = [] if local else [address[vm_host]]
+            connect = f"{LOOPBACK if local else address[worker]}:{port}"
+            connects[vm.name][nic] = (connect, str(link))
+            sides.append((vm.name, nic, port, bind, allow))
+        (a_vm, a_nic, a_port, a_bind, a_allow), (z_vm, z_nic, z_port, z_bind, z_allow) = sides
+        links.append(
+            LinkPlan(
+                a=str(link.a),
+                z=str(link.z),
+                a_vm=a_vm,
+                z_vm=z_vm,
+                a_nic=a_nic,
+                z_nic=z_nic,
+                a_port=a_port,
+                z_port=z_port,
+                a_bind=a_bind,
+                z_bind=z_bind,
+                a_allow=a_allow,
+                z_allow=z_allow,
+                worker_host=worker,
+            )
+        )
+
+    mac_requests = []
+    for node in nodes:
+        count = max(node.nic_of.values(), default=0) + 1
+        if node.nic_mac == "shared":
+            mac_requests.append((node.name, -1))
+        else:
+            mac_requests += [(node.name, i) for i in range(count)]
+    macs = assign_macs(mac_requests)
+
+    device_index = {d: i for i, d in enumerate(sorted(specs.topology.devices))}
+    node_plans = []
+    for node in nodes:
+        ssh_port, console_port = device_ports(section, device_index[node.port_device])
+        nics = _nics(node, connects[node.name], macs)
+        listen = LOOPBACK if single_host else ANY
+        argv = qemu_argv(
+            QemuNode(
+                lab=lab,
+                name=node.name,
+                memory=node.memory,
+                cpus=node.cpus,
+                cpu_features=node.cpu_features,
+                disk_driver=node.disk_driver,
+                nic_driver=node.nic_driver,
+                listen_address=listen,
+                ssh_port=ssh_port,
+                console_port=console_port,
+                nics=nics,
+                extra_devices=node.extra_devices,
+            ),
+            accel,
+        )
+        node_plans.append(
+            NodePlan(
+                name=node.name,
+                device_type=node.device_type,
+                platform=node.platform,
+                host=host_of[node.name],
+                host_address=address[host_of[node.name]],
+                listen_address=listen,
+                image=node.image,
+                memory=node.memory,
+                cpus=node.cpus,
+                nic_driver=node.nic_driver,
+                disk_driver=node.disk_driver,
+                interface_map=node.interface_map,
+                cpu_features=node.cpu_features,
+                mac=nics[0].mac,
+                ssh_port=ssh_port,
+                console_port=console_port,
+                ssh_user=node.ssh_user,
+                ssh_pass=node.ssh_pass,
+                console=node.console,
+                boot_timeout=node.boot_timeout,
+                dataplane=node.dataplane,
+                image_release=node.image_release,
+                hosts=node.hosts,
+                nics=nics,
+                qemu_argv=argv,
+            )
+        )
+
+    bridges = {
+        host: BridgePlan(
+            host=host,
+            stats_port=stats_port(section, b),
+            stats_bind=LOOPBACK if single_host else ANY,
+            links=workers.count(host),
+        )
+        for b, host in enumerate(bridge_hosts)
+    }
+    return Plan(
+        lab=lab,
+        spec_dir=str(specs.directory.resolve()),
+        state_dir=str(state_dir),
+        accel=accel,
+        hosts=hosts,
+        nodes=node_plans,
+        links=links,
+        bridges=bridges,
+    )

@@ -1,0 +1,121 @@
+"""TCP port allocation: SSH and console per device, two per link, one stats port per bridge.
+
+::
+
+    link ports     link_port_base + 2*i (A side), + 1 (Z side)   i = link index
+    console ports  console_port_base + d                         d = device index
+    SSH ports      ssh_port_base + d                             (sorted device names)
+    stats ports    link_port_base - 1 - b                        b = bridge host index
+
+Each range must fit below 65536 and no two ranges may overlap: an overlap
+would be a conflict at boot, so it is reported now with the fields to change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import SpecError, SpecErrors
+from ..spec.models import NewtlabSection
+from .model import Plan
+
+
+@dataclass(frozen=True)
+class PortRange:
+    field: str
+    purpose: str
+    first: int
+    count: int
+
+    @property
+    def last(self) -> int:
+        return self.first + self.count - 1
+
+    def describe(self) -> str:
+        return f"{self.purpose} {self.first}–{self.last}"
+
+
+def link_ports(section: NewtlabSection, link_index: int) -> tuple[int, int]:
+    first = section.link_port_base + 2 * link_index
+    return first, first + 1
+
+
+def device_ports(section: NewtlabSection, device_index: int) -> tuple[int, int]:
+    """(SSH port, console port) of the device at ``device_index`` in name order."""
+    return section.ssh_port_base + device_index, section.console_port_base + device_index
+
+
+def stats_port(section: NewtlabSection, bridge_index: int) -> int:
+    return section.link_port_base - 1 - bridge_index
+
+
+def check_ranges(
+    section: NewtlabSection, devices: int, links: int, bridges: int, file: str
+) -> None:
+    """Raise SpecErrors if any port range overflows or overlaps another."""
+    ranges = [
+        PortRange("newtlab.ssh_port_base", "SSH ports", section.ssh_port_base, devices),
+        PortRange("newtlab.console_port_base", "console ports", section.console_port_base, devices),
+        PortRange("newtlab.link_port_base", "link ports", section.link_port_base, 2 * links),
+        PortRange(
+            "newtlab.link_port_base",
+            "bridge stats ports",
+            section.link_port_base - bridges,
+            bridges,
+        ),
+    ]
+    ranges = [r for r in ranges if r.count > 0]
+    errors: list[SpecError] = []
+    for r in ranges:
+        if r.last > 65535 or r.first < 1024:
+            errors.append(
+                SpecError(
+                    file,
+                    r.field,
+                    f"{r.describe()} fall outside 1024–65535",
+                    "choose a base that leaves room for every node and link",
+                )
+            )
+    for i, first in enumerate(ranges):
+        for second in ranges[i + 1 :]:
+            if first.first <= second.last and second.first <= first.last:
+                errors.append(
+                    SpecError(
+                        file,
+                        f"{first.field} / {second.field}",
+                        f"{first.describe()} overlap {second.describe()}",
+                        "move one base so the ranges are disjoint",
+                    )
+                )
+    if errors:
+        raise SpecErrors(errors)
+
+
+@dataclass(frozen=True)
+class PortUse:
+    """One TCP port the lab will listen on, on one host, and why."""
+
+    host: str
+    bind: str
+    port: int
+    purpose: str
+
+
+def collect_ports(plan: Plan) -> list[PortUse]:
+    """Every port the plan listens on: SSH, console, link sides and bridge stats."""
+    uses: list[PortUse] = []
+    for node in plan.nodes:
+        uses.append(PortUse(node.host, node.listen_address, node.ssh_port, f"{node.name} SSH"))
+        uses.append(
+            PortUse(node.host, node.listen_address, node.console_port, f"{node.name} console")
+        )
+    for link in plan.links:
+        uses.append(PortUse(link.worker_host, link.a_bind, link.a_port, f"link {link.a} A-side"))
+        uses.append(PortUse(link.worker_host, link.z_bind, link.z_port, f"link {link.z} Z-side"))
+    for bridge in plan.bridges.values():
+        uses.append(
+            PortUse(
+                bridge.host, bridge.stats_bind, bridge.stats_port, f"{bridge.host} bridge stats"
+            )
+        )
+    return sorted(uses, key=lambda u: (u.host, u.port))

@@ -1,0 +1,95 @@
+"""One rendering of a node plan: the exact QEMU argv that starts it.
+
+The argv is run with the lab's state directory as working directory (see
+``layout``). ``-name newtlab:<lab>:<node>`` makes every process findable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import layout
+from .model import Accel, NicPlan
+
+QEMU_BINARY = "qemu-system-x86_64"
+
+# CPU feature flags QEMU's TCG cannot emulate; asking for them only yields
+# warnings, so a TCG plan leaves them out. Matched as prefixes.
+TCG_UNSUPPORTED_FEATURES = ("avx512", "amx", "vmx", "svm", "hle", "rtm", "sgx", "pks", "kvm")
+
+
+@dataclass(frozen=True)
+class QemuNode:
+    """What argv rendering needs to know about a node."""
+
+    lab: str
+    name: str
+    memory: int
+    cpus: int
+    cpu_features: str
+    disk_driver: str
+    nic_driver: str
+    listen_address: str
+    ssh_port: int
+    console_port: int
+    nics: list[NicPlan]
+    extra_devices: list[str]
+
+
+def cpu_model(features: str, accel: Accel) -> str:
+    """``host[,features]`` under KVM; ``max`` plus what TCG accepts otherwise."""
+    flags = [f.strip() for f in features.split(",") if f.strip()]
+    if accel == "kvm":
+        return ",".join(["host", *flags])
+    kept = [f for f in flags if not f.lstrip("+-").startswith(TCG_UNSUPPORTED_FEATURES)]
+    return ",".join(["max", *kept])
+
+
+def _nic_device(driver: str, nic: NicPlan) -> str:
+    parts = [driver, f"mac={nic.mac}", "romfile="]
+    if nic.index == 0 or nic.connect is not None:
+        parts.insert(1, f"netdev={nic.netdev_id}")
+    return ",".join(parts)
+
+
+def qemu_argv(node: QemuNode, accel: Accel) -> list[str]:
+    listen = node.listen_address
+    argv = [
+        QEMU_BINARY,
+        "-name",
+        f"newtlab:{node.lab}:{node.name}",
+        "-machine",
+        "pc",
+        "-accel",
+        accel,
+        "-cpu",
+        cpu_model(node.cpu_features, accel),
+        "-m",
+        str(node.memory),
+        "-smp",
+        str(node.cpus),
+        "-drive",
+        f"file={layout.overlay(node.name)},if={node.disk_driver},format=qcow2",
+        "-display",
+        "none",
+        "-chardev",
+        f"socket,id=console,host={listen},port={node.console_port},server=on,wait=off,"
+        f"logfile={layout.console_log(node.name)},logappend=on",
+        "-serial",
+        "chardev:console",
+        "-qmp",
+        f"unix:{layout.qmp_socket(node.name)},server=on,wait=off",
+        "-monitor",
+        "none",
+        "-pidfile",
+        layout.pidfile(node.name),
+        "-netdev",
+        f"user,id=mgmt,hostfwd=tcp:{listen}:{node.ssh_port}-:22",
+    ]
+    for nic in node.nics:
+        if nic.index and nic.connect is not None:
+            argv += ["-netdev", f"socket,id={nic.netdev_id},connect={nic.connect}"]
+        argv += ["-device", _nic_device(node.nic_driver, nic)]
+    for device in node.extra_devices:
+        argv += ["-device", device]
+    return argv
