@@ -4,4 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from .errors import NewtlabError
+from .lab import Lab
+
+__all__ = ["Lab", "NewtlabError", "__version__"]

@@ -1,0 +1,129 @@
+"""A deployed lab's persistent state (``labs/<lab>/state.json``) and how commands find it.
+
+The state holds the plan the lab was deployed from, so every later command
+acts on what is running rather than on spec files that may have changed.
+It is written atomically after every phase and every process start.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from . import layout
+from .errors import LabStateError
+from .fsutil import atomic_write
+from .home import ensure_private_dir, lab_dir, labs_dir
+from .plan.model import Plan
+
+NodeStatus = Literal["pending", "starting", "running", "stopped", "error"]
+
+
+class NodeState(BaseModel):
+    pid: int = 0
+    status: NodeStatus = "pending"
+    phase: str = ""
+    error: str = ""
+    boot_seconds: float | None = None
+
+
+class BridgeState(BaseModel):
+    pid: int = 0
+    host: str
+    stats_addr: str
+    stats_unix: str = ""
+
+
+class LabState(BaseModel):
+    name: str
+    created: datetime
+    spec_dir: str
+    ssh_key_path: str = ""
+    plan: Plan
+    nodes: dict[str, NodeState] = Field(default_factory=dict)
+    bridges: dict[str, BridgeState] = Field(default_factory=dict)
+    patched_profiles: list[str] = Field(default_factory=list)
+
+    def node_names(self) -> list[str]:
+        return [n.name for n in self.plan.nodes]
+
+    def has_node(self, name: str) -> bool:
+        return any(n.name == name or name in n.hosts for n in self.plan.nodes)
+
+
+def state_path(name: str) -> Path:
+    return lab_dir(name) / layout.STATE
+
+
+def save_state(state: LabState) -> None:
+    directory = ensure_private_dir(lab_dir(state.name))
+    atomic_write(directory / layout.STATE, state.model_dump_json(indent=2).encode(), 0o600)
+
+
+def load_state(name: str) -> LabState:
+    path = state_path(name)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise LabStateError(
+            f"lab {name!r} not found (no {path}) — deploy it first, or see `newtlab list`"
+        ) from None
+    try:
+        return LabState.model_validate_json(raw)
+    except ValidationError as exc:
+        raise LabStateError(
+            f"{path} is unreadable ({exc.error_count()} problems) — it was written by another "
+            f"newtlab version or edited by hand; `newtlab destroy {name}` still finds the "
+            "lab's processes"
+        ) from None
+
+
+def list_labs() -> list[str]:
+    """Names of labs that have a state directory, sorted."""
+    root = labs_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / layout.STATE).is_file())
+
+
+def find_lab(name: str | None) -> str:
+    """The lab a lab command acts on: ``name``, or the only deployed lab."""
+    if name:
+        if not state_path(name).is_file():
+            known = ", ".join(list_labs()) or "none"
+            raise LabStateError(f"lab {name!r} is not deployed (deployed labs: {known})")
+        return name
+    labs = list_labs()
+    if len(labs) == 1:
+        return labs[0]
+    if not labs:
+        raise LabStateError("no lab is deployed — run `newtlab deploy -S DIR` first")
+    raise LabStateError(f"several labs are deployed ({', '.join(labs)}): name one, or pass -S DIR")
+
+
+def find_lab_for_node(node: str, lab: str | None = None) -> LabState:
+    """The state of the one lab that has ``node`` (or of ``lab`` if given)."""
+    if lab:
+        state = load_state(find_lab(lab))
+        if not state.has_node(node):
+            raise LabStateError(
+                f"lab {lab!r} has no node {node!r} (nodes: {', '.join(state.node_names())})"
+            )
+        return state
+    matches = []
+    for name in list_labs():
+        try:
+            state = load_state(name)
+        except LabStateError:
+            continue
+        if state.has_node(node):
+            matches.append(state)
+    if not matches:
+        raise LabStateError(f"no deployed lab has a node named {node!r} — see `newtlab list`")
+    if len(matches) > 1:
+        names = ", ".join(s.name for s in matches)
+        raise LabStateError(f"node {node!r} exists in labs {names}: pass --lab NAME")
+    return matches[0]
