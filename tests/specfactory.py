@@ -1,0 +1,57 @@
+"""Write small spec directories for tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+SWITCH_PLATFORM: dict[str, Any] = {
+    "vm_image": "/images/sw.qcow2",
+    "vm_interface_map": "sequential",
+    "vm_credentials": {"user": "admin", "pass": "pw"},
+}
+HOST_PLATFORM: dict[str, Any] = {
+    "device_type": "host",
+    "vm_image": "/images/host.qcow2",
+    "vm_interface_map": "linux",
+    "vm_credentials": {"user": "root", "pass": "root"},
+}
+
+
+def write_specs(
+    root: Path,
+    devices: dict[str, Any],
+    *,
+    links: list[dict[str, str]] | None = None,
+    platforms: dict[str, Any] | None = None,
+    profiles: dict[str, dict[str, Any]] | None = None,
+    newtlab: dict[str, Any] | None = None,
+    default_platform: str = "sw",
+) -> Path:
+    """A spec dir with one profile per device (platform ``sw`` unless given)."""
+    root.mkdir(parents=True, exist_ok=True)
+    topology: dict[str, Any] = {"version": "1.0", "devices": devices}
+    if links is not None:
+        topology["links"] = links
+    if newtlab is not None:
+        topology["newtlab"] = newtlab
+    (root / "topology.json").write_text(json.dumps(topology, indent=2))
+    plats = platforms or {"sw": SWITCH_PLATFORM, "host": HOST_PLATFORM}
+    (root / "platforms.json").write_text(json.dumps({"platforms": plats}, indent=2))
+    (root / "profiles").mkdir(exist_ok=True)
+    profiles = profiles or {}
+    for name in devices:
+        profile = profiles.get(name, {"platform": default_platform})
+        (root / "profiles" / f"{name}.json").write_text(json.dumps(profile, indent=4))
+    return root
+
+
+def linked(*pairs: tuple[str, str]) -> dict[str, Any]:
+    """Devices dict with interface ``link`` fields on both ends of each pair."""
+    devices: dict[str, Any] = {}
+    for a, z in pairs:
+        for here, there in ((a, z), (z, a)):
+            device, iface = here.split(":")
+            devices.setdefault(device, {"interfaces": {}})["interfaces"][iface] = {"link": there}
+    return devices

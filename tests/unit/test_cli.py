@@ -1,0 +1,98 @@
+"""The CLI: plan output, port probe, not-yet commands, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES
+from specfactory import linked, write_specs
+
+
+def newtlab(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "newtlab", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+    )
+
+
+@pytest.fixture
+def held_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        yield sock.getsockname()[1]
+
+
+def test_plan_table_and_json() -> None:
+    spec = str(FIXTURES / "3node-ngdp" / "specs")
+    table = newtlab("plan", "-S", spec, "--no-probe")
+    assert table.returncode == 0, table.stderr
+    assert "hostvm-0" in table.stdout and "spine:Ethernet0" in table.stdout
+    data = json.loads(newtlab("plan", "-S", spec, "--json", "--no-probe", "--accel", "tcg").stdout)
+    assert data["accel"] == "tcg" and data["bridges"]["local"]["stats_port"] == 9999
+
+
+def test_probe_reports_every_conflict_with_purpose(tmp_path: Path, held_port: int) -> None:
+    with socket.socket() as second:
+        second.bind(("127.0.0.1", 0))
+        second.listen(1)
+        other = second.getsockname()[1]
+        devices = linked(("a:Ethernet0", "b:Ethernet0"))
+        # a's SSH port is held; the link's Z side is held too.
+        spec = write_specs(
+            tmp_path / "lab",
+            devices,
+            newtlab={
+                "ssh_port_base": held_port,
+                "link_port_base": other - 1,
+                "console_port_base": 50000,
+            },
+        )
+        result = newtlab("plan", "-S", str(spec))
+    assert result.returncode == 1
+    assert f"a SSH: port {held_port} in use" in result.stderr
+    assert f"link b:Ethernet0 Z-side: port {other} in use" in result.stderr
+    assert "Traceback" not in result.stderr
+    skipped = newtlab("plan", "-S", str(spec), "--no-probe")
+    assert skipped.returncode == 0
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["deploy", "-S", "x"],
+        ["destroy", "lab"],
+        ["status"],
+        ["list"],
+        ["ssh", "n"],
+        ["console", "n"],
+        ["stop", "n"],
+        ["start", "n"],
+        ["provision"],
+        ["logs", "n"],
+    ],
+)
+def test_commands_without_runtime_say_so(command: list[str]) -> None:
+    result = newtlab(*command)
+    assert result.returncode != 0
+    assert "not available yet" in result.stderr
+
+
+def test_plan_without_specs_is_a_clear_error() -> None:
+    result = newtlab("plan")
+    assert result.returncode == 1 and "pass -S DIR" in result.stderr
+
+
+def test_version() -> None:
+    result = newtlab("version")
+    assert result.returncode == 0 and result.stdout.startswith("newtlab ")
