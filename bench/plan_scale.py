@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from newtlab.plan.plan import build_plan
 from newtlab.home import homes
+from newtlab.plan.plan import build_plan
 from newtlab.spec.load import load_specs
 
 
@@ -37,15 +37,22 @@ def generate(root: Path, nodes: int, links: int, seed: int = 7) -> Path:
     topology = {
         "devices": {n: {} for n in names},
         "links": link_list,
-        "newtlab": {"link_port_base": 20000, "console_port_base": 15000, "ssh_port_base": 17000,
-                    "servers": servers},
-    }  # fmt: skip
+        "newtlab": {
+            "link_port_base": 20000,
+            "console_port_base": 15000,
+            "ssh_port_base": 17000,
+            "servers": servers,
+        },
+    }
     platforms = {
         "platforms": {
-            "sw": {"vm_image": "/images/sw.qcow2", "vm_interface_map": "sequential",
-                   "vm_credentials": {"user": "admin", "pass": "pw"}}
+            "sw": {
+                "vm_image": "/images/sw.qcow2",
+                "vm_interface_map": "sequential",
+                "vm_credentials": {"user": "admin", "pass": "pw"},
+            }
         }
-    }  # fmt: skip
+    }
     root.mkdir(parents=True)
     (root / "topology.json").write_text(json.dumps(topology))
     (root / "platforms.json").write_text(json.dumps(platforms))
@@ -91,12 +98,18 @@ def main() -> None:
         json.dump(result, sys.stdout, indent=2)
         print()
         return
-    print(f"{result['nodes']} nodes, {result['links']} links, {result['servers']} servers "
-          f"(median of {args.repeat})")  # fmt: skip
+    print(
+        f"{result['nodes']} nodes, {result['links']} links, {result['servers']} servers "
+        f"(median of {args.repeat})"
+    )
     print(f"  load specs        {load * 1000:8.1f} ms   (baseline)")
-    print(f"  plan (+ to_json)  {(total - load) * 1000:8.1f} ms   ({result['plan_over_load']}x load)")
-    print(f"  total             {total * 1000:8.1f} ms   target < 1000 ms: "
-          f"{'met' if result['meets_target'] else 'MISSED'}")  # fmt: skip
+    print(
+        f"  plan (+ to_json)  {(total - load) * 1000:8.1f} ms   ({result['plan_over_load']}x load)"
+    )
+    print(
+        f"  total             {total * 1000:8.1f} ms   target < 1000 ms: "
+        f"{'met' if result['meets_target'] else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":
