@@ -1,0 +1,70 @@
+"""SSH to lab VMs: readiness (a real login), commands, and the lab's key pair."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+
+from ..errors import RuntimeFailure
+
+
+@dataclass(frozen=True)
+class SSHTarget:
+    host: str
+    port: int
+    user: str
+    password: str
+    key_path: str
+
+    def options(self, timeout: float) -> dict[str, object]:
+        keys = [self.key_path] if self.key_path and Path(self.key_path).exists() else []
+        return {
+            "host": self.host,
+            "port": self.port,
+            "username": self.user,
+            "password": self.password or None,
+            "client_keys": keys,
+            "known_hosts": None,
+            "agent_path": None,
+            "login_timeout": timeout,
+            "connect_timeout": timeout,
+        }
+
+
+def create_key_pair(path: Path) -> str:
+    """Write a new ed25519 key pair (``path`` and ``path.pub``); return the public key line."""
+    key = asyncssh.generate_private_key("ssh-ed25519", comment=f"newtlab-{path.parent.parent.name}")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key.write_private_key(str(path))
+    path.chmod(0o600)
+    public = key.export_public_key("openssh").decode().strip()
+    path.with_suffix(".pub").write_text(public + "\n")
+    return public
+
+
+async def run(target: SSHTarget, command: str, timeout: float = 60) -> asyncssh.SSHCompletedProcess:
+    async with asyncssh.connect(**target.options(min(timeout, 15))) as conn:
+        return await asyncio.wait_for(conn.run(command, check=False), timeout)
+
+
+async def wait_ready(target: SSHTarget, deadline: float, interval: float = 0.5) -> None:
+    """Poll until an SSH login runs ``echo ready``; QEMU's port forward accepts TCP long before."""
+    last_error = "no attempt"
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RuntimeFailure(
+                f"SSH timeout for {target.user}@{target.host}:{target.port} ({last_error})"
+            )
+        try:
+            result = await run(target, "echo ready", timeout=max(min(remaining, 10), 1))
+            if result.exit_status == 0 and "ready" in str(result.stdout):
+                return
+            last_error = f"echo exited {result.exit_status}"
+        except (TimeoutError, OSError, asyncssh.Error) as exc:
+            last_error = str(exc) or type(exc).__name__
+        await asyncio.sleep(interval)
