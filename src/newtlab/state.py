@@ -27,6 +27,7 @@ class NodeState(BaseModel):
     status: NodeStatus = "pending"
     phase: str = ""
     error: str = ""
+    started_at: float = 0.0
     boot_seconds: float | None = None
 
 
@@ -37,6 +38,16 @@ class BridgeState(BaseModel):
     stats_unix: str = ""
 
 
+class ProfilePatch(BaseModel):
+    """What deploy wrote into one profile, so destroy can undo exactly that."""
+
+    device: str
+    path: str
+    written_sha256: str
+    added_credentials: bool
+    original_mgmt_ip: str | None = None
+
+
 class LabState(BaseModel):
     name: str
     created: datetime
@@ -45,7 +56,8 @@ class LabState(BaseModel):
     plan: Plan
     nodes: dict[str, NodeState] = Field(default_factory=dict)
     bridges: dict[str, BridgeState] = Field(default_factory=dict)
-    patched_profiles: list[str] = Field(default_factory=list)
+    accel_note: str = ""
+    patched_profiles: list[ProfilePatch] = Field(default_factory=list)
 
     def node_names(self) -> list[str]:
         return [n.name for n in self.plan.nodes]
