@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
-from . import __version__
-from .errors import NewtlabError, NotAvailableError, PortConflictError
-from .lab import Lab
+from . import __version__, layout
+from .access import connect_host, follow_file, node_plan, ssh_argv
+from .errors import NewtlabError, PortConflictError, RuntimeFailure
+from .home import cache_dir, images_dir, lab_dir
+from .lab import Lab, destroy_lab, lab_of_node
+from .ops.provision import DEFAULT_COMMAND, ProvisionResult
 from .plan.model import Accel
-from .render import print_plan
+from .plan.plan import check_lab_name, lab_name_for
+from .render import ProgressView, print_plan, print_status
+from .runtime.console_client import attach as attach_console
+from .state import find_lab, list_labs, load_state
 
 app = typer.Typer(
     name="newtlab",
@@ -76,75 +85,232 @@ def plan(
             raise PortConflictError(conflicts)
 
 
-def _not_yet(command: str) -> NoReturn:
-    raise NotAvailableError(
-        f"`newtlab {command}` is not available yet in newtlab {__version__}; "
-        "`newtlab plan -S DIR` shows what it will do"
-    )
+AccelChoice = Annotated[str, typer.Option("--accel", help="auto (probe KVM, else TCG), kvm or tcg")]
+
+
+def _lab_name(lab: str | None, specs: Path | None, name: str | None = None) -> str:
+    """The lab a lab command means: -S DIR (and --name), a lab name, or the only lab."""
+    if specs is not None:
+        return check_lab_name(name or lab_name_for(specs))
+    return find_lab(lab or name)
+
+
+def _print_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _progress(nodes: list[str], quiet: bool) -> ProgressView:
+    return ProgressView(err if quiet else out, nodes)
 
 
 @app.command()
-def deploy(specs: SpecsOpt = None, name: NameOpt = None) -> None:
-    """Deploy the lab of a spec directory."""
-    _not_yet("deploy")
+def deploy(
+    specs: SpecsOpt = None,
+    name: NameOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="replace a deployed lab")] = False,
+    accel: AccelChoice = "auto",
+    json_out: JsonOpt = False,
+    provision_after: Annotated[
+        bool, typer.Option("--provision", help="run provisioning after deploy")
+    ] = False,
+    parallel: Annotated[int, typer.Option(help="parallel provisioning jobs")] = 1,
+) -> None:
+    """Deploy the lab of a spec directory: VMs, links, console bootstrap, SSH."""
+    if accel not in ("auto", "kvm", "tcg"):
+        raise NewtlabError(f"--accel must be auto, kvm or tcg (got {accel!r})")
+    lab = Lab.load(_require_specs(specs), name=name)
+    with _progress([n.name for n in lab.plan.nodes], json_out) as view:
+        status_data = lab.deploy(force=force, accel=accel, progress=view)
+        if provision_after:
+            _report_provision(lab.provision(parallel=parallel, progress=view), json_out=False)
+    if json_out:
+        _print_json(status_data)
+    else:
+        print_status(out, status_data)
 
 
 @app.command()
-def destroy(lab: Annotated[str | None, typer.Argument()] = None, specs: SpecsOpt = None) -> None:
-    """Stop every process of a lab and remove its state."""
-    _not_yet("destroy")
+def destroy(
+    lab: Annotated[str | None, typer.Argument(help="lab name")] = None,
+    specs: SpecsOpt = None,
+    name: NameOpt = None,
+    grace: Annotated[float, typer.Option(help="seconds to wait for ACPI powerdown")] = 5.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Stop every process of a lab, restore its profiles and remove its state."""
+    target = _lab_name(lab, specs, name)
+    with _progress([], json_out) as view:
+        warnings = destroy_lab(target, grace=grace, progress=view)
+    for warning in warnings:
+        err.print(Text("warning: ", style="yellow") + Text(warning), soft_wrap=True)
+    if json_out:
+        _print_json({"lab": target, "destroyed": True, "warnings": warnings})
+    else:
+        out.print(f"lab {target} destroyed")
 
 
 @app.command()
 def status(
-    lab: Annotated[str | None, typer.Argument()] = None,
+    lab: Annotated[str | None, typer.Argument(help="lab name")] = None,
     specs: SpecsOpt = None,
+    name: NameOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Show a lab's nodes and links, live."""
-    _not_yet("status")
+    """Show a lab's nodes (live process check) and links (live bridge counters)."""
+    data = Lab.attach(_lab_name(lab, specs, name)).status()
+    if json_out:
+        _print_json(data)
+    else:
+        print_status(out, data)
 
 
 @app.command("list")
 def list_(json_out: JsonOpt = False) -> None:
     """List deployed labs."""
-    _not_yet("list")
+    rows = [Lab.attach(name).status() for name in list_labs()]
+    summary = [
+        {"lab": r["lab"], "created": r["created"], "spec_dir": r["spec_dir"],
+         "nodes": len(r["nodes"]),
+         "running": sum(1 for n in r["nodes"] if n["status"] == "running")}
+        for r in rows
+    ]  # fmt: skip
+    if json_out:
+        _print_json(summary)
+        return
+    if not summary:
+        out.print("no labs deployed")
+        return
+    table = Table()
+    for column in ("LAB", "NODES", "RUNNING", "DEPLOYED", "SPECS"):
+        table.add_column(column)
+    for r in summary:
+        table.add_row(
+            r["lab"], str(r["nodes"]), str(r["running"]), r["created"][:19], r["spec_dir"]
+        )
+    out.print(table)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def ssh(
+    ctx: typer.Context,
+    node: Annotated[str, typer.Argument(help="node name")],
+    lab: LabOpt = None,
+) -> None:
+    """Open an SSH session to a node (with the lab's key); `-- CMD` runs a command."""
+    target = lab_of_node(node, lab)
+    state = load_state(target.name)
+    argv = ssh_argv(state, node_plan(state, node), list(ctx.args))
+    try:
+        os.execvp(argv[0], argv)
+    except FileNotFoundError:
+        raise NewtlabError("ssh not found — install openssh-client") from None
 
 
 @app.command()
-def ssh(node: str, lab: LabOpt = None) -> None:
-    """Open an SSH session to a node."""
-    _not_yet("ssh")
+def console(node: Annotated[str, typer.Argument(help="node name")], lab: LabOpt = None) -> None:
+    """Attach to a node's serial console (Ctrl-] leaves)."""
+    target = lab_of_node(node, lab)
+    plan_node = node_plan(load_state(target.name), node)
+    err.print(f"console of {node} on port {plan_node.console_port} — Ctrl-] to leave")
+    try:
+        attach_console(connect_host(plan_node), plan_node.console_port)
+    except OSError as exc:
+        raise NewtlabError(f"cannot reach the console of {node}: {exc.strerror or exc}") from None
+    err.print("\nconsole closed")
 
 
 @app.command()
-def console(node: str, lab: LabOpt = None) -> None:
-    """Attach to a node's serial console."""
-    _not_yet("console")
+def stop(
+    node: Annotated[str, typer.Argument(help="node name")],
+    lab: LabOpt = None,
+    grace: Annotated[float, typer.Option(help="seconds to wait for ACPI powerdown")] = 30.0,
+) -> None:
+    """Stop one node; its disk is kept and its neighbours stay connected."""
+    target = lab_of_node(node, lab)
+    with _progress([node], False) as view:
+        target.stop(node, grace=grace, progress=view)
 
 
 @app.command()
-def stop(node: str, lab: LabOpt = None) -> None:
-    """Stop one node (its disk is kept)."""
-    _not_yet("stop")
+def start(node: Annotated[str, typer.Argument(help="node name")], lab: LabOpt = None) -> None:
+    """Start a stopped node and wait until it answers SSH; its links come back."""
+    target = lab_of_node(node, lab)
+    with _progress([node], False) as view:
+        target.start(node, progress=view)
 
 
 @app.command()
-def start(node: str, lab: LabOpt = None) -> None:
-    """Start a stopped node."""
-    _not_yet("start")
+def logs(
+    node: Annotated[str, typer.Argument(help="node name")],
+    lab: LabOpt = None,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="keep printing new output")
+    ] = False,
+    qemu_log: Annotated[
+        bool, typer.Option("--qemu", help="QEMU's own log, not the console")
+    ] = False,
+) -> None:
+    """Print a node's serial console log (or QEMU's log with --qemu)."""
+    target = lab_of_node(node, lab)
+    node_plan(load_state(target.name), node)
+    relative = layout.qemu_log(node) if qemu_log else layout.console_log(node)
+    follow_file(lab_dir(target.name) / relative, follow)
 
 
-@app.command()
-def logs(node: str, lab: LabOpt = None) -> None:
-    """Show a node's console log."""
-    _not_yet("logs")
+@app.command("provision")
+def provision_(
+    lab: Annotated[str | None, typer.Argument(help="lab name")] = None,
+    specs: SpecsOpt = None,
+    device: Annotated[
+        list[str] | None, typer.Option("-d", "--device", help="only these devices")
+    ] = None,
+    parallel: Annotated[int, typer.Option(help="devices provisioned at once")] = 1,
+    command: Annotated[
+        str, typer.Option(help="command per device; {spec_dir}, {device}, {lab} are filled in")
+    ] = DEFAULT_COMMAND,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run `newtron provision` (or --command) for each device of a deployed lab."""
+    target = Lab.attach(_lab_name(lab, specs))
+    with _progress([], json_out) as view:
+        results = target.provision(device, command=command, parallel=parallel, progress=view)
+    _report_provision(results, json_out)
 
 
-@app.command()
-def provision(lab: Annotated[str | None, typer.Argument()] = None, specs: SpecsOpt = None) -> None:
-    """Run newtron provisioning on the lab's devices."""
-    _not_yet("provision")
+def _report_provision(results: list[ProvisionResult], json_out: bool) -> None:
+    if json_out:
+        _print_json([r.__dict__ for r in results])
+    failed = [r for r in results if r.returncode != 0]
+    for r in failed:
+        err.print(Text(f"{r.device}: exit {r.returncode}\n{r.output.strip()}"), soft_wrap=True)
+    if failed:
+        raise RuntimeFailure(f"provisioning failed on {len(failed)} of {len(results)} devices")
+
+
+image_app = typer.Typer(help="Build the images newtlab provides.", no_args_is_help=True)
+app.add_typer(image_app, name="image")
+
+
+@image_app.command("build")
+def image_build(
+    kind: Annotated[str, typer.Argument(help="image to build: host")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Build newtlab's small Linux host/router image into NEWTLAB_HOME/images."""
+    if kind != "host":
+        raise NewtlabError(f"unknown image {kind!r}: newtlab builds the 'host' image")
+    from .image import ImageBuildError, build_host_image
+
+    try:
+        built = build_host_image(
+            images_dir(), cache_dir(), lambda line: err.print(line, highlight=False)
+        )
+    except ImageBuildError as exc:
+        raise RuntimeFailure(str(exc)) from None
+    if json_out:
+        _print_json({"image": str(built.image)})
+    else:
+        out.print(f"built {built.image}")
 
 
 def main() -> None:

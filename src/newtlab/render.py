@@ -1,11 +1,25 @@
-"""Human-readable renderings of plans and lab state (rich tables)."""
+"""Human-readable renderings: plan and status tables, live deploy progress."""
 
 from __future__ import annotations
 
+import time
+from types import TracebackType
+from typing import Any
+
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
+from .ops.events import Event
 from .plan.model import Plan
+
+_STATUS_STYLE = {
+    "running": "green",
+    "ready": "green",
+    "error": "red",
+    "exited": "red",
+    "stopped": "yellow",
+}
 
 
 def plan_tables(plan: Plan) -> list[Table]:
@@ -43,3 +57,104 @@ def print_plan(console: Console, plan: Plan) -> None:
             f"bridge on {bridge.host}: {bridge.links} links, stats on "
             f"{bridge.stats_bind}:{bridge.stats_port}"
         )
+
+
+def _bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def print_status(console: Console, status: dict[str, Any]) -> None:
+    console.print(
+        f"Lab [bold]{status['lab']}[/] (deployed {status['created'][:19]}, accel {status['accel']})"
+    )
+    if status.get("accel_note"):
+        console.print(f"  {status['accel_note']}", style="dim")
+    nodes = Table(title_justify="left")
+    for column in ("NODE", "STATUS", "SSH", "CONSOLE", "PID", "BOOT", "NOTE"):
+        nodes.add_column(column)
+    for node in status["nodes"]:
+        style = _STATUS_STYLE.get(node["status"], "")
+        note = (
+            ", ".join(node["hosts"]) if node["hosts"] else (node["error"].splitlines() or [""])[0]
+        )
+        boot = f"{node['boot_seconds']:.1f}s" if node.get("boot_seconds") else ""
+        nodes.add_row(
+            node["name"],
+            f"[{style}]{node['status']}[/]" if style else node["status"],
+            str(node["ssh_port"]),
+            str(node["console_port"]),
+            str(node["pid"] or ""),
+            boot,
+            note[:60],
+        )
+    console.print(nodes)
+    if status["links"]:
+        links = Table(title_justify="left")
+        for column in ("LINK", "PORTS", "STATUS", "A→Z", "Z→A"):
+            links.add_column(column)
+        for link in status["links"]:
+            stats = link["stats"]
+            state = "[green]connected[/]" if link["connected"] else "[yellow]down[/]"
+            links.add_row(
+                f"{link['a']} ↔ {link['z']}",
+                f"{link['a_port']}/{link['z_port']}",
+                state,
+                _bytes(stats.get("a_to_z_bytes", 0)),
+                _bytes(stats.get("z_to_a_bytes", 0)),
+            )
+        console.print(links)
+
+
+class ProgressView:
+    """Live per-node progress while a command runs (plain lines when not on a terminal)."""
+
+    def __init__(self, console: Console, nodes: list[str]) -> None:
+        self.console = console
+        self.started = time.monotonic()
+        self.rows: dict[str, tuple[str, str, bool]] = {n: ("waiting", "", False) for n in nodes}
+        self.lab_line = ""
+        self.live = (
+            Live(self._table(), console=console, refresh_per_second=8, transient=False)
+            if console.is_terminal
+            else None
+        )
+
+    def _table(self) -> Table:
+        table = Table(title=self.lab_line or None, title_justify="left")
+        for column in ("NODE", "PHASE", "DETAIL"):
+            table.add_column(column)
+        for node, (phase, detail, failed) in self.rows.items():
+            style = "red" if failed else _STATUS_STYLE.get(phase, "")
+            table.add_row(node, f"[{style}]{phase}[/]" if style else phase, detail[:70])
+        return table
+
+    def __call__(self, event: Event) -> None:
+        elapsed = time.monotonic() - self.started
+        if self.live is None:
+            who = event.node or "lab"
+            self.console.print(
+                f"[{elapsed:6.1f}s] {who}: {event.phase} {event.detail}".rstrip(),
+                highlight=False,
+                soft_wrap=True,
+            )
+            return
+        if event.node:
+            self.rows[event.node] = (event.phase, event.detail, event.failed)
+        else:
+            self.lab_line = f"{event.phase}: {event.detail}" if event.detail else event.phase
+        self.live.update(self._table())
+
+    def __enter__(self) -> ProgressView:
+        if self.live is not None:
+            self.live.__enter__()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.live is not None:
+            self.live.__exit__(kind, exc, tb)

@@ -1,0 +1,66 @@
+"""How a user reaches a deployed node: SSH command line, console address, logs."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from .errors import RuntimeFailure
+from .plan.model import NodePlan
+from .state import LabState
+
+
+def node_plan(state: LabState, name: str) -> NodePlan:
+    """The plan of VM ``name``; a virtual host name is explained, not guessed."""
+    for node in state.plan.nodes:
+        if node.name == name:
+            return node
+        if name in node.hosts:
+            raise RuntimeFailure(
+                f"{name} is a virtual host inside {node.name}; use `newtlab ssh {node.name}`"
+            )
+    raise RuntimeFailure(f"lab {state.name} has no node {name!r}")
+
+
+def connect_host(node: NodePlan) -> str:
+    return "127.0.0.1" if node.listen_address == "127.0.0.1" else node.host_address
+
+
+def ssh_argv(state: LabState, node: NodePlan, command: list[str]) -> list[str]:
+    """``ssh`` with the lab's key, no host-key pinning (lab VMs are recreated often)."""
+    if command and command[0] == "--":
+        command = command[1:]
+    argv = [
+        "ssh",
+        "-p",
+        str(node.ssh_port),
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+    ]
+    if state.ssh_key_path and Path(state.ssh_key_path).exists():
+        argv += ["-i", state.ssh_key_path]
+    return [*argv, f"{node.ssh_user}@{connect_host(node)}", *command]
+
+
+def follow_file(path: Path, follow: bool, poll: float = 0.3) -> None:
+    """Copy ``path`` to stdout; with ``follow``, keep copying what is appended."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        raise RuntimeFailure(f"no log yet at {path}") from None
+    with handle:
+        out = sys.stdout.buffer
+        while True:
+            chunk = handle.read(65536)
+            if chunk:
+                out.write(chunk)
+                out.flush()
+                continue
+            if not follow:
+                return
+            time.sleep(poll)

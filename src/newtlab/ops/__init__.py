@@ -1,0 +1,1 @@
+"""Lab operations: deploy, destroy, status, node stop/start, provision."""
