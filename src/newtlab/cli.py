@@ -88,10 +88,17 @@ def plan(
 AccelChoice = Annotated[str, typer.Option("--accel", help="auto (probe KVM, else TCG), kvm or tcg")]
 
 
-def _lab_name(lab: str | None, specs: Path | None, name: str | None = None) -> str:
-    """The lab a lab command means: -S DIR (and --name), a lab name, or the only lab."""
+def _lab_name(
+    lab: str | None, specs: Path | None, name: str | None = None, deployed: bool = True
+) -> str:
+    """The lab a lab command means: -S DIR (and --name), a lab name, or the only lab.
+
+    ``deployed=False`` accepts a name without state (destroy cleans up by tags).
+    """
     if specs is not None:
         return check_lab_name(name or lab_name_for(specs))
+    if not deployed and (lab or name):
+        return check_lab_name(lab or name or "")
     return find_lab(lab or name)
 
 
@@ -138,7 +145,7 @@ def destroy(
     json_out: JsonOpt = False,
 ) -> None:
     """Stop every process of a lab, restore its profiles and remove its state."""
-    target = _lab_name(lab, specs, name)
+    target = _lab_name(lab, specs, name, deployed=False)
     with _progress([], json_out) as view:
         warnings = destroy_lab(target, grace=grace, progress=view)
     for warning in warnings:

@@ -18,6 +18,7 @@ from .errors import LabStateError
 from .fsutil import atomic_write
 from .home import ensure_private_dir, lab_dir, labs_dir
 from .plan.model import Plan
+from .spec.names import SAFE_NAME_HINT, is_safe_name
 
 NodeStatus = Literal["pending", "starting", "running", "stopped", "error"]
 
@@ -104,6 +105,8 @@ def list_labs() -> list[str]:
 def find_lab(name: str | None) -> str:
     """The lab a lab command acts on: ``name``, or the only deployed lab."""
     if name:
+        if not is_safe_name(name):
+            raise LabStateError(f"lab name {name!r} is not allowed: {SAFE_NAME_HINT}")
         if not state_path(name).is_file():
             known = ", ".join(list_labs()) or "none"
             raise LabStateError(f"lab {name!r} is not deployed (deployed labs: {known})")

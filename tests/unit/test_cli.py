@@ -68,24 +68,30 @@ def test_probe_reports_every_conflict_with_purpose(tmp_path: Path, held_port: in
 
 
 @pytest.mark.parametrize(
-    "command",
+    ("command", "message"),
     [
-        ["deploy", "-S", "x"],
-        ["destroy", "lab"],
-        ["status"],
-        ["list"],
-        ["ssh", "n"],
-        ["console", "n"],
-        ["stop", "n"],
-        ["start", "n"],
-        ["provision"],
-        ["logs", "n"],
+        (["status"], "no lab is deployed"),
+        (["destroy", "ghostlab"], "lab 'ghostlab' not found — nothing to destroy"),
+        (["ssh", "ghost"], "no deployed lab has a node named 'ghost'"),
+        (["console", "ghost"], "no deployed lab has a node named 'ghost'"),
+        (["stop", "ghost"], "no deployed lab has a node named 'ghost'"),
+        (["start", "ghost"], "no deployed lab has a node named 'ghost'"),
+        (["logs", "ghost"], "no deployed lab has a node named 'ghost'"),
+        (["provision"], "no lab is deployed"),
+        (["deploy"], "pass -S DIR"),
+        (["destroy", "bad name"], "lab name 'bad name' is not allowed"),
+        (["image", "build", "vjunos"], "unknown image 'vjunos'"),
     ],
 )
-def test_commands_without_runtime_say_so(command: list[str]) -> None:
+def test_commands_without_a_lab_explain_themselves(command: list[str], message: str) -> None:
     result = newtlab(*command)
     assert result.returncode != 0
-    assert "not available yet" in result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_list_with_no_labs() -> None:
+    assert json.loads(newtlab("list", "--json").stdout) == []
 
 
 def test_plan_without_specs_is_a_clear_error() -> None:
