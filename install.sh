@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# Install newtlab and everything it needs on Debian 12, then run the default example.
-#   ./install.sh            install, then run the default example (examples/line3)
+# Install newtlab and everything it needs on Debian 12, then run the default example:
+# deploy examples/line3 (three Linux routers in a line), show its status, ping across
+# a link, and destroy it again.
+#   ./install.sh            install + demo
+#   ./install.sh --keep     install + demo, and leave the lab running
 #   ./install.sh --no-demo  install only
 set -euo pipefail
 cd "$(dirname "$0")"
+mode="${1:-}"
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 APT_PACKAGES=(
-  python3 python3-venv python3-pip    # newtlab itself
-  qemu-system-x86 qemu-utils          # the VMs and their overlay disks
-  socat                               # benchmarks compare newtlink against it
+  python3 python3-venv python3-pip              # newtlab itself
+  qemu-system-x86 qemu-utils                    # the VMs and their overlay disks
+  openssh-client                                # newtlab ssh
+  mtools syslinux syslinux-common dosfstools    # newtlab image build host: a bootable FAT disk
+  busybox-static cpio                           #   and its root filesystem
+  socat                                         # bench/newtlink.py compares against it
 )
-echo "==> installing system packages: ${APT_PACKAGES[*]}"
+echo "==> installing system packages"
 as_root apt-get update -qq
 as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
   "${APT_PACKAGES[@]}" >/dev/null
@@ -21,11 +28,26 @@ echo "==> creating .venv and installing newtlab"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip >/dev/null
 .venv/bin/pip install -q -e '.[dev]'
+newtlab=.venv/bin/newtlab
 
-if [ "${1:-}" = "--no-demo" ]; then
-  echo "==> installed: run 'source .venv/bin/activate' to put newtlab on your PATH"
+if [ "$mode" = "--no-demo" ]; then
+  echo "==> installed: 'source .venv/bin/activate' puts newtlab on your PATH"
   exit 0
 fi
 
-echo "==> default example: newtlab plan -S examples/line3"
-.venv/bin/newtlab plan -S examples/line3
+echo "==> building the host image (cached after the first time)"
+$newtlab image build host
+
+echo "==> deploying examples/line3"
+$newtlab deploy -S examples/line3 --force
+cleanup() { [ "$mode" = "--keep" ] || $newtlab destroy line3; }
+trap cleanup EXIT
+
+$newtlab ssh r1 -- "ip addr add 10.0.12.1/24 dev eth1 && ip link set eth1 up"
+$newtlab ssh r2 -- "ip addr add 10.0.12.2/24 dev eth1 && ip link set eth1 up"
+echo "==> r1 pings r2 across the r1:eth1 -- r2:eth1 link"
+$newtlab ssh r1 -- ping -c 3 -W 2 10.0.12.2
+$newtlab status
+if [ "$mode" = "--keep" ]; then
+  echo "==> lab line3 left running: 'newtlab destroy line3' removes it"
+fi

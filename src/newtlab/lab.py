@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LabStateError, RuntimeFailure
-from .home import cache_dir, homes, lab_dir
+from .home import cache_dir, homes, images_dir, lab_dir
 from .locks import lab_lock
 from .ops import deploy as deploy_op
 from .ops import destroy as destroy_op
@@ -34,7 +34,7 @@ def probe_files() -> tuple[Path, Path] | None:
     """The KVM probe's kernel and initramfs, if the host image has been built."""
     from .image import probe_artifacts
 
-    return probe_artifacts(cache_dir())
+    return probe_artifacts(images_dir())
 
 
 @dataclass

@@ -60,7 +60,8 @@ def test_newtlink_tag() -> None:
 def test_lab_lock_is_exclusive() -> None:
     with lab_lock("busy"):
         code = (
-            "import sys\nfrom newtlab.locks import lab_lock\nfrom newtlab.errors import LabStateError\n"
+            "import sys\nfrom newtlab.locks import lab_lock\n"
+            "from newtlab.errors import LabStateError\n"
             "try:\n    lab_lock('busy', wait=0.3).__enter__()\nexcept LabStateError as e:\n"
             "    print(e); sys.exit(3)\n"
         )

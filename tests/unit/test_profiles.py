@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES
 
+from conftest import FIXTURES
 from newtlab.lab import Lab
 from newtlab.profiles import patch_profiles, restore_profiles
 

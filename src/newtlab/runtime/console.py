@@ -158,7 +158,6 @@ async def bootstrap(
     """Log in on the console and run the bootstrap, user and key commands in order."""
     session = await ConsoleSession.connect(host, port, deadline)
     try:
-        step("waiting for console login")
         try:
             await login(session, console, deadline)
         except TimeoutError as exc:
@@ -173,7 +172,7 @@ async def bootstrap(
         results = []
         for template in commands:
             command = fill(template, values)
-            step(f"console: {command[:60]}")
+            step(template)
             try:
                 result = await session.run(command, deadline)
             except TimeoutError:

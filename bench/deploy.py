@@ -1,0 +1,108 @@
+"""Deploy N = 1, 2, 4 test VMs and print where the time goes.
+
+Usage: python bench/deploy.py [--sizes 1,2,4] [--json]
+
+For each N, a chain of N newtlab host VMs is deployed under TCG and
+destroyed. Printed per N: wall time of each deploy phase, the slowest
+node's own boot-to-SSH time, and the orchestration overhead — deploy wall
+time minus that slowest boot (target: under 2 s at N = 4). The baseline is
+thus measured in the same run: the VMs' own boot time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def chain_specs(root: Path, n: int, image: Path) -> Path:
+    devices: dict[str, Any] = {}
+    for i in range(1, n + 1):
+        ifaces = {}
+        if i > 1:
+            ifaces["eth1"] = {"link": f"r{i - 1}:eth2"}
+        if i < n:
+            ifaces["eth2"] = {"link": f"r{i + 1}:eth1"}
+        devices[f"r{i}"] = {"interfaces": ifaces}
+    base = 26000 + n * 100
+    topology = {
+        "devices": devices,
+        "newtlab": {
+            "link_port_base": base,
+            "console_port_base": base + 40,
+            "ssh_port_base": base + 70,
+        },
+    }
+    platforms = json.loads((REPO / "examples" / "line3" / "platforms.json").read_text())
+    platforms["platforms"]["newtlab-host"]["vm_image"] = str(image)
+    spec = root / f"chain{n}"
+    (spec / "profiles").mkdir(parents=True)
+    (spec / "topology.json").write_text(json.dumps(topology))
+    (spec / "platforms.json").write_text(json.dumps(platforms))
+    for name in devices:
+        (spec / "profiles" / f"{name}.json").write_text(json.dumps({"platform": "newtlab-host"}))
+    return spec
+
+
+def measure(n: int, image: Path, root: Path) -> dict[str, Any]:
+    from newtlab.lab import Lab
+    from newtlab.ops.events import Event
+
+    marks: list[tuple[float, Event]] = []
+    lab = Lab.load(chain_specs(root, n, image), accel="tcg")
+    t0 = time.monotonic()
+    status = lab.deploy(accel="tcg", progress=lambda e: marks.append((time.monotonic() - t0, e)))
+    wall = time.monotonic() - t0
+    lab.destroy(grace=0)
+    first: dict[str, float] = {}
+    for at, event in marks:
+        first.setdefault(event.phase, at)
+    slowest = max(node["boot_seconds"] for node in status["nodes"])
+    return {
+        "n": n,
+        "deploy_s": round(wall, 2),
+        "slowest_boot_s": slowest,
+        "overhead_s": round(wall - slowest, 2),
+        "phase_start_s": {k: round(v, 2) for k, v in first.items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1,2,4")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    from newtlab.home import cache_dir, images_dir
+    from newtlab.image import build_host_image
+
+    # The image is built (or reused) in the user's NEWTLAB_HOME; labs get a scratch one.
+    image = build_host_image(images_dir(), cache_dir(), lambda line: None).image
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["NEWTLAB_HOME"] = str(Path(tmp) / "home")
+        results = [measure(int(n), image, Path(tmp)) for n in args.sizes.split(",")]
+    if args.json:
+        json.dump(results, sys.stdout, indent=2)
+        print()
+        return
+    print(f"{'N':>3} {'deploy':>8} {'slowest boot':>13} {'overhead':>9}   phase starts (s)")
+    for r in results:
+        phases = " ".join(f"{k}={v}" for k, v in r["phase_start_s"].items())
+        print(
+            f"{r['n']:>3} {r['deploy_s']:>7.2f}s {r['slowest_boot_s']:>12.1f}s "
+            f"{r['overhead_s']:>8.2f}s   {phases}"
+        )
+    worst = next((r for r in results if r["n"] == 4), results[-1])
+    verdict = "met" if worst["overhead_s"] < 2 else "MISSED"
+    print(f"overhead at N={worst['n']}: {worst['overhead_s']:.2f} s (target < 2 s: {verdict})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""Deploys that fail end with a clear message, and destroy then removes everything."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import SpecDir, run_cli
+from newtlab.runtime import bridge, procs
+from newtlab.state import load_state
+
+pytestmark = pytest.mark.integration
+
+
+def assert_clean(spec: SpecDir, home: Path, profiles: dict[str, bytes]) -> None:
+    assert procs.lab_vms(spec.lab) == {}
+    assert procs.find(bridge.tag(spec.lab)) == []
+    assert not (home / "labs" / spec.lab).exists()
+    assert spec.profiles() == profiles
+
+
+def test_missing_image(make_lab, newtlab_home: Path) -> None:  # type: ignore[no-untyped-def]
+    def edit(topology: dict[str, Any]) -> None:
+        pass
+
+    spec: SpecDir = make_lab(edit=edit)
+    platforms = json.loads((spec.path / "platforms.json").read_text())
+    platforms["platforms"]["newtlab-host"]["vm_image"] = "/nonexistent/none.qcow2"
+    (spec.path / "platforms.json").write_text(json.dumps(platforms))
+    result = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg")
+    assert result.returncode == 1
+    assert "r1: vm_image not found: /nonexistent/none.qcow2" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert procs.lab_vms(spec.lab) == {}
+
+
+def test_port_already_taken(make_lab, newtlab_home: Path) -> None:  # type: ignore[no-untyped-def]
+    spec: SpecDir = make_lab()
+    profiles = spec.profiles()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", spec.ports["console_port_base"] + 1))
+        holder.listen(1)
+        result = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg")
+    assert result.returncode == 1
+    assert f"r2 console: port {spec.ports['console_port_base'] + 1} in use" in result.stderr
+    assert_clean(spec, newtlab_home, profiles)
+
+
+def wait_for(predicate, timeout: float = 60):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def running_vms(lab: str) -> dict[int, str]:
+    return procs.lab_vms(lab)
+
+
+def test_qemu_dies_during_boot(make_lab, newtlab_home: Path) -> None:  # type: ignore[no-untyped-def]
+    spec: SpecDir = make_lab()
+    profiles = spec.profiles()
+    deploy = subprocess.Popen(
+        [sys.executable, "-m", "newtlab", "deploy", "-S", str(spec.path), "--accel", "tcg"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    try:
+        vms = wait_for(lambda: len(running_vms(spec.lab)) == 3 and running_vms(spec.lab))
+        victim = next(pid for pid, node in vms.items() if node == "r2")
+        os.kill(victim, signal.SIGKILL)
+        _, stderr = deploy.communicate(timeout=120)
+    finally:
+        deploy.kill()
+    assert deploy.returncode == 1
+    assert "r2: QEMU for r2 is not running" in stderr
+    assert "newtlab destroy" in stderr and "Traceback" not in stderr
+    state = load_state(spec.lab)
+    assert state.nodes["r2"].status == "error"
+    result = run_cli("destroy", spec.lab)
+    assert result.returncode == 0, result.stderr
+    assert_clean(spec, newtlab_home, profiles)
+
+
+def test_deploy_killed_half_way(make_lab, newtlab_home: Path) -> None:  # type: ignore[no-untyped-def]
+    spec: SpecDir = make_lab()
+    profiles = spec.profiles()
+    deploy = subprocess.Popen(
+        [sys.executable, "-m", "newtlab", "deploy", "-S", str(spec.path), "--accel", "tcg"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
+    )
+    try:
+        wait_for(lambda: len(running_vms(spec.lab)) >= 2)
+    finally:
+        deploy.send_signal(signal.SIGKILL)
+        deploy.wait()
+    assert running_vms(spec.lab)  # VMs outlive the killed CLI
+    again = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg")
+    assert again.returncode == 1 and "already deployed" in again.stderr
+    result = run_cli("destroy", spec.lab)
+    assert result.returncode == 0, result.stderr
+    assert_clean(spec, newtlab_home, profiles)
