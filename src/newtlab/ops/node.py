@@ -81,6 +81,8 @@ async def bring_up(state: LabState, lab_dir: Path, node: NodePlan, progress: Pro
         else:
             raise RuntimeFailure(qemu.exit_message(lab_dir, node.name))
     except (RuntimeFailure, OSError) as exc:
+        if not procs.is_ours(record.pid, qemu.tag(state.name, node.name)):
+            exc = RuntimeFailure(qemu.exit_message(lab_dir, node.name))  # the real cause
         record.status, record.phase, record.error = "error", "failed", str(exc)
         save_state(state)
         progress(Event(node.name, "error", str(exc), failed=True))
