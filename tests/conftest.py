@@ -4,9 +4,6 @@ from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).parent / "fixtures" / "specs"
-EXAMPLES = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
-
 
 @pytest.fixture(autouse=True)
 def _isolated_home(

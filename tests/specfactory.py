@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+FIXTURES = Path(__file__).parent / "fixtures" / "specs"
+EXAMPLES = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
+
 SWITCH_PLATFORM: dict[str, Any] = {
     "vm_image": "/images/sw.qcow2",
     "vm_interface_map": "sequential",

@@ -11,36 +11,26 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from labkit import EXAMPLE, SpecDir, kill_leftovers
 
+from image.build import cache_root
 from newtlab.errors import NewtlabError
 from newtlab.image import BuiltImage, build_host_image
 from newtlab.lab import destroy_lab
-from newtlab.runtime import bridge, procs
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "examples" / "line3"
 _port_blocks = itertools.count()
-
-
-def image_cache() -> Path:
-    configured = os.environ.get("NEWTLAB_TEST_IMAGE_CACHE")
-    return Path(configured) if configured else Path.home() / ".cache" / "newtlab-test"
 
 
 @pytest.fixture(scope="session")
 def host_image() -> BuiltImage:
-    cache = image_cache()
-    return build_host_image(cache / "images", cache / "downloads", lambda line: None)
+    root = cache_root()
+    return build_host_image(root / "images", root / "downloads", lambda line: None)
 
 
 @pytest.fixture
@@ -49,36 +39,6 @@ def newtlab_home(_isolated_home: Path, host_image: BuiltImage) -> Path:
     images.mkdir(exist_ok=True)
     (images / host_image.image.name).symlink_to(host_image.image)
     return _isolated_home
-
-
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "newtlab", *args],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=timeout,
-    )
-
-
-def kill_leftovers(lab: str) -> list[int]:
-    """Kill anything still tagged with ``lab``; the PIDs that were left."""
-    left = list(procs.lab_vms(lab)) + procs.find(bridge.tag(lab))
-    for pid in left:
-        procs.terminate(
-            pid, procs.Tag("qemu", lab) if pid in procs.lab_vms(lab) else bridge.tag(lab), 1
-        )
-    return left
-
-
-@dataclass
-class SpecDir:
-    path: Path
-    lab: str
-    ports: dict[str, int]
-
-    def profiles(self) -> dict[str, bytes]:
-        return {p.name: p.read_bytes() for p in sorted((self.path / "profiles").iterdir())}
 
 
 @pytest.fixture

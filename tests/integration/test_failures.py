@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from labkit import SpecDir, run_cli
 
-from conftest import SpecDir, run_cli
 from newtlab.runtime import bridge, procs
 from newtlab.state import load_state
 

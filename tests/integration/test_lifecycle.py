@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from labkit import SpecDir, run_cli
 
-from conftest import SpecDir, run_cli
 from newtlab.runtime import bridge, procs
 from newtlab.runtime.portprobe import port_in_use
 from newtlab.state import load_state

@@ -14,9 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from bridgekit import Bridge, free_ports, launch
 from framing import HEAD, META, FrameReader, batches, frames
-
-from conftest import Bridge, free_ports, launch
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES
-from specfactory import linked, write_specs
+from specfactory import FIXTURES, linked, write_specs
 
 
 def newtlab(*args: str) -> subprocess.CompletedProcess[str]:

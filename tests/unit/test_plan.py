@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, FIXTURES
 from newtlab.lab import Lab
 from newtlab.plan.plan import lab_name_for
-from specfactory import HOST_PLATFORM, SWITCH_PLATFORM, linked, write_specs
+from specfactory import EXAMPLES, FIXTURES, HOST_PLATFORM, SWITCH_PLATFORM, linked, write_specs
 
 
 def plan_json(spec: Path, home: Path, seed: str) -> str:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES
 from newtlab.lab import Lab
 from newtlab.profiles import patch_profiles, restore_profiles
+from specfactory import FIXTURES
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES
 from newtlab.errors import LabStateError
 from newtlab.lab import Lab
 from newtlab.state import LabState, find_lab, find_lab_for_node, list_labs, load_state, save_state
+from specfactory import FIXTURES
 
 
 def deployed(example: str, name: str | None = None) -> LabState:

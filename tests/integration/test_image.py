@@ -1,0 +1,106 @@
+"""newtlab's host image: cached builds, e1000 NICs named in QEMU order, the KVM probe."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from labkit import SpecDir, run_cli
+
+from image.build import cache_root
+from newtlab.image import BuiltImage, build_host_image
+from newtlab.runtime.accel import choose_accel, probe_kvm
+from newtlab.state import load_state
+
+pytestmark = pytest.mark.integration
+
+
+def test_cached_build_is_a_quick_no_op(host_image: BuiltImage) -> None:
+    root = cache_root()
+    mtime = host_image.image.stat().st_mtime_ns
+    started = time.monotonic()
+    again = build_host_image(root / "images", root / "downloads", lambda line: None)
+    assert time.monotonic() - started < 5
+    assert again == host_image and host_image.image.stat().st_mtime_ns == mtime
+    assert host_image.image.read_bytes()[:4] == b"QFI\xfb"
+
+
+def test_cli_builds_into_newtlab_home(newtlab_home: Path) -> None:
+    (newtlab_home / "images" / "newtlab-host.qcow2").unlink()  # the fixture's link
+    result = run_cli("image", "build", "host", "--json")
+    assert result.returncode == 0, result.stderr
+    image = Path(json.loads(result.stdout)["image"])
+    assert image == newtlab_home / "images" / "newtlab-host.qcow2" and image.is_file()
+
+
+def e1000(topology: dict[str, Any]) -> None:
+    topology["devices"] = {
+        "r1": {"interfaces": {"eth2": {"link": "r2:eth1"}}},
+        "r2": {"interfaces": {"eth1": {"link": "r1:eth2"}}},
+    }
+
+
+def test_e1000_nics_follow_qemu_order_and_carry_traffic(make_lab, newtlab_home: Path) -> None:  # type: ignore[no-untyped-def]
+    spec: SpecDir = make_lab(edit=e1000)
+    (spec.path / "profiles" / "r3.json").unlink()
+    platforms = json.loads((spec.path / "platforms.json").read_text())
+    platforms["platforms"]["newtlab-host"]["vm_nic_driver"] = "e1000"
+    (spec.path / "platforms.json").write_text(json.dumps(platforms))
+    result = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg")
+    assert result.returncode == 0, result.stderr
+    plan = load_state(spec.lab).plan
+    for node in ("r1", "r2"):
+        links = run_cli("ssh", node, "--", "ip -o link").stdout
+        macs = dict(re.findall(r"\d+: (eth\d+): .* link/ether ([0-9a-f:]+)", links))
+        # The guest's ethN is QEMU NIC N: its MAC is the one the plan gave NIC N.
+        assert macs == {nic.guest: nic.mac for nic in plan.node(node).nics}
+    assert run_cli("ssh", "r1", "--", "ip addr add 10.9.0.1/24 dev eth2").returncode == 0
+    assert run_cli("ssh", "r2", "--", "ip addr add 10.9.0.2/24 dev eth1").returncode == 0
+    ping = run_cli("ssh", "r1", "--", "ping -c 3 -W 3 10.9.0.2")
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+
+
+def test_kvm_probe_decides_and_is_cached(host_image: BuiltImage, tmp_path: Path) -> None:
+    works, why = probe_kvm(host_image.kernel, host_image.probe_initrd, timeout=15)
+    cache = tmp_path / "accel.json"
+    files = (host_image.kernel, host_image.probe_initrd)
+    accel, note = choose_accel("auto", cache, lambda: files)
+    assert accel == ("kvm" if works else "tcg")
+    if not works:
+        assert "using TCG" in note and why in note
+    started = time.monotonic()
+    assert choose_accel("auto", cache, lambda: None) == (accel, note)  # from the cache
+    assert time.monotonic() - started < 2
+    assert choose_accel("tcg", cache, lambda: None) == ("tcg", "")
+
+
+def test_probe_guest_reaches_userspace_under_tcg(host_image: BuiltImage) -> None:
+    import subprocess
+
+    argv = [
+        "qemu-system-x86_64",
+        "-accel",
+        "tcg",
+        "-m",
+        "128",
+        "-kernel",
+        str(host_image.kernel),
+        "-initrd",
+        str(host_image.probe_initrd),
+        "-append",
+        "console=ttyS0 panic=-1 quiet",
+        "-display",
+        "none",
+        "-nodefaults",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+        "-monitor",
+        "none",
+    ]
+    result = subprocess.run(argv, capture_output=True, timeout=60)
+    assert b"NEWTLAB-PROBE-OK" in result.stdout
