@@ -81,12 +81,13 @@ async def bring_up(state: LabState, lab_dir: Path, node: NodePlan, progress: Pro
         else:
             raise RuntimeFailure(qemu.exit_message(lab_dir, node.name))
     except (RuntimeFailure, OSError) as exc:
+        reason = str(exc)
         if not procs.is_ours(record.pid, qemu.tag(state.name, node.name)):
-            exc = RuntimeFailure(qemu.exit_message(lab_dir, node.name))  # the real cause
-        record.status, record.phase, record.error = "error", "failed", str(exc)
+            reason = qemu.exit_message(lab_dir, node.name)  # the real cause
+        record.status, record.phase, record.error = "error", "failed", reason
         save_state(state)
-        progress(Event(node.name, "error", str(exc), failed=True))
-        raise RuntimeFailure(f"{node.name}: {exc}") from None
+        progress(Event(node.name, "error", reason, failed=True))
+        raise RuntimeFailure(f"{node.name}: {reason}") from None
     finally:
         for task in (reach, watch):
             task.cancel()
