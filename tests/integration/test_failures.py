@@ -116,3 +116,23 @@ def test_deploy_killed_half_way(make_lab, newtlab_home: Path) -> None:  # type: 
     result = run_cli("destroy", spec.lab)
     assert result.returncode == 0, result.stderr
     assert_clean(spec, newtlab_home, profiles)
+
+
+def test_boot_timeout_names_the_node_and_leaves_it_for_inspection(
+    make_lab, newtlab_home: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    spec: SpecDir = make_lab()
+    profiles = spec.profiles()
+    blank = tmp_path / "blank.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(blank), "16M"], check=True)
+    platforms = json.loads((spec.path / "platforms.json").read_text())
+    platforms["platforms"]["newtlab-host"].update(vm_image=str(blank), vm_boot_timeout=4)
+    (spec.path / "platforms.json").write_text(json.dumps(platforms))
+    result = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg")
+    assert result.returncode == 1
+    assert "r1: no login prompt on the serial console" in result.stderr
+    status = json.loads(run_cli("status", spec.lab, "--json").stdout)
+    assert {n["status"] for n in status["nodes"]} == {"error"}
+    assert len(running_vms(spec.lab)) == 3  # still there to look at
+    assert run_cli("destroy", spec.lab, "--grace", "0").returncode == 0
+    assert_clean(spec, newtlab_home, profiles)
