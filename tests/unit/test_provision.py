@@ -1,0 +1,85 @@
+"""Provisioning runs a command per device, in parallel, and collects every failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import pytest
+
+from newtlab.lab import Lab
+from newtlab.state import LabState, save_state
+from specfactory import FIXTURES
+
+
+def deployed(example: str) -> LabState:
+    lab = Lab.load(FIXTURES / example / "specs")
+    state = LabState(
+        name=lab.name,
+        created=datetime.now(UTC),
+        spec_dir=str(lab.specs.directory) if lab.specs else "",
+        plan=lab.plan,
+    )
+    save_state(state)
+    return state
+
+
+def newtlab(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "newtlab", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+    )
+
+
+def test_every_failure_is_collected() -> None:
+    deployed("3node-ngdp")
+    result = newtlab(
+        "provision",
+        "3node-ngdp",
+        "--parallel",
+        "3",
+        "--json",
+        "--command",
+        "sh -c 'echo {device} in {lab}; test {device} != leaf2'",
+    )
+    assert result.returncode == 1
+    reports = {r["device"]: r for r in json.loads(result.stdout)}
+    # Host VMs are not provisioned; each switch got its own command line.
+    assert sorted(reports) == ["leaf1", "leaf2", "spine"]
+    assert (
+        reports["leaf1"]["returncode"] == 0
+        and reports["leaf1"]["output"] == "leaf1 in 3node-ngdp\n"
+    )
+    assert reports["leaf2"]["returncode"] == 1
+    assert "provisioning failed on 1 of 3 devices" in result.stderr
+    assert "leaf2: exit 1" in result.stderr
+
+
+def test_chosen_devices_and_a_missing_command() -> None:
+    deployed("4node-ngdp")
+    result = newtlab("provision", "-d", "spine1", "--command", "no-such-newtron {device}")
+    assert result.returncode == 1
+    assert (
+        "spine1: exit 127" in result.stderr
+        and "no-such-newtron: command not found" in result.stderr
+    )
+    unknown = newtlab("provision", "-d", "spine9")
+    assert unknown.returncode == 1 and "not a device of lab 4node-ngdp: spine9" in unknown.stderr
+
+
+def test_default_command_is_newtron() -> None:
+    if shutil.which("newtron"):
+        pytest.skip("newtron is installed here: it would really provision")
+    state = deployed("1node-vs")
+    result = newtlab("provision", "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)[0]
+    assert report["device"] == "switch1" and report["returncode"] == 127
+    assert report["output"] == "newtron: command not found"
+    assert state.spec_dir.endswith("1node-vs/specs")
