@@ -18,7 +18,7 @@ def node_plan(state: LabState, name: str) -> NodePlan:
             return node
         if name in node.hosts:
             raise RuntimeFailure(
-                f"{name} is a virtual host inside {node.name}; use `newtlab ssh {node.name}`"
+                f"{name} is a virtual host inside {node.name}; use {node.name} instead"
             )
     raise RuntimeFailure(f"lab {state.name} has no node {name!r}")
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .access import node_plan
 from .errors import LabStateError, RuntimeFailure
 from .home import cache_dir, homes, images_dir, lab_dir
 from .locks import lab_lock
@@ -21,13 +22,13 @@ from .ops.events import Event, Progress, no_progress
 from .ops.node import bring_up, start_process, stop_process
 from .ops.provision import DEFAULT_COMMAND, ProvisionResult, provision, provision_targets
 from .ops.status import lab_status
-from .plan.model import Accel, NodePlan, Plan
+from .plan.model import Accel, Plan
 from .plan.plan import build_plan, check_lab_name, lab_name_for
 from .runtime import accel as accel_probe
 from .runtime import procs, qemu
 from .runtime.portprobe import port_in_use, probe_plan
 from .spec.load import Specs, load_specs
-from .state import LabState, find_lab_for_node, load_state, save_state
+from .state import find_lab_for_node, load_state, save_state
 
 
 def probe_files() -> tuple[Path, Path] | None:
@@ -91,7 +92,7 @@ class Lab:
         """Power a node off (its disk and its links' other ends are kept)."""
         with lab_lock(self.name):
             state = load_state(self.name)
-            _node(state, node)
+            node_plan(state, node)
             if not procs.is_ours(state.nodes[node].pid, qemu.tag(self.name, node)):
                 raise RuntimeFailure(f"{node} is not running")
             asyncio.run(stop_process(state, lab_dir(self.name), node, grace, progress))
@@ -100,7 +101,7 @@ class Lab:
         """Start a stopped node and wait until it answers SSH; the bridge re-accepts its links."""
         with lab_lock(self.name):
             state = load_state(self.name)
-            plan_node = _node(state, node)
+            plan_node = node_plan(state, node)
             if procs.is_ours(state.nodes[node].pid, qemu.tag(self.name, node)):
                 raise RuntimeFailure(f"{node} is already running")
             for port in (plan_node.ssh_port, plan_node.console_port):
@@ -123,17 +124,6 @@ class Lab:
         state = load_state(self.name)
         targets = provision_targets(state, devices)
         return asyncio.run(provision(state, targets, command, parallel, progress))
-
-
-def _node(state: LabState, name: str) -> NodePlan:
-    for node in state.plan.nodes:
-        if node.name == name:
-            return node
-        if name in node.hosts:
-            raise RuntimeFailure(
-                f"{name} is a virtual host inside {node.name}; act on {node.name} instead"
-            )
-    raise RuntimeFailure(f"lab {state.name} has no node {name!r}")
 
 
 def destroy_lab(name: str, *, grace: float = 5.0, progress: Progress = no_progress) -> list[str]:

@@ -65,6 +65,11 @@ def wait_for(predicate, timeout: float = 60):  # type: ignore[no-untyped-def]
     raise AssertionError("condition not met in time")
 
 
+def background_deploy(spec: SpecDir, output: int) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-m", "newtlab", "deploy", "-S", str(spec.path), "--accel", "tcg"]
+    return subprocess.Popen(argv, stdout=output, stderr=output, text=True, env=os.environ.copy())
+
+
 def running_vms(lab: str) -> dict[int, str]:
     return procs.lab_vms(lab)
 
@@ -72,13 +77,7 @@ def running_vms(lab: str) -> dict[int, str]:
 def test_qemu_dies_during_boot(make_lab, newtlab_home: Path) -> None:  # type: ignore[no-untyped-def]
     spec: SpecDir = make_lab()
     profiles = spec.profiles()
-    deploy = subprocess.Popen(
-        [sys.executable, "-m", "newtlab", "deploy", "-S", str(spec.path), "--accel", "tcg"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=os.environ.copy(),
-    )
+    deploy = background_deploy(spec, subprocess.PIPE)
     try:
         vms = wait_for(lambda: len(running_vms(spec.lab)) == 3 and running_vms(spec.lab))
         victim = next(pid for pid, node in vms.items() if node == "r2")
@@ -99,12 +98,7 @@ def test_qemu_dies_during_boot(make_lab, newtlab_home: Path) -> None:  # type: i
 def test_deploy_killed_half_way(make_lab, newtlab_home: Path) -> None:  # type: ignore[no-untyped-def]
     spec: SpecDir = make_lab()
     profiles = spec.profiles()
-    deploy = subprocess.Popen(
-        [sys.executable, "-m", "newtlab", "deploy", "-S", str(spec.path), "--accel", "tcg"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=os.environ.copy(),
-    )
+    deploy = background_deploy(spec, subprocess.DEVNULL)
     try:
         wait_for(lambda: len(running_vms(spec.lab)) >= 2)
     finally:

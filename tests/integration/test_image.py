@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from labkit import SpecDir, run_cli
 
 from image.build import cache_root
 from newtlab.image import BuiltImage, build_host_image
-from newtlab.runtime.accel import choose_accel, probe_kvm
+from newtlab.runtime.accel import PROBE_MARKER, choose_accel, probe_argv, probe_kvm
 from newtlab.state import load_state
 
 pytestmark = pytest.mark.integration
@@ -79,28 +80,6 @@ def test_kvm_probe_decides_and_is_cached(host_image: BuiltImage, tmp_path: Path)
 
 
 def test_probe_guest_reaches_userspace_under_tcg(host_image: BuiltImage) -> None:
-    import subprocess
-
-    argv = [
-        "qemu-system-x86_64",
-        "-accel",
-        "tcg",
-        "-m",
-        "128",
-        "-kernel",
-        str(host_image.kernel),
-        "-initrd",
-        str(host_image.probe_initrd),
-        "-append",
-        "console=ttyS0 panic=-1 quiet",
-        "-display",
-        "none",
-        "-nodefaults",
-        "-serial",
-        "stdio",
-        "-no-reboot",
-        "-monitor",
-        "none",
-    ]
+    argv = probe_argv(host_image.kernel, host_image.probe_initrd, "tcg", "max")
     result = subprocess.run(argv, capture_output=True, timeout=60)
-    assert b"NEWTLAB-PROBE-OK" in result.stdout
+    assert PROBE_MARKER in result.stdout

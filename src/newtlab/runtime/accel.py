@@ -34,14 +34,14 @@ def qemu_version() -> str:
     return out.splitlines()[0] if out else "unknown"
 
 
-def probe_kvm(kernel: Path, initrd: Path, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str]:
-    """Boot ``kernel`` + ``initrd`` under KVM; (works, why)."""
-    argv = [
+def probe_argv(kernel: Path, initrd: Path, accel: Accel, cpu: str) -> list[str]:
+    """QEMU booting the probe guest, its serial console on stdout."""
+    return [
         "qemu-system-x86_64",
         "-accel",
-        "kvm",
+        accel,
         "-cpu",
-        "host",
+        cpu,
         "-m",
         "128",
         "-smp",
@@ -61,6 +61,11 @@ def probe_kvm(kernel: Path, initrd: Path, timeout: float = PROBE_TIMEOUT) -> tup
         "-monitor",
         "none",
     ]
+
+
+def probe_kvm(kernel: Path, initrd: Path, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str]:
+    """Boot ``kernel`` + ``initrd`` under KVM with the real ``-cpu host``; (works, why)."""
+    argv = probe_argv(kernel, initrd, "kvm", "host")
     started = time.monotonic()
     try:
         result = subprocess.run(argv, capture_output=True, timeout=timeout)
