@@ -53,15 +53,19 @@ def chain_specs(root: Path, n: int, image: Path) -> Path:
 
 
 def measure(n: int, image: Path, root: Path) -> dict[str, Any]:
-    from newtlab.lab import Lab
+    from newtlab.lab import Lab, destroy_lab
     from newtlab.ops.events import Event
 
     marks: list[tuple[float, Event]] = []
     lab = Lab.load(chain_specs(root, n, image), accel="tcg")
     t0 = time.monotonic()
-    status = lab.deploy(accel="tcg", progress=lambda e: marks.append((time.monotonic() - t0, e)))
-    wall = time.monotonic() - t0
-    lab.destroy(grace=0)
+    try:
+        status = lab.deploy(
+            accel="tcg", progress=lambda e: marks.append((time.monotonic() - t0, e))
+        )
+        wall = time.monotonic() - t0
+    finally:
+        destroy_lab(lab.name, grace=0)  # nothing left running, even when deploy fails
     first: dict[str, float] = {}
     for at, event in marks:
         first.setdefault(event.phase, at)

@@ -177,6 +177,7 @@ def _rootfs(x: Path, busybox: Path, guest: dict[str, bytes], modules: list[Path]
     add("etc/newtlab/udhcpc.script", x_, guest["udhcpc.script"])
     add("sbin/newtlab-net-up", x_, guest["newtlab-net-up"])
     add("sbin/newtlab-name-nics", x_, guest["newtlab-name-nics"])
+    add("sbin/newtlab-sshd", x_, guest["newtlab-sshd"])
     add("etc/hostname", f, b"newtlab\n")
     add("etc/shells", f, b"/bin/sh\n/bin/ash\n")
     add("etc/passwd", f, b"root:x:0:0:root:/root:/bin/sh\n")
@@ -189,6 +190,7 @@ def _rootfs(x: Path, busybox: Path, guest: dict[str, bytes], modules: list[Path]
     ).stdout.strip()
     add("etc/shadow", stat.S_IFREG | 0o600, f"root:{hashed}:19000:0:99999:7:::\n".encode())
     add("usr/sbin/dropbear", x_, (x / "usr/sbin/dropbear").read_bytes())
+    add("usr/bin/dropbearkey", x_, (x / "usr/bin/dropbearkey").read_bytes())
     for lib_dir in ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64"):
         for path in sorted((x / lib_dir).glob("*")):
             if not path.name.startswith(LIB_PATTERNS):

@@ -12,6 +12,9 @@ import asyncssh
 from ..errors import RuntimeFailure
 
 
+HOST_KEY_ALGS = ["ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
+
+
 @dataclass(frozen=True)
 class SSHTarget:
     host: str
@@ -29,6 +32,9 @@ class SSHTarget:
             "password": self.password or None,
             "client_keys": keys,
             "known_hosts": None,
+            # ed25519 first: asyncssh's own order prefers RSA, which small images
+            # may only create on demand (seconds under TCG) or not at all.
+            "server_host_key_algs": HOST_KEY_ALGS,
             "agent_path": None,
             "login_timeout": timeout,
             "connect_timeout": timeout,
