@@ -11,7 +11,6 @@ import asyncssh
 
 from ..errors import RuntimeFailure
 
-
 HOST_KEY_ALGS = ["ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
 
 
