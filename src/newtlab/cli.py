@@ -218,7 +218,11 @@ def console(node: Annotated[str, typer.Argument(help="node name")], lab: LabOpt 
     """Attach to a node's serial console (Ctrl-] leaves)."""
     target = lab_of_node(node, lab)
     plan_node = node_plan(load_state(target.name), node)
-    err.print(f"console of {node} on port {plan_node.console_port} — Ctrl-] to leave")
+    err.print(
+        f"console of {node} on port {plan_node.console_port} — Ctrl-] to leave",
+        highlight=False,
+        markup=False,
+    )
     try:
         attach_console(connect_host(plan_node), plan_node.console_port)
     except OSError as exc:
