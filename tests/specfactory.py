@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +61,13 @@ def linked(*pairs: tuple[str, str]) -> dict[str, Any]:
             device, iface = here.split(":")
             devices.setdefault(device, {"interfaces": {}})["interfaces"][iface] = {"link": there}
     return devices
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``newtlab ARGS`` in a subprocess with this test's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "newtlab", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+    )

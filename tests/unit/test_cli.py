@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from specfactory import FIXTURES, linked, write_specs
-
-
-def newtlab(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "newtlab", *args],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-    )
+from specfactory import FIXTURES, linked, run_cli, write_specs
 
 
 @pytest.fixture
@@ -34,10 +22,10 @@ def held_port() -> Iterator[int]:
 
 def test_plan_table_and_json() -> None:
     spec = str(FIXTURES / "3node-ngdp" / "specs")
-    table = newtlab("plan", "-S", spec, "--no-probe")
+    table = run_cli("plan", "-S", spec, "--no-probe")
     assert table.returncode == 0, table.stderr
     assert "hostvm-0" in table.stdout and "spine:Ethernet0" in table.stdout
-    data = json.loads(newtlab("plan", "-S", spec, "--json", "--no-probe", "--accel", "tcg").stdout)
+    data = json.loads(run_cli("plan", "-S", spec, "--json", "--no-probe", "--accel", "tcg").stdout)
     assert data["accel"] == "tcg" and data["bridges"]["local"]["stats_port"] == 9999
 
 
@@ -57,12 +45,12 @@ def test_probe_reports_every_conflict_with_purpose(tmp_path: Path, held_port: in
                 "console_port_base": 50000,
             },
         )
-        result = newtlab("plan", "-S", str(spec))
+        result = run_cli("plan", "-S", str(spec))
     assert result.returncode == 1
     assert f"a SSH: port {held_port} in use" in result.stderr
     assert f"link b:Ethernet0 Z-side: port {other} in use" in result.stderr
     assert "Traceback" not in result.stderr
-    skipped = newtlab("plan", "-S", str(spec), "--no-probe")
+    skipped = run_cli("plan", "-S", str(spec), "--no-probe")
     assert skipped.returncode == 0
 
 
@@ -83,21 +71,21 @@ def test_probe_reports_every_conflict_with_purpose(tmp_path: Path, held_port: in
     ],
 )
 def test_commands_without_a_lab_explain_themselves(command: list[str], message: str) -> None:
-    result = newtlab(*command)
+    result = run_cli(*command)
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_list_with_no_labs() -> None:
-    assert json.loads(newtlab("list", "--json").stdout) == []
+    assert json.loads(run_cli("list", "--json").stdout) == []
 
 
 def test_plan_without_specs_is_a_clear_error() -> None:
-    result = newtlab("plan")
+    result = run_cli("plan")
     assert result.returncode == 1 and "pass -S DIR" in result.stderr
 
 
 def test_version() -> None:
-    result = newtlab("version")
+    result = run_cli("version")
     assert result.returncode == 0 and result.stdout.startswith("newtlab ")

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from datetime import UTC, datetime
 
 import pytest
 
 from newtlab.lab import Lab
 from newtlab.state import LabState, save_state
-from specfactory import FIXTURES
+from specfactory import FIXTURES, run_cli
 
 
 def deployed(example: str) -> LabState:
@@ -28,18 +25,9 @@ def deployed(example: str) -> LabState:
     return state
 
 
-def newtlab(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "newtlab", *args],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-    )
-
-
 def test_every_failure_is_collected() -> None:
     deployed("3node-ngdp")
-    result = newtlab(
+    result = run_cli(
         "provision",
         "3node-ngdp",
         "--parallel",
@@ -63,13 +51,13 @@ def test_every_failure_is_collected() -> None:
 
 def test_chosen_devices_and_a_missing_command() -> None:
     deployed("4node-ngdp")
-    result = newtlab("provision", "-d", "spine1", "--command", "no-such-newtron {device}")
+    result = run_cli("provision", "-d", "spine1", "--command", "no-such-newtron {device}")
     assert result.returncode == 1
     assert (
         "spine1: exit 127" in result.stderr
         and "no-such-newtron: command not found" in result.stderr
     )
-    unknown = newtlab("provision", "-d", "spine9")
+    unknown = run_cli("provision", "-d", "spine9")
     assert unknown.returncode == 1 and "not a device of lab 4node-ngdp: spine9" in unknown.stderr
 
 
@@ -77,7 +65,7 @@ def test_default_command_is_newtron() -> None:
     if shutil.which("newtron"):
         pytest.skip("newtron is installed here: it would really provision")
     state = deployed("1node-vs")
-    result = newtlab("provision", "--json")
+    result = run_cli("provision", "--json")
     assert result.returncode == 1
     report = json.loads(result.stdout)[0]
     assert report["device"] == "switch1" and report["returncode"] == 127

@@ -75,6 +75,7 @@ class NodePlan(_Frozen):
     image_release: str
     hosts: list[str] = Field(default_factory=list)
     nics: list[NicPlan]
+    extra_devices: list[str] = Field(default_factory=list)
     qemu_argv: list[str]
 
 

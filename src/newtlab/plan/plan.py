@@ -14,7 +14,7 @@ from .model import LOCAL_HOST, Accel, BridgePlan, HostPlan, LinkPlan, NicPlan, N
 from .nodes import Homes, NodeSpec, resolve_nodes
 from .placement import place_nodes, place_workers
 from .ports import check_ranges, device_ports, link_ports, stats_port
-from .qemu_args import QemuNode, qemu_argv
+from .qemu_args import qemu_argv
 
 LOOPBACK = "127.0.0.1"
 ANY = "0.0.0.0"
@@ -159,52 +159,36 @@ def build_plan(specs: Specs, lab: str, state_dir: Path, homes: Homes, accel: Acc
         ssh_port, console_port = device_ports(section, device_index[node.port_device])
         nics = _nics(node, connects[node.name], macs)
         listen = LOOPBACK if single_host else ANY
-        argv = qemu_argv(
-            QemuNode(
-                lab=lab,
-                name=node.name,
-                memory=node.memory,
-                cpus=node.cpus,
-                cpu_features=node.cpu_features,
-                disk_driver=node.disk_driver,
-                nic_driver=node.nic_driver,
-                listen_address=listen,
-                ssh_port=ssh_port,
-                console_port=console_port,
-                nics=nics,
-                extra_devices=node.extra_devices,
-            ),
-            accel,
+        planned = NodePlan(
+            name=node.name,
+            device_type=node.device_type,
+            platform=node.platform,
+            host=host_of[node.name],
+            host_address=address[host_of[node.name]],
+            listen_address=listen,
+            image=node.image,
+            memory=node.memory,
+            cpus=node.cpus,
+            nic_driver=node.nic_driver,
+            disk_driver=node.disk_driver,
+            interface_map=node.interface_map,
+            cpu_features=node.cpu_features,
+            mac=nics[0].mac,
+            ssh_port=ssh_port,
+            console_port=console_port,
+            ssh_user=node.ssh_user,
+            ssh_pass=node.ssh_pass,
+            console=node.console,
+            boot_timeout=node.boot_timeout,
+            dataplane=node.dataplane,
+            image_release=node.image_release,
+            hosts=node.hosts,
+            nics=nics,
+            extra_devices=node.extra_devices,
+            qemu_argv=[],
         )
-        node_plans.append(
-            NodePlan(
-                name=node.name,
-                device_type=node.device_type,
-                platform=node.platform,
-                host=host_of[node.name],
-                host_address=address[host_of[node.name]],
-                listen_address=listen,
-                image=node.image,
-                memory=node.memory,
-                cpus=node.cpus,
-                nic_driver=node.nic_driver,
-                disk_driver=node.disk_driver,
-                interface_map=node.interface_map,
-                cpu_features=node.cpu_features,
-                mac=nics[0].mac,
-                ssh_port=ssh_port,
-                console_port=console_port,
-                ssh_user=node.ssh_user,
-                ssh_pass=node.ssh_pass,
-                console=node.console,
-                boot_timeout=node.boot_timeout,
-                dataplane=node.dataplane,
-                image_release=node.image_release,
-                hosts=node.hosts,
-                nics=nics,
-                qemu_argv=argv,
-            )
-        )
+        # The argv is one rendering of the finished node plan.
+        node_plans.append(planned.model_copy(update={"qemu_argv": qemu_argv(lab, planned, accel)}))
 
     bridges = {
         host: BridgePlan(

@@ -6,34 +6,14 @@ The argv is run with the lab's state directory as working directory (see
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .. import layout
-from .model import Accel, NicPlan
+from .model import Accel, NicPlan, NodePlan
 
 QEMU_BINARY = "qemu-system-x86_64"
 
 # CPU feature flags QEMU's TCG cannot emulate; asking for them only yields
 # warnings, so a TCG plan leaves them out. Matched as prefixes.
 TCG_UNSUPPORTED_FEATURES = ("avx512", "amx", "vmx", "svm", "hle", "rtm", "sgx", "pks", "kvm")
-
-
-@dataclass(frozen=True)
-class QemuNode:
-    """What argv rendering needs to know about a node."""
-
-    lab: str
-    name: str
-    memory: int
-    cpus: int
-    cpu_features: str
-    disk_driver: str
-    nic_driver: str
-    listen_address: str
-    ssh_port: int
-    console_port: int
-    nics: list[NicPlan]
-    extra_devices: list[str]
 
 
 def cpu_model(features: str, accel: Accel) -> str:
@@ -52,12 +32,12 @@ def _nic_device(driver: str, nic: NicPlan) -> str:
     return ",".join(parts)
 
 
-def qemu_argv(node: QemuNode, accel: Accel) -> list[str]:
+def qemu_argv(lab: str, node: NodePlan, accel: Accel) -> list[str]:
     listen = node.listen_address
     argv = [
         QEMU_BINARY,
         "-name",
-        f"newtlab:{node.lab}:{node.name}",
+        f"newtlab:{lab}:{node.name}",
         "-machine",
         "pc",
         "-accel",
