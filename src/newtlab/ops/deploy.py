@@ -30,7 +30,7 @@ def check_not_deployed(name: str) -> None:
             f"lab {name!r} is already deployed — `newtlab destroy {name}` first, "
             "or deploy with --force to replace it"
         )
-    leftovers = procs.find(procs.Tag("qemu", name)) + procs.find(bridge.tag(name))
+    leftovers = sorted(procs.lab_vms(name)) + procs.find(bridge.tag(name))
     if leftovers:
         raise LabStateError(
             f"processes of lab {name!r} are running without state (pids "

@@ -1,4 +1,4 @@
-"""The lab's newtlink bridge process on this machine: config, start, stop, stats."""
+"""The lab's newtlink bridge process on this machine: its config and its start."""
 
 from __future__ import annotations
 
