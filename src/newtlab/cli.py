@@ -126,10 +126,19 @@ def deploy(
     if accel not in ("auto", "kvm", "tcg"):
         raise NewtlabError(f"--accel must be auto, kvm or tcg (got {accel!r})")
     lab = Lab.load(_require_specs(specs), name=name)
-    with _progress([n.name for n in lab.plan.nodes], json_out) as view:
-        status_data = lab.deploy(force=force, accel=accel, progress=view)
-        if provision_after:
-            _report_provision(lab.provision(parallel=parallel, progress=view), json_out=False)
+    try:
+        with _progress([n.name for n in lab.plan.nodes], json_out) as view:
+            status_data = lab.deploy(force=force, accel=accel, progress=view)
+            if provision_after:
+                _report_provision(lab.provision(parallel=parallel, progress=view), json_out=False)
+    except KeyboardInterrupt:
+        err.print(
+            f"deploy interrupted: what it started is in the lab's state — `newtlab status "
+            f"{lab.name}` shows it, `newtlab destroy {lab.name}` removes it",
+            highlight=False,
+            markup=False,
+        )
+        raise typer.Exit(130) from None
     if json_out:
         _print_json(status_data)
     else:
