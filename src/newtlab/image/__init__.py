@@ -1,8 +1,30 @@
-"""newtlab's own images (``newtlab image build host``)."""
+"""newtlab's own images (``newtlab image build host``).
+
+``build_host_image`` builds the small Linux host/router image and the KVM
+probe's kernel + initramfs; ``host_platform`` is the image's platforms.json
+entry, console contract included (see docs/image.md).
+"""
 
 from __future__ import annotations
 
-from .build import BuiltImage, build_host_image, probe_artifacts
+from .build import (
+    PROBE_MARKER,
+    ROOT_PASSWORD,
+    ROOT_USER,
+    BuiltImage,
+    build_host_image,
+    host_platform,
+    probe_artifacts,
+)
 from .errors import ImageBuildError
 
-__all__ = ["BuiltImage", "ImageBuildError", "build_host_image", "probe_artifacts"]
+__all__ = [
+    "PROBE_MARKER",
+    "ROOT_PASSWORD",
+    "ROOT_USER",
+    "BuiltImage",
+    "ImageBuildError",
+    "build_host_image",
+    "host_platform",
+    "probe_artifacts",
+]

@@ -1,14 +1,18 @@
 """Build newtlab's small Linux host/router image from Debian packages.
 
 The whole root filesystem is an initramfs (busybox, dropbear, the NIC
-drivers); the qcow2 disk holds only a FAT filesystem with SYSLINUX, the
-kernel and that initramfs, so QEMU boots it from its disk like any real
-image. Built in a temp dir and renamed into place: a failed build never
+drivers, the scripts in ``guest/``); the qcow2 disk holds only a FAT
+filesystem with SYSLINUX, the kernel and that initramfs, so QEMU boots it
+from its disk like any real image, and every boot starts clean (nothing is
+ever written to the disk, so an overlay stays empty). No root, no loop
+mounts. Built in a temp dir and renamed into place: a failed build never
 leaves a half-written image. Cached by a hash of every input.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gzip
 import hashlib
 import json
@@ -18,10 +22,12 @@ import shutil
 import stat
 import subprocess
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from ..fsutil import atomic_write
 from . import debs
@@ -29,21 +35,46 @@ from .cpio import Entry, archive
 from .errors import ImageBuildError
 
 IMAGE_NAME = "newtlab-host"
-FORMAT_VERSION = "1"
+PROBE_INITRD_NAME = "newtlab-probe.initrd.gz"
+PROBE_MARKER = "NEWTLAB-PROBE-OK"
+FORMAT_VERSION = "2"
+ROOT_USER = "root"
 ROOT_PASSWORD = "newtlab"
-KERNEL_CMDLINE = "console=ttyS0,115200 net.ifnames=0 quiet loglevel=3"
-# Modules the guest loads (dependencies are added and ordered automatically).
-MODULES = ["virtio_pci", "e1000", "virtio_net", "virtio-rng", "button", "evdev"]
-LIB_PATTERNS = (
-    "ld-linux-x86-64.so",
-    "libc.so",
-    "libcrypt.so",
-    "libz.so",
-    "libgmp.so",
-    "libtomcrypt.so",
-    "libtommath.so",
-    "libnss_files.so",
+HOSTNAME = "newtlab"
+KERNEL_CMDLINE = (
+    "console=ttyS0,115200 net.ifnames=0 quiet loglevel=3 "
+    # Under TCG these save ~0.7 s of boot; a disposable lab guest loses nothing.
+    "mitigations=off apparmor=0 audit=0 nowatchdog cryptomgr.notests"
 )
+# Modules the guest loads; their dependencies are added, in order, at build time.
+MODULES = ("virtio_pci", "virtio_net", "e1000", "virtio-rng", "button", "evdev")
+# Package data in guest/ (named *.sh / *.txt so that it is packaged) ->
+# (path in the guest, mode).
+GUEST_FILES = {
+    "inittab.txt": ("etc/inittab", 0o644),
+    "rcS.sh": ("etc/init.d/rcS", 0o755),
+    "profile.sh": ("etc/profile", 0o644),
+    "acpi-power-button.sh": ("etc/acpi/PWRF/00000080", 0o755),
+    "udhcpc-script.sh": ("etc/newtlab/udhcpc.script", 0o755),
+    "newtlab-name-nics.sh": ("sbin/newtlab-name-nics", 0o755),
+    "newtlab-net-up.sh": ("sbin/newtlab-net-up", 0o755),
+    "newtlab-sshd.sh": ("sbin/newtlab-sshd", 0o755),
+    "newtlab-add-key.sh": ("sbin/newtlab-add-key", 0o755),
+    "newtlab-add-user.sh": ("sbin/newtlab-add-user", 0o755),
+}
+PROBE_INIT = "probe-init.sh"
+# Shared libraries dropbear and busybox's mkpasswd need, from the downloaded packages.
+LIB_PREFIXES = ("ld-linux-x86-64.so", "libc.so", "libcrypt.so", "libz.so", "libgmp.so",
+                "libtomcrypt.so", "libtommath.so", "libnss_files.so")  # fmt: skip
+TOOLS = {  # command -> Debian package providing it
+    "apt-get": "apt",
+    "apt-cache": "apt",
+    "dpkg-deb": "dpkg",
+    "mformat": "mtools",
+    "mcopy": "mtools",
+    "syslinux": "syslinux",
+    "qemu-img": "qemu-utils",
+}
 SYSLINUX_CFG = f"""SERIAL 0 115200
 DEFAULT linux
 PROMPT 0
@@ -52,78 +83,88 @@ LABEL linux
   KERNEL vmlinuz
   APPEND initrd=initrd.gz {KERNEL_CMDLINE}
 """
+FAT_SERIAL = "4e4c4142"  # fixed, so the same inputs give the same disk layout
+FIXED_MTIME = 946684800  # 2000-01-01: file times on the FAT disk
 
 Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class BuiltImage:
-    image: Path  # the qcow2 to use as vm_image
-    kernel: Path  # the guest kernel, also used by the KVM probe
-    probe_initrd: Path  # initramfs whose init prints NEWTLAB-PROBE-OK and powers off
+    image: Path  # the qcow2 to use as vm_image (boots from its disk)
+    kernel: Path  # the guest's kernel, also the KVM probe's kernel
+    probe_initrd: Path  # initramfs whose /init prints NEWTLAB-PROBE-OK and powers off
     key: str  # hash of every input; a different key means a rebuild
 
 
-def _paths(dest: Path) -> BuiltImage:
+def _paths(dest: Path, key: str = "") -> BuiltImage:
     return BuiltImage(
-        dest / f"{IMAGE_NAME}.qcow2",
-        dest / f"{IMAGE_NAME}.vmlinuz",
-        dest / "newtlab-probe.initrd.gz",
-        "",
+        dest / f"{IMAGE_NAME}.qcow2", dest / f"{IMAGE_NAME}.vmlinuz", dest / PROBE_INITRD_NAME, key
     )
+
+
+def _complete(built: BuiltImage) -> bool:
+    return all(p.is_file() for p in (built.image, built.kernel, built.probe_initrd))
 
 
 def probe_artifacts(dest: Path) -> tuple[Path, Path] | None:
     """The KVM probe's kernel and initramfs if the image has been built into ``dest``."""
     built = _paths(dest)
-    if built.kernel.exists() and built.probe_initrd.exists():
+    if built.kernel.is_file() and built.probe_initrd.is_file():
         return built.kernel, built.probe_initrd
     return None
 
 
-def _guest_files() -> dict[str, bytes]:
-    root = resources.files(__package__).joinpath("guest")
-    files: dict[str, bytes] = {}
-
-    def walk(node: object, prefix: str) -> None:
-        for child in node.iterdir():  # type: ignore[attr-defined]
-            name = f"{prefix}{child.name}"
-            if child.is_dir():
-                walk(child, name + "/")
-            else:
-                files[name] = child.read_bytes()
-
-    walk(root, "")
-    return files
+def host_platform() -> dict[str, Any]:
+    """The platforms.json entry for this image (``platform.json`` in this package)."""
+    text = resources.files(__package__).joinpath("platform.json").read_text()
+    data: dict[str, Any] = json.loads(text)
+    return data
 
 
-def input_key(packages: dict[str, str]) -> str:
+def _guest_file(name: str) -> bytes:
+    return resources.files(__package__).joinpath("guest", name).read_bytes()
+
+
+def _recipe_digest() -> hashlib._Hash:
+    """Everything that shapes the image except the package versions."""
     digest = hashlib.sha256()
-    digest.update(
-        json.dumps(
-            {
-                "format": FORMAT_VERSION,
-                "packages": packages,
-                "cmdline": KERNEL_CMDLINE,
-                "modules": MODULES,
-            },
-            sort_keys=True,
-        ).encode()
-    )
-    for name, data in sorted(_guest_files().items()):
-        digest.update(name.encode() + b"\0" + data)
-    digest.update(Path(__file__).read_bytes())
+    recipe = {
+        "format": FORMAT_VERSION,
+        "cmdline": KERNEL_CMDLINE,
+        "modules": MODULES,
+        "files": GUEST_FILES,
+        "password": ROOT_PASSWORD,
+        "hostname": HOSTNAME,
+    }
+    digest.update(json.dumps(recipe, sort_keys=True).encode())
+    for name in sorted([*GUEST_FILES, PROBE_INIT]):
+        digest.update(name.encode() + b"\0" + _guest_file(name) + b"\0")
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
+    return digest
+
+
+def _key(recipe: hashlib._Hash, extra: str) -> str:
+    digest = recipe.copy()
+    digest.update(extra.encode())
     return digest.hexdigest()[:16]
 
 
-def _tool(name: str, package: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise ImageBuildError(f"{name} not found — install it: apt-get install {package}")
-    return path
+def _tools() -> dict[str, str]:
+    found = {name: shutil.which(name) for name in TOOLS}
+    missing = sorted(name for name, path in found.items() if path is None)
+    if missing:
+        packages = sorted({TOOLS[name] for name in missing})
+        raise ImageBuildError(
+            f"cannot build the newtlab host image: {', '.join(missing)} not found. "
+            f"Install {'them' if len(missing) > 1 else 'it'} with "
+            f"`apt-get install {' '.join(packages)}` (Debian 12) and run the build again."
+        )
+    return {name: str(path) for name, path in found.items()}
 
 
-def _module_order(modules_root: Path, wanted: list[str]) -> list[Path]:
+def _module_order(modules_root: Path, wanted: tuple[str, ...]) -> list[Path]:
     """Module files for ``wanted`` and their dependencies, dependencies first."""
     by_name = {p.name.removesuffix(".ko").replace("-", "_"): p for p in modules_root.rglob("*.ko")}
     ordered: list[Path] = []
@@ -136,7 +177,10 @@ def _module_order(modules_root: Path, wanted: list[str]) -> list[Path]:
         seen.add(key)
         path = by_name.get(key)
         if path is None:
-            raise ImageBuildError(f"kernel module {name} not found in the kernel package")
+            raise ImageBuildError(
+                f"kernel module {name} is not in the kernel package (is "
+                f"{debs.KERNEL_META} still Debian's generic amd64 kernel?)"
+            )
         match = re.search(rb"\0depends=([^\0]*)\0", path.read_bytes())
         for dep in match.group(1).decode().split(",") if match and match.group(1) else []:
             visit(dep)
@@ -147,163 +191,179 @@ def _module_order(modules_root: Path, wanted: list[str]) -> list[Path]:
     return ordered
 
 
-def _rootfs(x: Path, busybox: Path, guest: dict[str, bytes], modules: list[Path]) -> list[Entry]:
-    d, f, x_ = stat.S_IFDIR | 0o755, stat.S_IFREG | 0o644, stat.S_IFREG | 0o755
-    link = stat.S_IFLNK | 0o777
-    entries: dict[str, Entry] = {}
+class _Tree:
+    """Entries of an initramfs, parent directories added as needed."""
 
-    def add(path: str, mode: int, data: bytes = b"") -> None:
+    def __init__(self) -> None:
+        self.entries: dict[str, Entry] = {}
+
+    def add(self, path: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0)) -> None:
         parts = path.split("/")
         for i in range(1, len(parts)):
             parent = "/".join(parts[:i])
-            entries.setdefault(parent, Entry(parent, d))
-        entries[path] = Entry(path, mode, data)
+            self.entries.setdefault(parent, Entry(parent, stat.S_IFDIR | 0o755))
+        self.entries[path] = Entry(path, mode, data, rdev)
 
-    for directory in ("proc", "sys", "dev", "run", "tmp", "var/log", "etc/dropbear", "root"):
-        add(directory, d if directory != "root" else stat.S_IFDIR | 0o700)
-    add("bin/busybox", x_, busybox.read_bytes())
-    applets = subprocess.run(
-        [str(busybox), "--list-full"], capture_output=True, text=True, check=True
-    ).stdout.split()
-    for applet in applets:
+    def file(self, path: str, data: bytes, perm: int = 0o644) -> None:
+        self.add(path, stat.S_IFREG | perm, data)
+
+    def link(self, path: str, target: str) -> None:
+        self.add(path, stat.S_IFLNK | 0o777, target.encode())
+
+    def dir(self, path: str, perm: int = 0o755) -> None:
+        self.add(path, stat.S_IFDIR | perm)
+
+    def console(self) -> None:
+        # The kernel opens /dev/console for init's stdin/stdout before anything mounts /dev.
+        self.add("dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1))
+
+    def gzipped(self) -> bytes:
+        return gzip.compress(archive(list(self.entries.values())), compresslevel=9, mtime=0)
+
+
+def _run_guest_busybox(busybox: Path, *args: str) -> str:
+    result = subprocess.run([str(busybox), *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ImageBuildError(f"busybox {args[0]} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def _rootfs(x: Path, modules: list[Path]) -> bytes:
+    tree = _Tree()
+    for directory in ("proc", "sys", "dev", "run", "tmp", "var/log", "etc/dropbear", "home"):
+        tree.dir(directory)
+    tree.dir("root", 0o700)
+    tree.console()
+    busybox = x / "bin" / "busybox"
+    tree.file("bin/busybox", busybox.read_bytes(), 0o755)
+    # Each applet where busybox says it belongs (getty in /sbin, ...).
+    for applet in _run_guest_busybox(busybox, "--list-full").split():
         if applet != "bin/busybox":
-            depth = applet.count("/")
-            add(applet, link, ("../" * depth + "bin/busybox").encode())
-    add("init", link, b"bin/busybox")
-    add("etc/inittab", f, guest["inittab"])
-    add("etc/init.d/rcS", x_, guest["rcS"])
-    add("etc/profile", f, guest["profile"])
-    add("etc/acpi/PWRF/00000080", x_, guest["acpi/PWRF/00000080"])
-    add("etc/newtlab/udhcpc.script", x_, guest["udhcpc.script"])
-    add("sbin/newtlab-net-up", x_, guest["newtlab-net-up"])
-    add("sbin/newtlab-name-nics", x_, guest["newtlab-name-nics"])
-    add("sbin/newtlab-sshd", x_, guest["newtlab-sshd"])
-    add("etc/hostname", f, b"newtlab\n")
-    add("etc/shells", f, b"/bin/sh\n/bin/ash\n")
-    add("etc/passwd", f, b"root:x:0:0:root:/root:/bin/sh\n")
-    add("etc/group", f, b"root:x:0:\ntty:x:5:\n")
-    hashed = subprocess.run(
-        [str(busybox), "mkpasswd", "-m", "sha512", ROOT_PASSWORD, "newtlabsalt"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    add("etc/shadow", stat.S_IFREG | 0o600, f"root:{hashed}:19000:0:99999:7:::\n".encode())
-    add("usr/sbin/dropbear", x_, (x / "usr/sbin/dropbear").read_bytes())
-    add("usr/bin/dropbearkey", x_, (x / "usr/bin/dropbearkey").read_bytes())
+            tree.link(applet, "../" * applet.count("/") + "bin/busybox")
+    tree.link("init", "bin/busybox")
+    for name, (target, perm) in GUEST_FILES.items():
+        tree.file(target, _guest_file(name), perm)
+    tree.file("etc/hostname", f"{HOSTNAME}\n".encode())
+    tree.file("etc/hosts", f"127.0.0.1 localhost\n127.0.1.1 {HOSTNAME}\n".encode())
+    tree.file("etc/shells", b"/bin/sh\n/bin/ash\n")
+    tree.file("etc/passwd", f"{ROOT_USER}:x:0:0:root:/root:/bin/sh\n".encode())
+    tree.file("etc/group", b"root:x:0:\ntty:x:5:\n")
+    hashed = _run_guest_busybox(busybox, "mkpasswd", "-m", "sha512", ROOT_PASSWORD, "newtlab.")
+    tree.file("etc/shadow", f"{ROOT_USER}:{hashed.strip()}:19000:0:99999:7:::\n".encode(), 0o600)
+    tree.file("usr/sbin/dropbear", (x / "usr/sbin/dropbear").read_bytes(), 0o755)
+    tree.file("usr/bin/dropbearkey", (x / "usr/bin/dropbearkey").read_bytes(), 0o755)
     for lib_dir in ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64"):
-        for path in sorted((x / lib_dir).glob("*")):
-            if not path.name.startswith(LIB_PATTERNS):
+        for lib in sorted((x / lib_dir).glob("*")):
+            if not lib.name.startswith(LIB_PREFIXES):
                 continue
-            if path.is_symlink():
-                add(f"{lib_dir}/{path.name}", link, os.readlink(path).encode())
-            elif path.is_file():
-                add(f"{lib_dir}/{path.name}", x_, path.read_bytes())
+            if lib.is_symlink():
+                tree.link(f"{lib_dir}/{lib.name}", os.readlink(lib))
+            elif lib.is_file():
+                tree.file(f"{lib_dir}/{lib.name}", lib.read_bytes(), 0o755)
     for module in modules:
-        add(f"lib/modules/{module.name}", f, module.read_bytes())
-    add("etc/newtlab/modules", f, "".join(f"{m.name}\n" for m in modules).encode())
-    return list(entries.values())
+        tree.file(f"lib/modules/{module.name}", module.read_bytes())
+    tree.file("etc/newtlab/modules", "".join(f"{m.name}\n" for m in modules).encode())
+    return tree.gzipped()
 
 
-def _probe_rootfs(busybox: Path, guest: dict[str, bytes]) -> list[Entry]:
-    d = stat.S_IFDIR | 0o755
-    return [
-        Entry("bin", d),
-        Entry("dev", d),
-        Entry("bin/busybox", stat.S_IFREG | 0o755, busybox.read_bytes()),
-        Entry("init", stat.S_IFREG | 0o755, guest["probe-init"]),
-    ]
+def _probe_rootfs(x: Path) -> bytes:
+    tree = _Tree()
+    tree.dir("dev")
+    tree.console()
+    tree.file("bin/busybox", (x / "bin" / "busybox").read_bytes(), 0o755)
+    tree.file("init", _guest_file(PROBE_INIT), 0o755)
+    return tree.gzipped()
 
 
-def _gzip(data: bytes) -> bytes:
-    return gzip.compress(data, compresslevel=6, mtime=0)
+def _step(argv: list[str], what: str) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ImageBuildError(
+            f"building the boot disk: {what} failed ({Path(argv[0]).name}: "
+            f"{result.stderr.strip() or result.stdout.strip() or f'exit {result.returncode}'})"
+        )
 
 
-def _boot_disk(work: Path, kernel: Path, initrd: Path) -> Path:
+def _boot_disk(work: Path, tools: dict[str, str], kernel: Path, initrd: Path) -> Path:
     """A FAT disk (no partition table) that SYSLINUX boots, converted to qcow2."""
-    mformat, mcopy = _tool("mformat", "mtools"), _tool("mcopy", "mtools")
-    syslinux = _tool("syslinux", "syslinux")
     raw = work / "disk.raw"
     size_mib = (kernel.stat().st_size + initrd.stat().st_size) // (1 << 20) + 6
     with raw.open("wb") as handle:
         handle.truncate(size_mib << 20)
-    cfg = work / "syslinux.cfg"
-    cfg.write_text(SYSLINUX_CFG)
-    steps = [
-        [
-            mformat,
-            "-i",
-            str(raw),
-            "-T",
-            str(size_mib * 2048),
-            "-h",
-            "64",
-            "-s",
-            "32",
-            "-v",
-            "NEWTLAB",
-            "::",
-        ],
-        [syslinux, "--install", str(raw)],
-        [mcopy, "-i", str(raw), str(kernel), "::vmlinuz"],
-        [mcopy, "-i", str(raw), str(initrd), "::initrd.gz"],
-        [mcopy, "-i", str(raw), str(cfg), "::syslinux.cfg"],
-    ]
-    for argv in steps:
-        result = subprocess.run(argv, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise ImageBuildError(f"{Path(argv[0]).name} failed: {result.stderr.strip()}")
+    boot = work / "boot"
+    boot.mkdir()
+    shutil.copyfile(kernel, boot / "vmlinuz")
+    shutil.copyfile(initrd, boot / "initrd.gz")
+    (boot / "syslinux.cfg").write_text(SYSLINUX_CFG)
+    for path in boot.iterdir():
+        os.utime(path, (FIXED_MTIME, FIXED_MTIME))
+    sectors = str(size_mib * 2048)
+    image = ["-i", str(raw)]
+    _step(
+        [tools["mformat"], *image, "-T", sectors, "-h", "64", "-s", "32", "-N", FAT_SERIAL,
+         "-v", "NEWTLAB", "::"],
+        "formatting FAT",
+    )  # fmt: skip
+    _step([tools["syslinux"], "--install", str(raw)], "installing SYSLINUX")
+    for name in ("vmlinuz", "initrd.gz", "syslinux.cfg"):
+        _step([tools["mcopy"], "-m", *image, str(boot / name), f"::{name}"], f"copying {name}")
     qcow2 = work / "disk.qcow2"
-    qemu_img = _tool("qemu-img", "qemu-utils")
-    result = subprocess.run(
-        [qemu_img, "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(qcow2)],
-        capture_output=True,
-        text=True,
+    _step(
+        [tools["qemu-img"], "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(qcow2)],
+        "converting to qcow2",
     )
-    if result.returncode != 0:
-        raise ImageBuildError(f"qemu-img convert failed: {result.stderr.strip()}")
     return qcow2
 
 
-def build_host_image(dest: Path, cache: Path, progress: Progress | None = None) -> BuiltImage:
-    """Build (or reuse) the host image in ``dest``; downloads are kept in ``cache``."""
-    say = progress or (lambda _: None)
-    kernel_pkg = debs.kernel_package()
-    packages = debs.versions([kernel_pkg, *debs.PACKAGES])
-    key = input_key(packages)
-    built = _paths(dest)
-    meta_path = dest / f"{IMAGE_NAME}.json"
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError):
-        meta = {}
-    if meta.get("key") == key and all(
-        p.exists() for p in (built.image, built.kernel, built.probe_initrd)
-    ):
-        say(f"{built.image} is up to date")
-        return BuiltImage(built.image, built.kernel, built.probe_initrd, key)
+@contextlib.contextmanager
+def _locked(dest: Path, say: Progress) -> Iterator[None]:
+    """One build at a time per image directory (other processes wait)."""
+    with (dest / f".{IMAGE_NAME}.lock").open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"waiting for another build in {dest}")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
-    say(f"downloading {len(packages)} Debian packages into {cache / 'debs'}")
-    files = debs.download(packages, cache / "debs")
-    dest.mkdir(parents=True, exist_ok=True)
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _build(
+    dest: Path, cache: Path, packages: list[debs.Deb], key: str, say: Progress
+) -> BuiltImage:
+    started = time.monotonic()
+    tools = _tools()
+    files = debs.download(packages, cache / "debs", say)
+    for stale in dest.glob(".build-*"):  # left by a killed build (we hold the lock)
+        shutil.rmtree(stale, ignore_errors=True)
+    built = _paths(dest, key)
     with tempfile.TemporaryDirectory(prefix=".build-", dir=dest) as tmp:
         work = Path(tmp)
         x = work / "x"
-        say("unpacking")
+        say(f"unpacking {len(files)} packages")
         debs.unpack(files, x)
-        busybox = x / "bin" / "busybox"
         kernels = sorted((x / "boot").glob("vmlinuz-*"))
-        if not kernels or not busybox.exists():
-            raise ImageBuildError("the packages did not contain a kernel and busybox")
+        if len(kernels) != 1 or not (x / "bin" / "busybox").is_file():
+            raise ImageBuildError(
+                "the downloaded packages hold no single kernel and busybox: "
+                f"check `apt-cache show {debs.KERNEL_META} busybox-static`"
+            )
+        releases = [p.name for p in (x / "lib" / "modules").iterdir()]
         modules = _module_order(x / "lib" / "modules", MODULES)
-        guest = _guest_files()
-        say("building the initramfs")
+        say(f"building the initramfs (kernel {releases[0]}, {len(modules)} modules)")
         initrd = work / "initrd.gz"
-        initrd.write_bytes(_gzip(archive(_rootfs(x, busybox, guest, modules))))
+        initrd.write_bytes(_rootfs(x, modules))
         probe = work / "probe.gz"
-        probe.write_bytes(_gzip(archive(_probe_rootfs(busybox, guest))))
+        probe.write_bytes(_probe_rootfs(x))
         say("building the boot disk")
-        qcow2 = _boot_disk(work, kernels[0], initrd)
+        qcow2 = _boot_disk(work, tools, kernels[0], initrd)
         shutil.copyfile(kernels[0], work / "vmlinuz")
         for source, target in (
             (qcow2, built.image),
@@ -311,7 +371,60 @@ def build_host_image(dest: Path, cache: Path, progress: Progress | None = None) 
             (probe, built.probe_initrd),
         ):
             os.replace(source, target)
-    record = {"key": key, "packages": packages, "root_password": ROOT_PASSWORD}
-    atomic_write(meta_path, (json.dumps(record, indent=2) + "\n").encode())
-    say(f"built {built.image}")
-    return BuiltImage(built.image, built.kernel, built.probe_initrd, key)
+    say(
+        f"built {built.image} ({built.image.stat().st_size / (1 << 20):.1f} MiB) "
+        f"in {time.monotonic() - started:.1f} s"
+    )
+    return built
+
+
+def build_host_image(
+    dest_dir: Path, cache_dir: Path, progress: Progress | None = None
+) -> BuiltImage:
+    """Build (or reuse) the host image in ``dest_dir``; downloads are kept in ``cache_dir``.
+
+    A no-op (milliseconds, no apt call) while nothing it is built from has
+    changed: the guest files, this builder, apt's package lists. When the
+    lists changed, the exact package versions decide whether to rebuild.
+    Raises ``ImageBuildError`` saying what failed and what to install or do.
+    """
+    say = progress or (lambda _: None)
+    dest_dir, cache_dir = Path(dest_dir), Path(cache_dir)
+    meta_path = dest_dir / f"{IMAGE_NAME}.json"
+    recipe = _recipe_digest()
+    quick = _key(recipe, debs.apt_fingerprint())
+    meta = _read_meta(meta_path)
+    if meta.get("quick") == quick and _complete(_paths(dest_dir)):
+        say(f"{_paths(dest_dir).image} is up to date")
+        return _paths(dest_dir, str(meta["key"]))
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(dest_dir, say):
+        meta = _read_meta(meta_path)  # another process may have just built it
+        complete = _complete(_paths(dest_dir))
+        if meta.get("quick") == quick and complete:
+            say(f"{_paths(dest_dir).image} is up to date")
+            return _paths(dest_dir, str(meta["key"]))
+        say("checking Debian package versions")
+        try:
+            packages = debs.resolve()
+        except ImageBuildError as exc:
+            if complete and meta.get("key"):
+                say(f"keeping the existing image: cannot check package versions ({exc})")
+                return _paths(dest_dir, str(meta["key"]))
+            raise
+        versions = {deb.name: deb.version for deb in packages}
+        key = _key(recipe, json.dumps(versions, sort_keys=True))
+        if meta.get("key") == key and complete:
+            say(f"{_paths(dest_dir).image} is up to date")
+            built = _paths(dest_dir, key)
+        else:
+            built = _build(dest_dir, cache_dir, packages, key, say)
+        record = {
+            "key": key,
+            "quick": quick,
+            "packages": versions,
+            "user": ROOT_USER,
+            "password": ROOT_PASSWORD,
+        }
+        atomic_write(meta_path, (json.dumps(record, indent=2) + "\n").encode())
+        return built

@@ -16,6 +16,7 @@ class Entry:
     path: str  # inside the archive, no leading "/"
     mode: int  # full st_mode (type + permissions)
     data: bytes = b""  # file contents, or the target of a symlink
+    rdev: tuple[int, int] = (0, 0)  # (major, minor) of a device node
 
 
 def _pad(length: int) -> bytes:
@@ -23,7 +24,8 @@ def _pad(length: int) -> bytes:
 
 
 def _header(ino: int, entry: Entry, size: int, name: bytes) -> bytes:
-    fields = [ino, entry.mode, 0, 0, 1, 0, size, 0, 0, 0, 0, len(name) + 1, 0]
+    major, minor = entry.rdev
+    fields = [ino, entry.mode, 0, 0, 1, 0, size, 0, 0, major, minor, len(name) + 1, 0]
     return b"070701" + b"".join(f"{f:08X}".encode() for f in fields)
 
 

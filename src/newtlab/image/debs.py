@@ -1,85 +1,192 @@
-"""Debian packages for the guest: resolve exact names, download, unpack (no root needed)."""
+"""Debian packages for the guest: resolve exact versions, download, verify, unpack.
+
+Nothing here needs root or touches the host's package state: packages are
+fetched with ``apt-get download`` into a cache directory and unpacked with
+``dpkg-deb -x``. Every .deb is checked against the SHA256 apt knows for it,
+which also lets a build reuse a .deb another cache (or apt's own archive
+cache) already holds instead of downloading it again.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ImageBuildError
 
 KERNEL_META = "linux-image-amd64"
-PACKAGES = ["busybox-static", "dropbear-bin", "libtomcrypt1", "libtommath1", "libgmp10",
-            "libc6", "libcrypt1", "zlib1g"]  # fmt: skip
+# The guest's userland. Its shared libraries come from these packages too,
+# never from the building machine.
+PACKAGES = ("busybox-static", "dropbear-bin", "libtomcrypt1", "libtommath1", "libgmp10",
+            "libc6", "libcrypt1", "zlib1g")  # fmt: skip
+APT_STATE = ("/var/lib/apt/lists", "/etc/apt/sources.list", "/etc/apt/sources.list.d",
+             "/etc/apt/preferences", "/etc/apt/preferences.d")  # fmt: skip
+APT_ARCHIVES = Path("/var/cache/apt/archives")
+APT_UPDATE_HINT = "run `apt-get update` (as root) so apt knows Debian 12's packages, then retry"
 
 
-def _run(argv: list[str], what: str, cwd: Path | None = None) -> str:
+@dataclass(frozen=True)
+class Deb:
+    name: str
+    version: str
+    arch: str
+    size: int
+    sha256: str
+
+    @property
+    def filename(self) -> str:
+        """The name ``apt-get download`` gives the file (epoch colon escaped)."""
+        return f"{self.name}_{self.version.replace(':', '%3a')}_{self.arch}.deb"
+
+
+def _run(argv: list[str], what: str, cwd: Path | None = None, timeout: float = 600) -> str:
     try:
-        result = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=600)
+        result = subprocess.run(
+            argv, capture_output=True, text=True, cwd=cwd, timeout=timeout, check=False
+        )
     except FileNotFoundError:
         raise ImageBuildError(
-            f"{what}: {argv[0]} not found — this needs Debian's apt and dpkg"
+            f"{what}: {argv[0]} is not installed. The host image is built from Debian "
+            "packages with Debian's apt and dpkg: build it on Debian 12 (or a Debian 12 "
+            "container)."
         ) from None
+    except subprocess.TimeoutExpired:
+        raise ImageBuildError(f"{what}: {argv[0]} did not finish within {timeout:.0f} s") from None
     if result.returncode != 0:
-        raise ImageBuildError(f"{what} failed: {result.stderr.strip() or result.stdout.strip()}")
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise ImageBuildError(f"{what} failed: {' / '.join(detail[-3:]) or 'no output'}")
     return result.stdout
 
 
-def kernel_package() -> str:
-    """The exact kernel package ``linux-image-amd64`` depends on (a glob would fetch all)."""
-    out = _run(["apt-cache", "depends", KERNEL_META], "looking up the kernel package")
-    match = re.search(r"Depends: (linux-image-[0-9][^\s]*-amd64)", out)
-    if match is None:
+def apt_fingerprint() -> str:
+    """Changes whenever apt's view of available versions may have changed (cheap: stat only)."""
+    digest = hashlib.sha256()
+    for top in APT_STATE:
+        root = Path(top)
+        paths = sorted(root.iterdir()) if root.is_dir() else [root]
+        for path in paths:
+            try:
+                info = path.stat()
+            except OSError:
+                continue
+            if path.is_file() and path.name != "lock":
+                digest.update(f"{path}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _show(names: Iterable[str]) -> dict[str, dict[str, str]]:
+    """``apt-cache show`` of each package's candidate version, as field dicts by name."""
+    out = _run(
+        ["apt-cache", "show", "--no-all-versions", *names],
+        f"looking up Debian packages ({APT_UPDATE_HINT} if this says none found)",
+        timeout=120,
+    )
+    records: dict[str, dict[str, str]] = {}
+    for block in out.split("\n\n"):
+        fields = dict(re.findall(r"^([A-Za-z0-9-]+): ?(.*)$", block, flags=re.M))
+        if "Package" in fields:
+            records.setdefault(fields["Package"], fields)
+    return records
+
+
+def _deb(record: dict[str, str]) -> Deb:
+    return Deb(
+        record["Package"],
+        record["Version"],
+        record["Architecture"],
+        int(record["Size"]),
+        record["SHA256"],
+    )
+
+
+def resolve() -> list[Deb]:
+    """The exact packages to fetch: the kernel ``linux-image-amd64`` depends on
+    (naming it exactly: a glob would fetch every version) and the userland."""
+    records = _show([KERNEL_META, *PACKAGES])
+    meta = records.get(KERNEL_META, {})
+    match = re.search(r"\b(linux-image-[0-9][^\s,]*-amd64)\b", meta.get("Depends", ""))
+    missing = [name for name in (KERNEL_META, *PACKAGES) if name not in records]
+    if missing or match is None:
         raise ImageBuildError(
-            "apt knows no linux-image-amd64 — run `apt-get update` (Debian 12 package lists needed)"
+            f"apt knows no {', '.join(missing) or 'kernel behind ' + KERNEL_META}: "
+            f"{APT_UPDATE_HINT}."
         )
-    return match.group(1)
+    kernel = _show([match.group(1)]).get(match.group(1))
+    if kernel is None:
+        raise ImageBuildError(f"apt knows no {match.group(1)}: {APT_UPDATE_HINT}.")
+    return [_deb(kernel), *(_deb(records[name]) for name in PACKAGES)]
 
 
-def versions(packages: list[str]) -> dict[str, str]:
-    """Candidate version of each package, as apt would download it."""
-    out = _run(["apt-cache", "policy", *packages], "looking up package versions")
-    found: dict[str, str] = {}
-    current = ""
-    for line in out.splitlines():
-        if line and not line.startswith(" ") and line.endswith(":"):
-            current = line[:-1]
-        elif "Candidate:" in line and current:
-            found[current] = line.split("Candidate:")[1].strip()
-    missing = [p for p in packages if found.get(p) in (None, "(none)")]
-    if missing:
-        raise ImageBuildError(
-            f"apt has no candidate for {', '.join(missing)} — run `apt-get update`"
-        )
-    return found
+def _valid(path: Path, deb: Deb) -> bool:
+    try:
+        if path.stat().st_size != deb.size:
+            return False
+    except OSError:
+        return False
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest() == deb.sha256
 
 
-def download(packages: dict[str, str], cache: Path) -> list[Path]:
-    """``apt-get download`` each ``name=version`` not yet in ``cache``; the .deb paths."""
+def reuse_dirs() -> list[Path]:
+    """Other places that may already hold the exact .deb files (checked before use)."""
+    homes = [Path.home() / ".newtlab"]
+    if os.environ.get("NEWTLAB_HOME"):
+        homes.insert(0, Path(os.environ["NEWTLAB_HOME"]).expanduser())
+    return [*(home / "cache" / "debs" for home in homes), APT_ARCHIVES]
+
+
+def download(debs: list[Deb], cache: Path, say: Callable[[str], None]) -> list[Path]:
+    """Each .deb in ``cache``: verified there, copied from a verified copy elsewhere,
+    or fetched with ``apt-get download``."""
     cache.mkdir(parents=True, exist_ok=True)
-    debs = []
-    wanted = []
-    for name, version in sorted(packages.items()):
-        quoted = version.replace(":", "%3a")
-        path = cache / f"{name}_{quoted}_amd64.deb"
-        debs.append(path)
-        if not path.exists():
-            wanted.append(f"{name}={version}")
+    wanted: list[Deb] = []
+    reused: set[Path] = set()
+    for deb in debs:
+        path = cache / deb.filename
+        if _valid(path, deb):
+            continue
+        path.unlink(missing_ok=True)
+        for other in reuse_dirs():
+            source = other / deb.filename
+            if source.resolve() != path.resolve() and _valid(source, deb):
+                tmp = path.with_name(f".{path.name}.tmp")
+                shutil.copyfile(source, tmp)
+                os.replace(tmp, path)
+                reused.add(other)
+                break
+        else:
+            wanted.append(deb)
+    if reused:
+        say(f"reusing verified packages from {', '.join(map(str, sorted(reused)))}")
     if wanted:
-        # apt's sandbox user cannot write into a root-owned cache; downloading
-        # there unsandboxed is what apt itself falls back to.
-        env_opts = ["-o", "APT::Sandbox::User=root"] if os.geteuid() == 0 else []
-        _run(["apt-get", "download", "-q", *env_opts, *wanted], "downloading packages", cwd=cache)
-    missing = [p.name for p in debs if not p.exists()]
-    if missing:
-        raise ImageBuildError(f"apt-get download did not produce {', '.join(missing)}")
-    return debs
+        size = sum(deb.size for deb in wanted) / 1e6
+        say(f"downloading {len(wanted)} Debian packages ({size:.0f} MB) into {cache}")
+        # As root, apt hands downloads to its unprivileged _apt user, which
+        # cannot write into root's cache: download unsandboxed, as apt itself
+        # would after a warning.
+        sandbox = ["-o", "APT::Sandbox::User=root"] if os.geteuid() == 0 else []
+        _run(
+            ["apt-get", "download", "-q", *sandbox, *(f"{d.name}={d.version}" for d in wanted)],
+            "downloading Debian packages (check that this machine reaches its Debian mirror)",
+            cwd=cache,
+        )
+        bad = [d.filename for d in wanted if not _valid(cache / d.filename, d)]
+        if bad:
+            raise ImageBuildError(
+                f"apt-get download did not produce a verified {', '.join(bad)}: {APT_UPDATE_HINT}."
+            )
+    return [cache / deb.filename for deb in debs]
 
 
 def unpack(debs: list[Path], into: Path) -> None:
-    if shutil.which("dpkg-deb") is None:
-        raise ImageBuildError("dpkg-deb not found — this needs Debian's dpkg")
     for deb in debs:
         _run(["dpkg-deb", "-x", str(deb), str(into)], f"unpacking {deb.name}")

@@ -1,0 +1,26 @@
+#!/bin/sh
+# newtlab host image, boot: the root filesystem is this initramfs (every boot
+# starts clean); the disk only carries SYSLINUX, the kernel and the initramfs.
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts -o gid=5,mode=620 devpts /dev/pts
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+# No kmod and no modules.dep: the list is in dependency order (made at build).
+while read -r module; do insmod "/lib/modules/$module" 2>/dev/null; done < /etc/newtlab/modules
+# ethN is QEMU NIC N, whatever the mix of drivers.
+newtlab-name-nics
+hostname -F /etc/hostname
+ip link set lo up
+# Data NICs come up without addresses, ready for `ip addr add`; eth0 waits for
+# newtlab-net-up.
+for dev in /sys/class/net/eth*; do
+  name=${dev##*/}
+  [ "$name" = eth0 ] || ip link set "$name" up
+done
+# The ACPI power button (QMP system_powerdown) shuts the VM down cleanly.
+acpid -c /etc/acpi
+# SSH in the background, so the login prompt does not wait for the host key.
+newtlab-sshd &
