@@ -28,6 +28,7 @@ from newtlab.image import (
     ROOT_PASSWORD,
     ROOT_USER,
     BuiltImage,
+    ImageBuildError,
     build_host_image,
     host_platform,
 )
@@ -102,7 +103,33 @@ def test_initramfs_archive_reads_back_with_cpio(tmp_path: Path) -> None:
     assert re.search(r"-rwxr-xr-x.* 18 .*bin/tool", listing)
 
 
+def test_missing_tools_are_named_with_their_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    from newtlab.image import build
+
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == "mformat" else name)
+    with pytest.raises(ImageBuildError) as caught:
+        build._tools()
+    message = str(caught.value)
+    assert "mformat not found" in message and "apt-get install mtools" in message
+
+
 # -- the build ------------------------------------------------------------------------------
+
+
+@integration
+def test_a_failed_build_leaves_nothing_half_written(
+    built: BuiltImage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from newtlab.image import build
+
+    def broken(*args: object) -> Path:
+        raise ImageBuildError("the disk could not be made")
+
+    monkeypatch.setattr(build, "_boot_disk", broken)
+    dest = tmp_path / "images"
+    with pytest.raises(ImageBuildError, match="the disk could not be made"):
+        build_host_image(dest, cache_root() / "downloads", lambda line: None)
+    assert [p.name for p in dest.iterdir()] == [".newtlab-host.lock"]
 
 
 @integration

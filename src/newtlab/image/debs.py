@@ -90,7 +90,7 @@ def _show(names: Iterable[str]) -> dict[str, dict[str, str]]:
     records: dict[str, dict[str, str]] = {}
     for block in out.split("\n\n"):
         fields = dict(re.findall(r"^([A-Za-z0-9-]+): ?(.*)$", block, flags=re.M))
-        if "Package" in fields:
+        if "Package" in fields and fields.get("Architecture") in ("amd64", "all"):
             records.setdefault(fields["Package"], fields)
     return records
 
