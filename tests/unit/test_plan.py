@@ -308,3 +308,11 @@ def test_unknown_fields_are_accepted_everywhere(tmp_path: Path) -> None:
         write_specs(tmp_path / "lab", devices, platforms=platforms, profiles=profiles)
     ).plan
     assert plan.node("a").platform == "sw"
+
+
+def test_default_example_uses_the_image_platform_entry() -> None:
+    """examples/line3 must stay in step with the host image's own console contract."""
+    from newtlab.image import host_platform
+
+    example = Path(__file__).parents[2] / "examples" / "line3" / "platforms.json"
+    assert json.loads(example.read_text())["platforms"]["newtlab-host"] == host_platform()
