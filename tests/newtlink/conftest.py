@@ -1,65 +1,42 @@
-"""A real newtlink process per test, on free ports, always stopped afterwards."""
+"""A real newtlink process per test, on free ports, always killed afterwards."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from bridgekit import Bridge, free_ports, launch
+from newtlink_kit import Newtlink, StartBridge, argv_for, free_ports, link_config, write_config
 
 
 @pytest.fixture
-def bridge(tmp_path: Path) -> Iterator[Callable[..., Bridge]]:
-    started: list[subprocess.Popen[str]] = []
+def start_bridge(tmp_path: Path) -> Iterator[StartBridge]:
+    """``start_bridge(links=1, link_extra={}, **config_extra)`` → a READY Newtlink.
 
-    def start(links: int = 1, **extra: Any) -> Bridge:
+    Every process started here is SIGKILLed in the finalizer, pass or fail.
+    """
+    started: list[Newtlink] = []
+
+    def start(links: int = 1, link_extra: dict[str, Any] | None = None, **extra: Any) -> Newtlink:
+        directory = tmp_path / f"bridge{len(started)}"
+        directory.mkdir()
         ports = free_ports(2 * links)
-        unix = str(tmp_path / "stats.sock")
-        config = {
+        config: dict[str, Any] = {
             "lab": "nltest",
             "links": [
-                {
-                    "a": f"a{i}:eth1",
-                    "z": f"z{i}:eth1",
-                    "a_port": ports[2 * i],
-                    "z_port": ports[2 * i + 1],
-                    "a_bind": "127.0.0.1",
-                    "z_bind": "127.0.0.1",
-                }
+                link_config(i, ports[2 * i], ports[2 * i + 1], **(link_extra or {}))
                 for i in range(links)
             ],
-            "stats_unix": unix,
+            "stats_unix": str(directory / "newtlink.sock"),
             **extra,
         }
-        proc = launch(tmp_path, config)
-        started.append(proc)
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line == f"READY {proc.pid}\n", proc.stderr.read() if proc.stderr else line
-        return Bridge(proc, config, unix)
+        bridge = Newtlink(directory, config, argv_for(write_config(directory, config)))
+        started.append(bridge)
+        line = bridge.ready_line()
+        assert line == f"READY {bridge.proc.pid}\n", bridge.stderr()
+        return bridge
 
     yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-        for stream in (proc.stdout, proc.stderr):
-            if stream:
-                stream.close()
-
-
-@pytest.fixture
-def pid_gone() -> Callable[[int], bool]:
-    def check(pid: int) -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-
-    return check
+    for bridge in started:
+        bridge.kill()

@@ -1,10 +1,18 @@
-"""The bridge config (JSON): which links to relay, where to listen, who may connect."""
+"""The bridge config (JSON): which links to relay, where to listen, who may connect.
+
+Every error names the JSON path, so a bad file is explained in one line.
+Unknown fields are ignored, so a newer orchestrator can add some.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+SIDES = ("a", "z")
+DEFAULT_BIND = "127.0.0.1"
 
 
 class ConfigError(Exception):
@@ -12,91 +20,119 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
-class Side:
+class SideConfig:
+    name: str  # the VM interface on this side, e.g. "spine1:Ethernet0"
     port: int
     bind: str
-    allow: tuple[str, ...]  # peer addresses; empty = any
+    allow: frozenset[str]  # peer addresses allowed to connect; empty = any
 
 
 @dataclass(frozen=True)
 class LinkConfig:
-    a: str
-    z: str
-    a_side: Side
-    z_side: Side
-    pcap: str = ""
+    a: SideConfig
+    z: SideConfig
+    pcap: str = ""  # capture file, "" = no capture
+
+    @property
+    def name(self) -> str:
+        """How the link is named in the ``pcap`` map and in messages."""
+        return f"{self.a.name}--{self.z.name}"
+
+    def side(self, side: str) -> SideConfig:
+        return self.a if side == "a" else self.z
 
 
 @dataclass(frozen=True)
 class BridgeConfig:
     lab: str
-    links: list[LinkConfig]
-    stats_addr: str = ""
+    links: tuple[LinkConfig, ...]
+    stats_addr: tuple[str, int] | None = None
     stats_unix: str = ""
-    pcap: dict[str, str] = field(default_factory=dict)
 
 
-def _field(entry: dict[str, Any], key: str, kind: type, where: str) -> Any:
-    if key not in entry:
-        raise ConfigError(f"{where}: missing {key!r}")
+def normalize_address(address: str) -> str:
+    """One spelling per address, so allow lists compare (IPv4-mapped IPv6 → IPv4)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ip)
+
+
+def parse_host_port(text: str, where: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port``; an empty host means every address."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{where}: expected host:port, got {text!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _get(entry: dict[str, Any], key: str, kind: type, where: str, default: Any = None) -> Any:
+    if key not in entry or entry[key] is None:
+        if default is None:
+            raise ConfigError(f"{where}: missing {key!r}")
+        return default
     value = entry[key]
     if not isinstance(value, kind) or isinstance(value, bool):
         raise ConfigError(f"{where}.{key}: expected {kind.__name__}, got {value!r}")
     return value
 
 
-def _side(entry: dict[str, Any], prefix: str, where: str) -> Side:
-    port = _field(entry, f"{prefix}_port", int, where)
+def _side(entry: dict[str, Any], side: str, where: str) -> SideConfig:
+    name = _get(entry, side, str, where)
+    if not name:
+        raise ConfigError(f"{where}.{side}: empty name")
+    port = _get(entry, f"{side}_port", int, where)
     if not 0 < port < 65536:
-        raise ConfigError(f"{where}.{prefix}_port: {port} is not a TCP port")
-    allow = entry.get(f"{prefix}_allow") or []
-    if not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
-        raise ConfigError(f"{where}.{prefix}_allow: expected a list of addresses")
-    return Side(port, entry.get(f"{prefix}_bind") or "127.0.0.1", tuple(allow))
+        raise ConfigError(f"{where}.{side}_port: {port} is not a TCP port")
+    bind = _get(entry, f"{side}_bind", str, where, DEFAULT_BIND) or DEFAULT_BIND
+    allow_raw = _get(entry, f"{side}_allow", list, where, [])
+    allow = set()
+    for i, address in enumerate(allow_raw):
+        try:
+            allow.add(normalize_address(address))
+        except (TypeError, ValueError, AttributeError):
+            raise ConfigError(
+                f"{where}.{side}_allow[{i}]: {address!r} is not an IP address"
+            ) from None
+    return SideConfig(name, port, bind, frozenset(allow))
 
 
 def parse(data: Any) -> BridgeConfig:
     if not isinstance(data, dict):
-        raise ConfigError("top level: expected a JSON object")
-    links_raw = data.get("links")
-    if not isinstance(links_raw, list):
-        raise ConfigError("links: expected a list")
-    pcap = data.get("pcap") or {}
-    if not isinstance(pcap, dict):
-        raise ConfigError("pcap: expected an object of link name → file")
-    links = []
+        raise ConfigError("expected a JSON object at the top level")
+    lab = _get(data, "lab", str, "config", "")
+    links_raw = _get(data, "links", list, "config")
+    pcap = _get(data, "pcap", dict, "config", {})
+    links: list[LinkConfig] = []
     for i, entry in enumerate(links_raw):
         where = f"links[{i}]"
         if not isinstance(entry, dict):
             raise ConfigError(f"{where}: expected an object")
-        a = _field(entry, "a", str, where)
-        z = _field(entry, "z", str, where)
-        links.append(
-            LinkConfig(
-                a,
-                z,
-                _side(entry, "a", where),
-                _side(entry, "z", where),
-                str(pcap.get(f"{a}--{z}", "")),
-            )
-        )
-    return BridgeConfig(
-        str(data.get("lab", "")),
-        links,
-        str(data.get("stats_addr") or ""),
-        str(data.get("stats_unix") or ""),
-        pcap,
-    )
+        links.append(LinkConfig(_side(entry, "a", where), _side(entry, "z", where)))
+    names = {link.name: i for i, link in enumerate(links)}
+    for name, path in pcap.items():
+        if name not in names:
+            raise ConfigError(f"pcap: no link named {name!r} (links are named 'a--z')")
+        if not isinstance(path, str) or not path:
+            raise ConfigError(f"pcap[{name!r}]: expected a file path")
+        links[names[name]] = LinkConfig(links[names[name]].a, links[names[name]].z, path)
+    stats_addr_raw = _get(data, "stats_addr", str, "config", "")
+    stats_addr = parse_host_port(stats_addr_raw, "stats_addr") if stats_addr_raw else None
+    stats_unix = _get(data, "stats_unix", str, "config", "")
+    return BridgeConfig(lab, tuple(links), stats_addr, stats_unix)
 
 
 def load(path: str) -> BridgeConfig:
+    """The config in ``path``; ConfigError (one line, naming the file) if unusable."""
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: not found") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # JSONDecodeError and bad UTF-8
+        raise ConfigError(f"{path}: not valid JSON: {exc}") from None
     try:
         return parse(data)
     except ConfigError as exc:

@@ -1,4 +1,9 @@
-"""Optional capture of a link's frames to a pcap file (off unless configured)."""
+"""Capture of a link's frames to a pcap file: off unless configured, free when off.
+
+While a link captures, its pumps take the buffered path (frames must pass
+through Python to be written); every other link keeps splicing. Both
+directions of a link go to one file, in the order the bridge forwards them.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +12,40 @@ import threading
 import time
 from typing import BinaryIO
 
-_GLOBAL = struct.Struct("<IHHiIII")
-_RECORD = struct.Struct("<IIII")
-_LENGTH = struct.Struct(">I")
+from .frames import HEADER, HEADER_SIZE
+
+_GLOBAL = struct.Struct("<IHHiIII")  # magic, version 2.4, tz, sigfigs, snaplen, linktype
+_RECORD = struct.Struct("<IIII")  # seconds, microseconds, captured length, original length
+MAGIC = 0xA1B2C3D4
 LINKTYPE_ETHERNET = 1
+SNAPLEN = 262144
 
 
 class PcapWriter:
-    """Appends whole frames (both directions of one link) to a pcap file."""
-
     def __init__(self, path: str) -> None:
-        self._file: BinaryIO = open(path, "wb")  # noqa: SIM115 - lives as long as the bridge
-        self._file.write(_GLOBAL.pack(0xA1B2C3D4, 2, 4, 0, 0, 65535, LINKTYPE_ETHERNET))
-        self._lock = threading.Lock()
+        self.path = path
+        self._file: BinaryIO = open(path, "wb")  # noqa: SIM115 - open as long as the bridge
+        self._file.write(_GLOBAL.pack(MAGIC, 2, 4, 0, 0, SNAPLEN, LINKTYPE_ETHERNET))
+        self._file.flush()
+        self._lock = threading.Lock()  # the two directions write from two threads
 
-    def write_frames(self, data: memoryview) -> None:
-        """``data`` holds whole QEMU-framed frames: 4-byte length + frame, repeated."""
+    def write(self, data: memoryview) -> None:
+        """Record each frame of ``data`` (whole QEMU-framed frames, back to back)."""
         now = time.time()
         seconds, micros = int(now), int((now % 1) * 1_000_000)
+        unpack, pack = HEADER.unpack_from, _RECORD.pack
         with self._lock:
-            pos = 0
-            while pos < len(data):
-                (length,) = _LENGTH.unpack_from(data, pos)
-                self._file.write(_RECORD.pack(seconds, micros, length, length))
-                self._file.write(data[pos + 4 : pos + 4 + length])
-                pos += 4 + length
-            self._file.flush()
+            if self._file.closed:
+                return
+            write = self._file.write
+            pos, end = 0, len(data)
+            while pos < end:
+                (length,) = unpack(data, pos)
+                start = pos + HEADER_SIZE
+                write(pack(seconds, micros, length, length))
+                write(data[start : start + length])
+                pos = start + length
+            self._file.flush()  # so a reader following the file sees frames as they pass
 
     def close(self) -> None:
         with self._lock:

@@ -1,138 +1,236 @@
-"""The bridge process: open every listener up front, accept, serve stats, stop on SIGTERM."""
+"""The bridge process: open every listener up front, accept sides, serve stats, stop on SIGTERM.
+
+The main thread only accepts (links and stats); each connected side gets a
+pump thread (``pump``) that moves its frames.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import selectors
 import signal
 import socket
+import stat
 import sys
+import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .config import BridgeConfig
-from .relay import SIDES, Link
+from . import stats
+from .config import SIDES, BridgeConfig, normalize_address
+from .link import Conn, Link
+from .pump import STACK_SIZE, Pump, log
+
+EXIT_OK = 0
+EXIT_FAILED = 2  # bad config, or a listener could not be opened: nothing is running
+LISTEN_BACKLOG = 8
+
+if TYPE_CHECKING:
+    Address = str | tuple[str, int]  # a Unix socket path, or (host, port)
 
 
-class ListenError(Exception):
-    pass
+class StartError(Exception):
+    """The bridge cannot start; the message is the one line to print."""
 
 
-def _listen(family: int, address: Any, purpose: str) -> socket.socket:
+def _where(address: Address) -> str:
+    if isinstance(address, str):
+        return address
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _listen(address: Address, purpose: str) -> socket.socket:
+    if isinstance(address, str):
+        family = socket.AF_UNIX
+    else:
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        if family == socket.AF_INET:
+        if family != socket.AF_UNIX:
+            # A restarted bridge must get its ports back while old connections linger.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
-        sock.listen(16)
+        sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
-    except OSError as exc:
+    except (OSError, OverflowError) as exc:
         sock.close()
-        where = address if isinstance(address, str) else f"{address[0]}:{address[1]}"
-        raise ListenError(f"cannot listen on {where} ({purpose}): {exc.strerror or exc}") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise StartError(f"cannot listen on {_where(address)} ({purpose}): {reason}") from None
     return sock
 
 
+def _clear_stale_unix_socket(path: str) -> None:
+    """Remove a socket file left by a bridge that died; never a live one or another file."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StartError(f"cannot listen on {path} (stats): {exc.strerror}") from None
+    if not stat.S_ISSOCK(mode):
+        raise StartError(f"cannot listen on {path} (stats): exists and is not a socket")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            os.unlink(path)  # nobody answers: stale
+            return
+    raise StartError(f"cannot listen on {path} (stats): a running process serves it")
+
+
 class Bridge:
-    def __init__(self, config: BridgeConfig) -> None:
+    def __init__(self, config: BridgeConfig, lab: str) -> None:
         self.config = config
-        self.links = [Link(c) for c in config.links]
+        self.lab = lab
         self.started = time.time()
+        self.links: list[Link] = []
         self.selector = selectors.DefaultSelector()
-        self.sockets: list[socket.socket] = []
+        self.listeners: list[socket.socket] = []
+        self.pumps: list[threading.Thread] = []
+        self.unix_path = ""
+
+    # -- start ----------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Open every listener, or none: on failure all are closed and ListenError raised."""
+        """Open every listener and capture file, or none: StartError says what failed."""
         try:
-            for link in self.links:
+            for link_config in self.config.links:
+                try:
+                    link = Link(link_config)
+                except OSError as exc:
+                    raise StartError(
+                        f"cannot write capture file {link_config.pcap} "
+                        f"(link {link_config.a.name} -- {link_config.z.name}): {exc.strerror}"
+                    ) from None
+                self.links.append(link)
                 for side in SIDES:
-                    cfg = link.config.a_side if side == "a" else link.config.z_side
-                    purpose = f"link {link.config.a} -- {link.config.z}, {side} side"
-                    sock = _listen(socket.AF_INET, (cfg.bind, cfg.port), purpose)
-                    self._register(sock, ("link", link, side))
-            if self.config.stats_addr:
-                host, _, port = self.config.stats_addr.rpartition(":")
-                sock = _listen(socket.AF_INET, (host or "127.0.0.1", int(port)), "stats")
-                self._register(sock, ("stats",))
+                    cfg = link_config.side(side)
+                    purpose = f"link {link_config.a.name} -- {link_config.z.name}, {side} side"
+                    sock = _listen((cfg.bind, cfg.port), purpose)
+                    self._register(sock, (link, side))
+            if self.config.stats_addr is not None:
+                self._register(_listen(self.config.stats_addr, "stats"), None)
             if self.config.stats_unix:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.config.stats_unix)
-                sock = _listen(socket.AF_UNIX, self.config.stats_unix, "stats")
-                self._register(sock, ("stats",))
-        except ListenError:
+                _clear_stale_unix_socket(self.config.stats_unix)
+                self._register(_listen(self.config.stats_unix, "stats"), None)
+                self.unix_path = self.config.stats_unix
+        except StartError:
             self.close()
             raise
 
-    def _register(self, sock: socket.socket, data: tuple[Any, ...]) -> None:
-        self.sockets.append(sock)
+    def _register(self, sock: socket.socket, data: tuple[Link, str] | None) -> None:
+        self.listeners.append(sock)
         self.selector.register(sock, selectors.EVENT_READ, data)
 
-    def stats(self) -> dict[str, Any]:
-        return {
-            "lab": self.config.lab,
-            "pid": os.getpid(),
-            "started": self.started,
-            "links": [link.stats() for link in self.links],
-        }
-
-    def _accept(self, sock: socket.socket, data: tuple[Any, ...]) -> None:
-        try:
-            conn, peer = sock.accept()
-        except (BlockingIOError, InterruptedError):
-            return
-        if data[0] == "stats":
-            with contextlib.suppress(OSError):
-                conn.setblocking(True)
-                conn.settimeout(2)
-                conn.sendall(json.dumps(self.stats()).encode())
-            conn.close()
-            return
-        _, link, side = data
-        cfg = link.config.a_side if side == "a" else link.config.z_side
-        if cfg.allow and peer[0] not in cfg.allow:
-            link.refused[side] += 1
-            conn.close()
-        elif not link.attach(side, conn):
-            conn.close()  # that side is in use: a second peer never hijacks the link
+    # -- run ------------------------------------------------------------------------------
 
     def serve(self, wakeup: socket.socket) -> None:
-        """Run until ``wakeup`` becomes readable (a signal arrived)."""
-        self.selector.register(wakeup, selectors.EVENT_READ, ("wakeup",))
+        """Accept until ``wakeup`` becomes readable (a stop signal arrived)."""
+        self.selector.register(wakeup, selectors.EVENT_READ, "wakeup")
         while True:
             for key, _ in self.selector.select():
-                if key.data[0] == "wakeup":
+                if key.data == "wakeup":
                     return
-                self._accept(key.fileobj, key.data)  # type: ignore[arg-type]
+                sock: Any = key.fileobj
+                try:
+                    conn, address = sock.accept()
+                except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                    continue
+                except OSError as exc:  # e.g. out of file descriptors: say so, keep serving
+                    log(f"accept on {_where(sock.getsockname())}: {exc.strerror or exc}")
+                    time.sleep(0.1)
+                    continue
+                if key.data is None:
+                    self._serve_stats(conn)
+                else:
+                    link, side = key.data
+                    self._take(link, side, conn, address)
 
-    def close(self) -> None:
-        for sock in self.sockets:
+    def _take(self, link: Link, side: str, sock: socket.socket, address: Any) -> None:
+        cfg = link.config.side(side)
+        try:
+            host = normalize_address(address[0])
+        except ValueError:
+            host = str(address[0])
+        peer = f"{host}:{address[1]}"
+        where = f"{cfg.name} ({side} side of {link.name})"
+        if cfg.allow and host not in cfg.allow:
+            link.refused_allow[side] += 1
+            sock.close()
+            log(f"{where}: refused {peer}, not in the allow list")
+            return
+        sock.setblocking(True)
+        with contextlib.suppress(OSError):  # forward each frame at once, as a wire would
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = Conn(sock, peer)
+        if not link.attach(side, conn):
+            sock.close()  # the side is taken: a second peer never hijacks the link
+            log(f"{where}: refused {peer}, side already connected")
+            return
+        log(f"{where}: connected {peer}")
+        self.pumps = [t for t in self.pumps if t.is_alive()]
+        self.pumps.append(Pump(link, side, conn).start())
+
+    def _serve_stats(self, conn: socket.socket) -> None:
+        def reply() -> None:
+            with conn:
+                conn.setblocking(True)
+                conn.settimeout(5)
+                links = [link.stats() for link in self.links]
+                with contextlib.suppress(OSError):
+                    conn.sendall(stats.document(self.lab, self.started, links))
+
+        # A slow reader must not hold up accepting.
+        threading.Thread(target=reply, name="stats", daemon=True).start()
+
+    # -- stop -----------------------------------------------------------------------------
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Close listeners, disconnect every side and wait (a little) for the pumps."""
+        for sock in self.listeners:
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(sock)
             sock.close()
+        self.listeners = []
+        if self.unix_path:
+            with contextlib.suppress(OSError):
+                os.unlink(self.unix_path)
+            self.unix_path = ""
         for link in self.links:
             link.close()
-        if self.config.stats_unix:
-            with contextlib.suppress(OSError):
-                os.unlink(self.config.stats_unix)
+        deadline = time.monotonic() + timeout
+        for thread in self.pumps:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for link in self.links:
+            link.finish()
 
 
-def run(config: BridgeConfig) -> int:
-    bridge = Bridge(config)
+def run(config: BridgeConfig, lab: str) -> int:
+    """Run the bridge until SIGTERM/SIGINT; the exit status."""
+    threading.stack_size(STACK_SIZE)
+    bridge = Bridge(config, lab)
     try:
         bridge.open()
-    except ListenError as exc:
+    except StartError as exc:
         print(f"newtlink: {exc}", file=sys.stderr, flush=True)
-        return 2
+        return EXIT_FAILED
     wake_r, wake_w = socket.socketpair()
     wake_w.setblocking(False)
     signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda *_: None)
-    print(f"READY {os.getpid()}", flush=True)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)  # the wakeup fd does the work
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # outlive the SSH session that started us
     try:
+        with contextlib.suppress(OSError):
+            print(f"READY {os.getpid()}", flush=True)
+        log(f"ready: lab {lab or '-'}, {len(bridge.links)} links")
         bridge.serve(wake_r)
+        log("stopping")
     finally:
         bridge.close()
-    return 0
+        signal.set_wakeup_fd(-1)
+        wake_r.close()
+        wake_w.close()
+    return EXIT_OK

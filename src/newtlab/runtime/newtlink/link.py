@@ -1,0 +1,153 @@
+"""One link's state: which side is connected to whom, and its counters.
+
+Each connected side has one reader thread (see ``pump``), which owns that
+side's socket; the other side's reader is its only writer. A socket is closed
+by its reader only while holding its ``write_lock``, after marking it dead, so
+a writer never sends on a closed (possibly reused) file descriptor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from typing import Any
+
+from .config import SIDES, LinkConfig
+from .pcap import PcapWriter
+
+
+def other(side: str) -> str:
+    return "z" if side == "a" else "a"
+
+
+class Conn:
+    """One accepted connection on one side of a link."""
+
+    def __init__(self, sock: socket.socket, peer: str) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.peer = peer
+        self.alive = True
+        self.write_lock = threading.Lock()
+
+    def kill(self) -> None:
+        """Make every blocked call on this connection return; the reader then closes it."""
+        self.alive = False
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.kill()
+        with self.write_lock:
+            self.sock.close()
+
+
+class Counters:
+    """Traffic read from one side. Written only by that side's reader thread."""
+
+    __slots__ = (
+        "bytes",
+        "dropped_bytes",
+        "dropped_frames",
+        "frames",
+        "last_activity",
+        "spliced_bytes",
+        "torn_bytes",
+        "torn_frames",
+    )
+
+    def __init__(self) -> None:
+        self.bytes = self.frames = 0  # forwarded to the other side
+        self.spliced_bytes = 0  # the part of ``bytes`` moved by splice (never copied out)
+        self.dropped_bytes = self.dropped_frames = 0  # discarded: the other side was away
+        self.torn_bytes = self.torn_frames = 0  # incomplete frame left behind by a dying sender
+        self.last_activity = 0.0
+
+
+class Link:
+    def __init__(self, config: LinkConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.conns: dict[str, Conn | None] = {"a": None, "z": None}
+        self.accepts = {"a": 0, "z": 0}
+        self.refused_busy = {"a": 0, "z": 0}
+        self.refused_allow = {"a": 0, "z": 0}
+        self.sessions = 0
+        self.read = {"a": Counters(), "z": Counters()}  # keyed by the side read from
+        # Frames pass through Python only while capturing; the pumps check this per read.
+        self.pcap: PcapWriter | None = PcapWriter(config.pcap) if config.pcap else None
+        self._lock = threading.Lock()
+
+    def attach(self, side: str, conn: Conn) -> bool:
+        """Take ``conn`` as ``side``; False if that side is already connected."""
+        with self._lock:
+            if self.conns[side] is not None:
+                self.refused_busy[side] += 1
+                return False
+            self.conns[side] = conn
+            self.accepts[side] += 1
+            if self.conns[other(side)] is not None:
+                self.sessions += 1
+            return True
+
+    def detach(self, side: str, conn: Conn) -> None:
+        with self._lock:
+            if self.conns[side] is conn:
+                self.conns[side] = None
+        conn.close()
+
+    def close(self) -> None:
+        """Disconnect both sides (their readers finish) and end any capture."""
+        for side in SIDES:
+            conn = self.conns[side]
+            if conn is not None:
+                conn.kill()
+
+    def finish(self) -> None:
+        if self.pcap is not None:
+            self.pcap.close()
+            self.pcap = None
+
+    def stats(self) -> dict[str, Any]:
+        a_conn, z_conn = self.conns["a"], self.conns["z"]
+        a, z = self.read["a"], self.read["z"]
+        cfg = self.config
+        return {
+            "a": cfg.a.name,
+            "z": cfg.z.name,
+            "a_port": cfg.a.port,
+            "z_port": cfg.z.port,
+            "a_bind": cfg.a.bind,
+            "z_bind": cfg.z.bind,
+            "connected": a_conn is not None and z_conn is not None,
+            "sessions": self.sessions,
+            "a_connected": a_conn is not None,
+            "z_connected": z_conn is not None,
+            "a_peer": a_conn.peer if a_conn else "",
+            "z_peer": z_conn.peer if z_conn else "",
+            "a_accepts": self.accepts["a"],
+            "z_accepts": self.accepts["z"],
+            "a_refused_busy": self.refused_busy["a"],
+            "z_refused_busy": self.refused_busy["z"],
+            "a_refused_allow": self.refused_allow["a"],
+            "z_refused_allow": self.refused_allow["z"],
+            "a_to_z_bytes": a.bytes,
+            "z_to_a_bytes": z.bytes,
+            "a_to_z_frames": a.frames,
+            "z_to_a_frames": z.frames,
+            "a_to_z_spliced_bytes": a.spliced_bytes,
+            "z_to_a_spliced_bytes": z.spliced_bytes,
+            "a_to_z_dropped_bytes": a.dropped_bytes,
+            "z_to_a_dropped_bytes": z.dropped_bytes,
+            "a_to_z_dropped_frames": a.dropped_frames,
+            "z_to_a_dropped_frames": z.dropped_frames,
+            "a_torn_bytes": a.torn_bytes,
+            "z_torn_bytes": z.torn_bytes,
+            "a_torn_frames": a.torn_frames,
+            "z_torn_frames": z.torn_frames,
+            "a_last_activity": a.last_activity,
+            "z_last_activity": z.last_activity,
+            "last_activity": max(a.last_activity, z.last_activity),
+            "pcap": self.config.pcap if self.pcap is not None else "",
+        }
