@@ -28,7 +28,7 @@ class Survivor:
 
     def _send(self) -> None:
         while not self._stop.is_set():
-            # ~2 MiB in 1 MiB writes (the bridge splices), then frame by frame (it copies).
+            # ~2 MiB in 1 MiB writes (big reads at the bridge), then frame by frame.
             for chunk in self.frames.batches(self.sent, 400):
                 self.sock.sendall(chunk)
             self.sent += 400
@@ -66,7 +66,7 @@ def test_side_dies_mid_frame_and_returns_many_times(start_bridge: StartBridge) -
             at_z.drain(z, 20, timeout=10)
             # The new Z gets A's frames from a frame boundary on.
             assert at_z.bad == [] and at_z.frames >= 20, at_z.bad
-            if round_ % 3 == 0:  # a burst big enough to be spliced
+            if round_ % 3 == 0:  # a burst: the bridge reads many frames at once
                 burst = 300
                 for chunk in z_frames.batches(z_sent, burst):
                     z.sendall(chunk)
@@ -92,7 +92,6 @@ def test_side_dies_mid_frame_and_returns_many_times(start_bridge: StartBridge) -
     assert stats["z_accepts"] == rounds and stats["sessions"] == rounds
     assert stats["z_torn_frames"] == rounds
     assert stats["a_to_z_dropped_frames"] > 0  # A's frames while Z was away: discarded
-    assert stats["a_to_z_spliced_bytes"] > 0 and stats["z_to_a_spliced_bytes"] > 0
     survivor.sock.close()
 
 

@@ -95,14 +95,14 @@ def test_capture_writes_every_forwarded_frame(tmp_path: Path, start_bridge: Star
     a, z = bridge.connect("a"), bridge.connect("z")
     bridge.wait_stats(lambda s: s["connected"])
     frames = Frames(22)
-    a_to_z = [frames.frame(seq) for seq in range(600)]  # > 1 MiB: would be spliced if not capturing
+    a_to_z = [frames.frame(seq) for seq in range(600)]  # ~2.7 MB: several reads
     a.sendall(b"".join(a_to_z))
     Checker().drain(z, 600, timeout=10)
     z_to_a = frames.frame(1000)
     z.sendall(z_to_a)
     Checker().drain(a, 1, timeout=5)
     stats = bridge.wait_stats(lambda s: s["z_to_a_frames"] == 1)
-    assert stats["a_to_z_spliced_bytes"] == 0  # frames pass through Python while capturing
+    assert stats["a_to_z_frames"] == 600
     assert bridge.terminate() == 0
     assert read_pcap(capture) == [f[4:] for f in [*a_to_z, z_to_a]]
     a.close()

@@ -52,14 +52,12 @@ class Counters:
         "dropped_frames",
         "frames",
         "last_activity",
-        "spliced_bytes",
         "torn_bytes",
         "torn_frames",
     )
 
     def __init__(self) -> None:
         self.bytes = self.frames = 0  # forwarded to the other side
-        self.spliced_bytes = 0  # the part of ``bytes`` moved by splice (never copied out)
         self.dropped_bytes = self.dropped_frames = 0  # discarded: the other side was away
         self.torn_bytes = self.torn_frames = 0  # incomplete frame left behind by a dying sender
         self.last_activity = 0.0
@@ -136,8 +134,6 @@ class Link:
             "z_to_a_bytes": z.bytes,
             "a_to_z_frames": a.frames,
             "z_to_a_frames": z.frames,
-            "a_to_z_spliced_bytes": a.spliced_bytes,
-            "z_to_a_spliced_bytes": z.spliced_bytes,
             "a_to_z_dropped_bytes": a.dropped_bytes,
             "z_to_a_dropped_bytes": z.dropped_bytes,
             "a_to_z_dropped_frames": a.dropped_frames,

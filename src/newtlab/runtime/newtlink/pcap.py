@@ -1,8 +1,9 @@
 """Capture of a link's frames to a pcap file: off unless configured, free when off.
 
-While a link captures, its pumps take the buffered path (frames must pass
-through Python to be written); every other link keeps splicing. Both
-directions of a link go to one file, in the order the bridge forwards them.
+The pumps hold each read's whole frames in a buffer anyway, so capturing is
+one ``write`` per frame from that buffer; a link without capture pays one
+attribute check per read. Both directions of a link go to one file, in the
+order the bridge reads them (dropped frames included: they were on the wire).
 """
 
 from __future__ import annotations
