@@ -1,7 +1,15 @@
-"""A real newtlink process for tests: config, start, connect sides, read stats, stop."""
+"""A real newtlink process for tests: config, start, connect sides, read stats, stop.
+
+A bridge runs in one of two modes, so every behaviour is tested both ways:
+``listen`` (each side listens and the test connects, as when newtlink runs
+on its own) and ``dial`` (the test listens, as a QEMU ``socket,listen=``
+NIC does, and the bridge dials it and redials whenever it drops).
+``Newtlink.connect(side)`` gives a connected socket in either mode.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -13,6 +21,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from newtlab.runtime.newtlink import query_stats
 
@@ -32,16 +42,17 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-def link_config(i: int, a_port: int, z_port: int, **extra: Any) -> dict[str, Any]:
-    return {
-        "a": f"a{i}:eth1",
-        "z": f"z{i}:eth1",
-        "a_port": a_port,
-        "z_port": z_port,
-        "a_bind": "127.0.0.1",
-        "z_bind": "127.0.0.1",
-        **extra,
-    }
+MODES = ("listen", "dial")
+
+
+def link_config(
+    i: int, a_port: int, z_port: int, mode: str = "listen", **extra: Any
+) -> dict[str, Any]:
+    if mode == "dial":
+        sides: dict[str, Any] = {"a_dial": f"127.0.0.1:{a_port}", "z_dial": f"127.0.0.1:{z_port}"}
+    else:
+        sides = {"a_port": a_port, "z_port": z_port, "a_bind": "127.0.0.1", "z_bind": "127.0.0.1"}
+    return {"a": f"a{i}:eth1", "z": f"z{i}:eth1", **sides, **extra}
 
 
 def write_config(directory: Path, config: dict[str, Any]) -> Path:
@@ -53,8 +64,14 @@ def write_config(directory: Path, config: dict[str, Any]) -> Path:
 class Newtlink:
     """One started newtlink process (killed by the fixture that made it, whatever happens)."""
 
-    def __init__(self, directory: Path, config: dict[str, Any], argv: list[str]) -> None:
+    def __init__(
+        self, directory: Path, config: dict[str, Any], argv: list[str], mode: str = "listen"
+    ) -> None:
         self.config = config
+        self.mode = mode
+        self.listeners: dict[tuple[int, str], socket.socket] = {}  # dial mode: the "VM" ends
+        self.taken: dict[tuple[int, str], int] = {}  # connections handed out per (link, side)
+        self.relay = 0  # dial mode: pid of the bridge process those were handed to
         self.directory = directory
         self.unix = config.get("stats_unix", "")
         self.log = directory / "newtlink.log"
@@ -70,16 +87,75 @@ class Newtlink:
     def stderr(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def port(self, side: str, link: int = 0) -> int:
+        entry = self.config["links"][link]
+        return int(entry.get(f"{side}_port") or entry[f"{side}_dial"].rpartition(":")[2])
+
     def connect(
         self, side: str, link: int = 0, source: str | None = None, timeout: float = 5
     ) -> socket.socket:
-        port = self.config["links"][link][f"{side}_port"]
-        address = (source, 0) if source else None
-        sock = socket.create_connection(
-            ("127.0.0.1", port), timeout=timeout, source_address=address
-        )
+        """A socket connected to ``side``: dialled to it, or (dial mode) accepted from it.
+
+        In dial mode the side's listener opens on first use (until then the
+        bridge's dials are refused), and this returns once the bridge has
+        taken the connection.
+        """
+        key = (link, side)
+        if self.mode == "dial":
+            sock = self._accept(key, timeout)
+        else:
+            address = (source, 0) if source else None
+            sock = socket.create_connection(
+                ("127.0.0.1", self.port(side, link)), timeout=timeout, source_address=address
+            )
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.taken[key] = self.taken.get(key, 0) + 1
         return sock
+
+    def plug(self, side: str, link: int = 0) -> None:
+        """Dial mode: open the side's listener now (the bridge connects within its backoff)."""
+        key = (link, side)
+        if self.mode == "dial" and key not in self.listeners:
+            listener = socket.socket()
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", self.port(side, link)))
+            listener.listen(1)  # as QEMU: one pending connection at most
+            self.listeners[key] = listener
+
+    def _accept(self, key: tuple[int, str], timeout: float) -> socket.socket:
+        link, side = key
+        self.plug(side, link)
+        listener = self.listeners[key]
+        listener.settimeout(timeout)
+        sock, _ = listener.accept()
+        sock.settimeout(timeout)
+        relay = self.doc()["pid"]  # the bridge that dialled us: it is up
+        if relay != self.relay:  # a restarted bridge counts from zero
+            self.relay = relay
+            self.taken.clear()
+        taken = self.taken.get(key, 0) + 1
+        self.wait_stats(lambda s: s[f"{side}_connects"] >= taken and s[f"{side}_connected"], link)
+        return sock
+
+    def unplug(self, side: str, link: int = 0) -> None:
+        """Dial mode: close the side's listener, so the bridge's redials are refused.
+
+        Call it before the side's last connection ends, so counters stay exact.
+        """
+        listener = self.listeners.pop((link, side), None)
+        if listener is not None:
+            listener.close()
+
+    def wait_dropped(self, side: str, link: int = 0, timeout: float = 10) -> dict[str, Any]:
+        """Stats once the bridge has let go of the last connection handed out for ``side``."""
+        taken = self.taken.get((link, side), 0)
+        return self.wait_stats(
+            lambda s: not s[f"{side}_connected"] or s[f"{side}_connects"] > taken, link, timeout
+        )
+
+    def doc(self) -> dict[str, Any]:
+        """The whole stats document (pid, restarts, started, links)."""
+        return query_stats(self.unix)
 
     def stats(self, link: int = 0) -> dict[str, Any]:
         data: dict[str, Any] = query_stats(self.unix)["links"][link]
@@ -101,6 +177,12 @@ class Newtlink:
         return self.proc.wait(timeout)
 
     def kill(self) -> None:
+        """SIGKILL the bridge and any bridge it supervises."""
+        for listener in self.listeners.values():
+            listener.close()
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for child in psutil.Process(self.proc.pid).children(recursive=True):
+                child.kill()
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(10)
@@ -108,8 +190,10 @@ class Newtlink:
             self.proc.stdout.close()
 
 
-def argv_for(config_path: Path, lab: str | None = "nltest") -> list[str]:
+def argv_for(config_path: Path, lab: str | None = "nltest", supervise: bool = False) -> list[str]:
     argv = [sys.executable, "-m", MODULE, str(config_path)]
+    if supervise:
+        argv.append("--supervise")
     return [*argv, "--lab", lab] if lab else argv
 
 

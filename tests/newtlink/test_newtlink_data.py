@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from newtlink_kit import Newtlink, StartBridge
+from newtlink_kit import MODES, Newtlink, StartBridge
 from newtlink_traffic import Checker, Frames
 
 pytestmark = pytest.mark.integration
@@ -38,8 +38,9 @@ def exchange(bridge: Newtlink, count: int, link: int = 0) -> tuple[Checker, Chec
     return at_a, at_z
 
 
-def test_frames_arrive_intact_both_ways_under_load(start_bridge: StartBridge) -> None:
-    bridge = start_bridge()
+@pytest.mark.parametrize("mode", MODES)
+def test_frames_arrive_intact_both_ways_under_load(start_bridge: StartBridge, mode: str) -> None:
+    bridge = start_bridge(mode=mode)
     count = 100_000
     at_a, at_z = exchange(bridge, count)
     for checker in (at_a, at_z):
@@ -64,9 +65,10 @@ def test_millions_of_frames(start_bridge: StartBridge) -> None:
     assert stats["a_to_z_frames"] == stats["z_to_a_frames"] == count
 
 
-def test_frame_by_frame_sends_with_bursts_between(start_bridge: StartBridge) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_frame_by_frame_sends_with_bursts_between(start_bridge: StartBridge, mode: str) -> None:
     """One send() per frame (as QEMU does) mixed with big bursts: both data paths, in turns."""
-    bridge = start_bridge()
+    bridge = start_bridge(mode=mode)
     a, z = bridge.connect("a"), bridge.connect("z")
     bridge.wait_stats(lambda s: s["connected"])
     frames = Frames(5, 60, 1518)
@@ -88,8 +90,9 @@ def test_frame_by_frame_sends_with_bursts_between(start_bridge: StartBridge) -> 
     z.close()
 
 
-def test_a_frame_is_forwarded_only_once_whole(start_bridge: StartBridge) -> None:
-    bridge = start_bridge()
+@pytest.mark.parametrize("mode", MODES)
+def test_a_frame_is_forwarded_only_once_whole(start_bridge: StartBridge, mode: str) -> None:
+    bridge = start_bridge(mode=mode)
     a, z = bridge.connect("a"), bridge.connect("z")
     bridge.wait_stats(lambda s: s["connected"])
     frame = Frames(6).frame(0, 5000)
@@ -106,10 +109,14 @@ def test_a_frame_is_forwarded_only_once_whole(start_bridge: StartBridge) -> None
     z.close()
 
 
-def test_many_links_at_once(start_bridge: StartBridge) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_many_links_at_once(start_bridge: StartBridge, mode: str) -> None:
     """Links are independent: each carries its own stream, counted on its own."""
     links = 20
-    bridge = start_bridge(links=links)
+    bridge = start_bridge(links=links, mode=mode)
+    for i in range(links):  # dial mode: every "VM" listens at once, as after a deploy
+        bridge.plug("a", i)
+        bridge.plug("z", i)
     pairs = [(bridge.connect("a", i), bridge.connect("z", i)) for i in range(links)]
     for i in range(links):
         bridge.wait_stats(lambda s: s["connected"], link=i)

@@ -27,7 +27,7 @@ def test_second_connection_cannot_hijack_a_side(start_bridge: StartBridge) -> No
     assert at_z.sequences == [0] and at_a.sequences == [1]  # the original pair still talks
     stats = bridge.stats()
     assert stats["z_refused_busy"] == 1 and stats["a_refused_busy"] == 1
-    assert stats["z_accepts"] == stats["a_accepts"] == 1 and stats["sessions"] == 1
+    assert stats["z_connects"] == stats["a_connects"] == 1 and stats["sessions"] == 1
     assert "side already connected" in bridge.stderr()
     a.close()
     z.close()

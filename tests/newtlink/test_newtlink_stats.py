@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from newtlink_kit import StartBridge, free_ports
+from newtlink_kit import MODES, StartBridge, free_ports
 from newtlink_traffic import Checker, Frames
 
 from newtlab.runtime.newtlink import query_stats
@@ -15,9 +15,10 @@ from newtlab.runtime.newtlink import query_stats
 pytestmark = pytest.mark.integration
 
 
-def test_counters_match_the_traffic(start_bridge: StartBridge) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_counters_match_the_traffic(start_bridge: StartBridge, mode: str) -> None:
     (stats_port,) = free_ports(1)
-    bridge = start_bridge(stats_addr=f"127.0.0.1:{stats_port}")
+    bridge = start_bridge(mode=mode, stats_addr=f"127.0.0.1:{stats_port}")
     frames = Frames(21)
     t0 = time.time()
 
@@ -41,24 +42,26 @@ def test_counters_match_the_traffic(start_bridge: StartBridge) -> None:
     assert stats["a_to_z_bytes"] == sum(map(len, a_to_z))
     assert stats["z_to_a_bytes"] == sum(map(len, z_to_a))
     assert stats["a_to_z_frames"] == 20 and stats["z_to_a_frames"] == 5
-    assert stats["sessions"] == 1 and stats["a_accepts"] == stats["z_accepts"] == 1
+    assert stats["sessions"] == 1 and stats["a_connects"] == stats["z_connects"] == 1
     assert t0 <= stats["a_last_activity"] <= time.time()
     assert stats["last_activity"] == max(stats["a_last_activity"], stats["z_last_activity"])
 
+    bridge.unplug("z")  # dial mode: Z stays away after it dies
     z.sendall(frames.frame(200)[:100])  # Z dies 100 bytes into a frame
     z.close()
-    stats = bridge.wait_stats(lambda s: not s["z_connected"])
+    stats = bridge.wait_dropped("z")
     assert stats["z_torn_bytes"] == 100 and stats["z_torn_frames"] == 1
     assert stats["z_to_a_frames"] == 5 and not stats["connected"] and stats["a_connected"]
 
     z = bridge.connect("z")
     stats = bridge.wait_stats(lambda s: s["connected"])
-    assert stats["sessions"] == 2 and stats["z_accepts"] == 2 and stats["a_accepts"] == 1
+    assert stats["sessions"] == 2 and stats["z_connects"] == 2 and stats["a_connects"] == 1
 
     over_tcp = query_stats(f"127.0.0.1:{stats_port}")
     over_unix = query_stats(bridge.unix)
     for doc in (over_tcp, over_unix):
-        assert doc["schema"] == 1 and doc["lab"] == "nltest" and doc["pid"] == bridge.proc.pid
+        assert doc["schema"] == 2 and doc["lab"] == "nltest" and doc["pid"] == bridge.proc.pid
+        assert doc["restarts"] == 0
     assert over_tcp["links"][0]["a_to_z_bytes"] == over_unix["links"][0]["a_to_z_bytes"]
     assert {"a", "z", "a_port", "z_port", "a_to_z_bytes", "z_to_a_bytes"} <= set(stats)
     a.close()

@@ -73,6 +73,13 @@ def test_config_defaults_and_normalized_allow_lists() -> None:
     assert only.name == "r1:e1--r2:e1"
 
 
+def test_a_side_dials_or_listens() -> None:
+    (only,) = parse({"links": [link(a_port=None, a_dial="[::1]:7000")]}).links
+    assert (only.a.dial, only.a.port, only.a.dial_address) == ("::1", 7000, "[::1]:7000")
+    assert only.a.where == "dial [::1]:7000" and only.z.where == "listen 127.0.0.1:1001"
+    assert only.z.dial == "" and only.z.dial_address == ""
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -82,6 +89,9 @@ def test_config_defaults_and_normalized_allow_lists() -> None:
         ({"links": ["x"]}, "links[0]: expected an object"),
         ({"links": [], "stats_addr": "h:0"}, "stats_addr: expected host:port"),
         ({"links": [link()], "pcap": {"r1:e1--r2:e1": ""}}, "expected a file path"),
+        ({"links": [link(a_dial="127.0.0.1:5")]}, "links[0]: a_dial and a_port both given"),
+        ({"links": [link(a_port=None, a_dial=":5")]}, "links[0].a_dial: ':5' names no host"),
+        ({"links": [link(z_port=None, z_dial="h:x")]}, "links[0].z_dial: expected host:port"),
     ],
 )
 def test_config_errors_name_the_place(data: dict[str, Any], message: str) -> None:

@@ -1,4 +1,10 @@
-"""The bridge config (JSON): which links to relay, where to listen, who may connect.
+"""The bridge config (JSON): which links to relay, and how each side is reached.
+
+Each side of a link either listens (``a_port`` with ``a_bind`` and the
+``a_allow`` list of peer addresses) or dials (``a_dial: "host:port"``), and
+the bridge redials a dialling side whenever it drops. newtlab's own configs
+dial the VMs, which listen on loopback; a listening side serves the far end
+of a link between two servers, or any client when newtlink runs on its own.
 
 Every error names the JSON path, so a bad file is explained in one line.
 Unknown fields are ignored, so a newer orchestrator can add some.
@@ -22,9 +28,20 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class SideConfig:
     name: str  # the VM interface on this side, e.g. "spine1:Ethernet0"
-    port: int
-    bind: str
-    allow: frozenset[str]  # peer addresses allowed to connect; empty = any
+    port: int  # the port listened on, or dialled
+    bind: str = DEFAULT_BIND  # listening sides: the address listened on
+    allow: frozenset[str] = frozenset()  # listening sides: peers allowed to connect; empty = any
+    dial: str = ""  # dialling sides: the host to connect to ("" = this side listens)
+
+    @property
+    def dial_address(self) -> str:
+        """``host:port`` dialled, or "" for a listening side."""
+        return _join(self.dial, self.port) if self.dial else ""
+
+    @property
+    def where(self) -> str:
+        """``dial H:P`` or ``listen B:P``, for messages."""
+        return f"dial {self.dial_address}" if self.dial else f"listen {_join(self.bind, self.port)}"
 
 
 @dataclass(frozen=True)
@@ -58,6 +75,10 @@ def normalize_address(address: str) -> str:
     return str(ip)
 
 
+def _join(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def parse_host_port(text: str, where: str) -> tuple[str, int]:
     """``host:port`` or ``[v6]:port``; an empty host means every address."""
     host, sep, port = text.rpartition(":")
@@ -81,6 +102,16 @@ def _side(entry: dict[str, Any], side: str, where: str) -> SideConfig:
     name = _get(entry, side, str, where)
     if not name:
         raise ConfigError(f"{where}.{side}: empty name")
+    dial = _get(entry, f"{side}_dial", str, where, "")
+    if dial:
+        if entry.get(f"{side}_port") is not None:
+            raise ConfigError(
+                f"{where}: {side}_dial and {side}_port both given; a side dials or listens"
+            )
+        if not dial.rpartition(":")[0].strip("[]"):
+            raise ConfigError(f"{where}.{side}_dial: {dial!r} names no host")
+        host, port = parse_host_port(dial, f"{where}.{side}_dial")
+        return SideConfig(name, port, dial=host)
     port = _get(entry, f"{side}_port", int, where)
     if not 0 < port < 65536:
         raise ConfigError(f"{where}.{side}_port: {port} is not a TCP port")

@@ -68,7 +68,8 @@ class Link:
         self.config = config
         self.name = config.name
         self.conns: dict[str, Conn | None] = {"a": None, "z": None}
-        self.accepts = {"a": 0, "z": 0}
+        self.connects = {"a": 0, "z": 0}  # connections taken (accepted or dialled) per side
+        self.dial_failures = {"a": 0, "z": 0}
         self.refused_busy = {"a": 0, "z": 0}
         self.refused_allow = {"a": 0, "z": 0}
         self.sessions = 0
@@ -84,7 +85,7 @@ class Link:
                 self.refused_busy[side] += 1
                 return False
             self.conns[side] = conn
-            self.accepts[side] += 1
+            self.connects[side] += 1
             if self.conns[other(side)] is not None:
                 self.sessions += 1
             return True
@@ -116,16 +117,20 @@ class Link:
             "z": cfg.z.name,
             "a_port": cfg.a.port,
             "z_port": cfg.z.port,
-            "a_bind": cfg.a.bind,
-            "z_bind": cfg.z.bind,
+            "a_bind": "" if cfg.a.dial else cfg.a.bind,
+            "z_bind": "" if cfg.z.dial else cfg.z.bind,
+            "a_dial": cfg.a.dial_address,
+            "z_dial": cfg.z.dial_address,
             "connected": a_conn is not None and z_conn is not None,
             "sessions": self.sessions,
             "a_connected": a_conn is not None,
             "z_connected": z_conn is not None,
             "a_peer": a_conn.peer if a_conn else "",
             "z_peer": z_conn.peer if z_conn else "",
-            "a_accepts": self.accepts["a"],
-            "z_accepts": self.accepts["z"],
+            "a_connects": self.connects["a"],
+            "z_connects": self.connects["z"],
+            "a_dial_failures": self.dial_failures["a"],
+            "z_dial_failures": self.dial_failures["z"],
             "a_refused_busy": self.refused_busy["a"],
             "z_refused_busy": self.refused_busy["z"],
             "a_refused_allow": self.refused_allow["a"],

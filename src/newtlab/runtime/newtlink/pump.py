@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 
 from .frames import HEADER_SIZE, MAX_FRAME, CorruptStream, walk
 from .link import Conn, Counters, Link, other
@@ -45,7 +46,10 @@ def log(message: str) -> None:
 class Pump:
     """Reads one side of a link until it disconnects."""
 
-    def __init__(self, link: Link, side: str, conn: Conn) -> None:
+    def __init__(
+        self, link: Link, side: str, conn: Conn, on_exit: Callable[[], None] | None = None
+    ) -> None:
+        self.on_exit = on_exit  # called once the connection is gone (a dialling side redials)
         self.link = link
         self.side = side
         self.other = other(side)
@@ -84,6 +88,8 @@ class Pump:
             self.buf.close()
             config = self.link.config.side(self.side)
             log(f"{config.name} ({self.side} side of {self.link.name}) {self.conn.peer}: {reason}")
+            if self.on_exit is not None:
+                self.on_exit()
 
     def _pump(self) -> None:
         buf, view = self.buf, self.view

@@ -1,12 +1,14 @@
-"""The bridge process: open every listener up front, accept sides, serve stats, stop on SIGTERM.
+"""The bridge process: open every listener up front, dial and accept sides, serve stats.
 
-The main thread only accepts (links and stats); each connected side gets a
-pump thread (``pump``) that moves its frames.
+The main thread runs one selector loop: it accepts (listening sides and
+stats) and dials (``dial``); each connected side gets a pump thread
+(``pump``) that moves its frames. SIGTERM or SIGINT stops it cleanly.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import selectors
 import signal
@@ -15,10 +17,12 @@ import stat
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import stats
 from .config import SIDES, BridgeConfig, normalize_address
+from .dial import Dialer
 from .link import Conn, Link
 from .pump import STACK_SIZE, Pump, log
 
@@ -81,15 +85,19 @@ def _clear_stale_unix_socket(path: str) -> None:
 
 
 class Bridge:
-    def __init__(self, config: BridgeConfig, lab: str) -> None:
+    def __init__(self, config: BridgeConfig, lab: str, restarts: int = 0) -> None:
         self.config = config
         self.lab = lab
+        self.restarts = restarts  # how often a supervisor has restarted this bridge
         self.started = time.time()
         self.links: list[Link] = []
+        # Every registered file object carries the function that handles it.
         self.selector = selectors.DefaultSelector()
         self.listeners: list[socket.socket] = []
+        self.dialer = Dialer(self.selector, self._connected)
         self.pumps: list[threading.Thread] = []
         self.unix_path = ""
+        self.stopping = False
 
     # -- start ----------------------------------------------------------------------------
 
@@ -107,60 +115,92 @@ class Bridge:
                 self.links.append(link)
                 for side in SIDES:
                     cfg = link_config.side(side)
+                    if cfg.dial:
+                        continue
                     purpose = f"link {link_config.a.name} -- {link_config.z.name}, {side} side"
                     sock = _listen((cfg.bind, cfg.port), purpose)
-                    self._register(sock, (link, side))
+                    self._register(sock, functools.partial(self._accept_link, sock, link, side))
             if self.config.stats_addr is not None:
-                self._register(_listen(self.config.stats_addr, "stats"), None)
+                sock = _listen(self.config.stats_addr, "stats")
+                self._register(sock, functools.partial(self._accept_stats, sock))
             if self.config.stats_unix:
                 _clear_stale_unix_socket(self.config.stats_unix)
-                self._register(_listen(self.config.stats_unix, "stats"), None)
+                sock = _listen(self.config.stats_unix, "stats")
+                self._register(sock, functools.partial(self._accept_stats, sock))
                 self.unix_path = self.config.stats_unix
         except StartError:
             self.close()
             raise
 
-    def _register(self, sock: socket.socket, data: tuple[Link, str] | None) -> None:
+    def _register(self, sock: socket.socket, handler: Callable[[], None]) -> None:
         self.listeners.append(sock)
-        self.selector.register(sock, selectors.EVENT_READ, data)
+        self.selector.register(sock, selectors.EVENT_READ, handler)
 
     # -- run ------------------------------------------------------------------------------
 
     def serve(self, wakeup: socket.socket) -> None:
-        """Accept until ``wakeup`` becomes readable (a stop signal arrived)."""
-        self.selector.register(wakeup, selectors.EVENT_READ, "wakeup")
-        while True:
-            for key, _ in self.selector.select():
-                if key.data == "wakeup":
+        """Dial and accept until ``wakeup`` becomes readable (a stop signal arrived)."""
+        self.selector.register(wakeup, selectors.EVENT_READ, self._stop)
+        for link in self.links:
+            for side in SIDES:
+                if link.config.side(side).dial:
+                    self.dialer.start(link, side)
+        while not self.stopping:
+            for key, _ in self.selector.select(self.dialer.timeout()):
+                key.data()
+                if self.stopping:
                     return
-                sock: Any = key.fileobj
-                try:
-                    conn, address = sock.accept()
-                except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                    continue
-                except OSError as exc:  # e.g. out of file descriptors: say so, keep serving
-                    log(f"accept on {_where(sock.getsockname())}: {exc.strerror or exc}")
-                    time.sleep(0.1)
-                    continue
-                if key.data is None:
-                    self._serve_stats(conn)
-                else:
-                    link, side = key.data
-                    self._take(link, side, conn, address)
+            self.dialer.run_due()
 
-    def _take(self, link: Link, side: str, sock: socket.socket, address: Any) -> None:
+    def _stop(self) -> None:
+        self.stopping = True
+
+    def _accept(self, sock: socket.socket) -> tuple[socket.socket, Any] | None:
+        try:
+            return sock.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return None
+        except OSError as exc:  # e.g. out of file descriptors: say so, keep serving
+            log(f"accept on {_where(sock.getsockname())}: {exc.strerror or exc}")
+            time.sleep(0.1)
+            return None
+
+    def _accept_stats(self, listener: socket.socket) -> None:
+        accepted = self._accept(listener)
+        if accepted is not None:
+            self._serve_stats(accepted[0])
+
+    def _accept_link(self, listener: socket.socket, link: Link, side: str) -> None:
+        accepted = self._accept(listener)
+        if accepted is None:
+            return
+        sock, address = accepted
         cfg = link.config.side(side)
         try:
             host = normalize_address(address[0])
         except ValueError:
             host = str(address[0])
         peer = f"{host}:{address[1]}"
-        where = f"{cfg.name} ({side} side of {link.name})"
         if cfg.allow and host not in cfg.allow:
             link.refused_allow[side] += 1
             sock.close()
-            log(f"{where}: refused {peer}, not in the allow list")
+            log(f"{cfg.name} ({side} side of {link.name}): refused {peer}, not in the allow list")
             return
+        self._attach(link, side, sock, peer, on_exit=None)
+
+    def _connected(self, link: Link, side: str, sock: socket.socket, peer: str) -> None:
+        """A dialling side got through; when its connection ends, dial again."""
+        self._attach(link, side, sock, peer, on_exit=lambda: self.dialer.redial(link, side))
+
+    def _attach(
+        self,
+        link: Link,
+        side: str,
+        sock: socket.socket,
+        peer: str,
+        on_exit: Callable[[], None] | None,
+    ) -> None:
+        where = f"{link.config.side(side).name} ({side} side of {link.name})"
         sock.setblocking(True)
         with contextlib.suppress(OSError):  # forward each frame at once, as a wire would
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -171,7 +211,7 @@ class Bridge:
             return
         log(f"{where}: connected {peer}")
         self.pumps = [t for t in self.pumps if t.is_alive()]
-        self.pumps.append(Pump(link, side, conn).start())
+        self.pumps.append(Pump(link, side, conn, on_exit).start())
 
     def _serve_stats(self, conn: socket.socket) -> None:
         def reply() -> None:
@@ -179,8 +219,9 @@ class Bridge:
                 conn.setblocking(True)
                 conn.settimeout(5)
                 links = [link.stats() for link in self.links]
+                doc = stats.document(self.lab, self.started, links, self.restarts)
                 with contextlib.suppress(OSError):
-                    conn.sendall(stats.document(self.lab, self.started, links))
+                    conn.sendall(doc)
 
         # A slow reader must not hold up accepting.
         threading.Thread(target=reply, name="stats", daemon=True).start()
@@ -188,7 +229,8 @@ class Bridge:
     # -- stop -----------------------------------------------------------------------------
 
     def close(self, timeout: float = 2.0) -> None:
-        """Close listeners, disconnect every side and wait (a little) for the pumps."""
+        """Stop dialling, close listeners, disconnect every side and wait (a little) for pumps."""
+        self.dialer.close()
         for sock in self.listeners:
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(sock)
@@ -207,10 +249,10 @@ class Bridge:
             link.finish()
 
 
-def run(config: BridgeConfig, lab: str) -> int:
+def run(config: BridgeConfig, lab: str, restarts: int = 0) -> int:
     """Run the bridge until SIGTERM/SIGINT; the exit status."""
     threading.stack_size(STACK_SIZE)
-    bridge = Bridge(config, lab)
+    bridge = Bridge(config, lab, restarts)
     try:
         bridge.open()
     except StartError as exc:

@@ -12,15 +12,17 @@ import socket
 import time
 from typing import Any
 
-SCHEMA = 1  # bumped when a field changes meaning or goes away; new fields do not bump it
+SCHEMA = 2  # bumped when a field changes meaning or goes away; new fields do not bump it
 
 
-def document(lab: str, started: float, links: list[dict[str, Any]]) -> bytes:
+def document(lab: str, started: float, links: list[dict[str, Any]], restarts: int = 0) -> bytes:
+    """``started`` is when this bridge process came up; ``restarts`` how often it was restarted."""
     return json.dumps(
         {
             "schema": SCHEMA,
             "lab": lab,
             "pid": os.getpid(),
+            "restarts": restarts,
             "started": started,
             "now": time.time(),
             "links": links,
