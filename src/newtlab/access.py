@@ -1,9 +1,7 @@
-"""How a user reaches a deployed node: SSH command line, console address, logs."""
+"""How a user reaches a deployed node: its plan by name, and the SSH command line."""
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
 
 from .errors import RuntimeFailure
@@ -45,22 +43,3 @@ def ssh_argv(state: LabState, node: NodePlan, command: list[str]) -> list[str]:
     if state.ssh_key_path and Path(state.ssh_key_path).exists():
         argv += ["-i", state.ssh_key_path]
     return [*argv, f"{node.ssh_user}@{connect_host(node)}", *command]
-
-
-def follow_file(path: Path, follow: bool, poll: float = 0.3) -> None:
-    """Copy ``path`` to stdout; with ``follow``, keep copying what is appended."""
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:
-        raise RuntimeFailure(f"no log yet at {path}") from None
-    with handle:
-        out = sys.stdout.buffer
-        while True:
-            chunk = handle.read(65536)
-            if chunk:
-                out.write(chunk)
-                out.flush()
-                continue
-            if not follow:
-                return
-            time.sleep(poll)

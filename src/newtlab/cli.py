@@ -14,16 +14,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from . import __version__, layout
-from .access import connect_host, follow_file, node_plan, ssh_argv
+from . import __version__
+from .access import node_plan, ssh_argv
 from .errors import NewtlabError, PortConflictError, RuntimeFailure
-from .home import cache_dir, images_dir, lab_dir
+from .home import cache_dir, images_dir
 from .lab import Lab, destroy_lab, lab_of_node
 from .ops.provision import DEFAULT_COMMAND, ProvisionResult
 from .plan.model import Accel
 from .plan.plan import check_lab_name, lab_name_for
 from .render import ProgressView, print_plan, print_status
-from .runtime.console_client import attach as attach_console
 from .state import find_lab, list_labs, load_state
 
 app = typer.Typer(
@@ -233,7 +232,7 @@ def console(node: Annotated[str, typer.Argument(help="node name")], lab: LabOpt 
         markup=False,
     )
     try:
-        attach_console(connect_host(plan_node), plan_node.console_port)
+        target.console(node)
     except OSError as exc:
         raise NewtlabError(f"cannot reach the console of {node}: {exc.strerror or exc}") from None
     err.print("\nconsole closed")
@@ -273,8 +272,31 @@ def logs(
     """Print a node's serial console log (or QEMU's log with --qemu)."""
     target = lab_of_node(node, lab)
     node_plan(load_state(target.name), node)
-    relative = layout.qemu_log(node) if qemu_log else layout.console_log(node)
-    follow_file(lab_dir(target.name) / relative, follow)
+    target.logs(node, qemu=qemu_log, follow=follow)
+
+
+@app.command()
+def repair(
+    lab: Annotated[str | None, typer.Argument(help="lab name")] = None,
+    specs: SpecsOpt = None,
+    name: NameOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Bring back what died: a bridge that is down, VMs whose QEMU exited.
+
+    VMs keep running while their bridge is restarted; nodes stopped with
+    `newtlab stop` stay stopped.
+    """
+    target = Lab.attach(_lab_name(lab, specs, name))
+    with _progress([], json_out) as view:
+        actions = target.repair(progress=view)
+    if json_out:
+        _print_json({"lab": target.name, "repaired": actions})
+        return
+    for action in actions:
+        out.print(action, highlight=False, markup=False)
+    if not actions:
+        out.print(f"lab {target.name}: nothing to repair")
 
 
 @app.command("provision")

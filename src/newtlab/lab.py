@@ -2,40 +2,51 @@
 
 ``Lab.load(spec_dir)`` reads and plans a lab (no side effects);
 ``Lab.attach(name)`` opens a deployed one from its state. Their methods are
-the operations the CLI offers, with the same progress events.
+the operations the CLI offers, with the same progress events. Each one opens
+the lab's hosts (``runtime.hosts``) for its duration and works through them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from . import layout
 from .access import node_plan
 from .errors import LabStateError, RuntimeFailure
-from .home import cache_dir, homes, images_dir, lab_dir
+from .home import homes, lab_dir
 from .locks import lab_lock
 from .ops import deploy as deploy_op
 from .ops import destroy as destroy_op
 from .ops.events import Event, Progress, no_progress
-from .ops.node import bring_up, start_process, stop_process
+from .ops.node import boot, stop_process
 from .ops.provision import DEFAULT_COMMAND, ProvisionResult, provision, provision_targets
-from .ops.status import lab_status
+from .ops.repair import ensure_bridge, repair
+from .ops.status import lab_status, look, look_all
 from .plan.model import Accel, Plan
 from .plan.plan import build_plan, check_lab_name, lab_name_for
-from .runtime import accel as accel_probe
-from .runtime import procs, qemu
-from .runtime.portprobe import port_in_use, probe_plan
+from .plan.ports import collect_ports
+from .runtime.console_client import attach as attach_console
+from .runtime.hosts import Hosts, each_host, open_hosts, open_local, this_machine
+from .runtime.local import LocalHost
 from .spec.load import Specs, load_specs
-from .state import find_lab_for_node, load_state, save_state
+from .state import LabState, find_lab_for_node, load_state
+
+T = TypeVar("T")
 
 
-def probe_files() -> tuple[Path, Path] | None:
-    """The KVM probe's kernel and initramfs, if the host image has been built."""
-    from .image import probe_artifacts
+def _on_hosts(plan: Plan, work: Callable[[Hosts], Awaitable[T]]) -> T:
+    """Run ``work`` with the plan's hosts open (one event loop per operation)."""
 
-    return probe_artifacts(images_dir())
+    async def main() -> T:
+        async with open_hosts(plan) as hosts:
+            return await work(hosts)
+
+    return asyncio.run(main())
 
 
 @dataclass
@@ -58,8 +69,17 @@ class Lab:
         return cls(name, load_state(name).plan)
 
     def port_conflicts(self) -> list[str]:
-        """Ports of this machine the lab needs that something else holds."""
-        return probe_plan(self.plan)
+        """Ports the lab needs on this machine that something else holds."""
+        uses = collect_ports(self.plan)
+
+        async def probe() -> list[str]:
+            local = [LocalHost(name) for name in this_machine(self.plan)]
+            found = await asyncio.gather(
+                *(host.probe_ports(u for u in uses if u.host == host.name) for host in local)
+            )
+            return [line for lines in found for line in lines]
+
+        return asyncio.run(probe())
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -68,50 +88,77 @@ class Lab:
     ) -> dict[str, Any]:
         """Start every VM and link, wait until each answers SSH; the lab's status."""
         with lab_lock(self.name):
-            if force and (lab_dir(self.name).exists() or procs.lab_vms(self.name)):
-                progress(Event("", "destroy", "removing the existing deployment (--force)"))
-                asyncio.run(destroy_op.destroy(self.name, progress))
-            deploy_op.check_not_deployed(self.name)
-            chosen, note = accel_probe.choose_accel(accel, cache_dir() / "accel.json", probe_files)
-            if note:
-                progress(Event("", "accel", note))
-            if chosen != self.plan.accel:
-                if self.specs is None:
-                    raise LabStateError("an attached lab cannot be re-planned; use Lab.load")
-                self.plan = build_plan(self.specs, self.name, lab_dir(self.name), homes(), chosen)
-            state = asyncio.run(deploy_op.deploy(self.plan, progress, note))
-            return lab_status(state)
+            if force:  # whatever runs under this name goes, as its own state says
+                asyncio.run(_destroy(self.name, 5.0, progress, missing_ok=True))
+            return _on_hosts(self.plan, lambda hosts: self._deploy(hosts, accel, progress))
+
+    async def _deploy(self, hosts: Hosts, accel: str, progress: Progress) -> dict[str, Any]:
+        await deploy_op.check_not_deployed(self.name, hosts)
+        choices = await each_host(hosts, lambda host: host.choose_accel(accel))
+        chosen, note = choices[0]  # one accelerator for the lab: every host is this machine
+        if note:
+            progress(Event("", "accel", note))
+        if chosen != self.plan.accel:
+            if self.specs is None:
+                raise LabStateError("an attached lab cannot be re-planned; use Lab.load")
+            self.plan = build_plan(self.specs, self.name, lab_dir(self.name), homes(), chosen)
+        state = await deploy_op.deploy(self.plan, hosts, progress, note)
+        return lab_status(state, await look_all(hosts, self.name))
 
     def destroy(self, *, grace: float = 5.0, progress: Progress = no_progress) -> list[str]:
         return destroy_lab(self.name, grace=grace, progress=progress)
 
     def status(self) -> dict[str, Any]:
-        return lab_status(load_state(self.name))
+        state = load_state(self.name)
+
+        async def work(hosts: Hosts) -> dict[str, Any]:
+            return lab_status(state, await look_all(hosts, self.name))
+
+        return _on_hosts(state.plan, work)
 
     def stop(self, node: str, *, grace: float = 30.0, progress: Progress = no_progress) -> None:
         """Power a node off (its disk and its links' other ends are kept)."""
         with lab_lock(self.name):
             state = load_state(self.name)
-            node_plan(state, node)
-            if not procs.is_ours(state.nodes[node].pid, qemu.tag(self.name, node)):
-                raise RuntimeFailure(f"{node} is not running")
-            asyncio.run(stop_process(state, lab_dir(self.name), node, grace, progress))
+            plan_node = node_plan(state, node)
+
+            async def work(hosts: Hosts) -> None:
+                host = hosts[plan_node.host]
+                if not await host.vm_running(self.name, node, state.nodes[node].pid):
+                    raise RuntimeFailure(f"{node} is not running")
+                await stop_process(state, host, node, grace, progress)
+
+            _on_hosts(state.plan, work)
 
     def start(self, node: str, *, progress: Progress = no_progress) -> None:
-        """Start a stopped node and wait until it answers SSH; the bridge re-accepts its links."""
+        """Start a stopped node and wait until it answers SSH; its links come back.
+
+        The bridge of its host is started again first if it is down.
+        """
         with lab_lock(self.name):
             state = load_state(self.name)
             plan_node = node_plan(state, node)
-            if procs.is_ours(state.nodes[node].pid, qemu.tag(self.name, node)):
-                raise RuntimeFailure(f"{node} is already running")
-            for port in (plan_node.ssh_port, plan_node.console_port):
-                problem = port_in_use(plan_node.listen_address, port)
-                if problem:
-                    raise RuntimeFailure(f"{node}: port {port} {problem}; cannot start")
-            directory = lab_dir(self.name)
-            start_process(state, directory, plan_node, progress)
-            asyncio.run(bring_up(state, directory, plan_node, progress))
-            save_state(state)
+
+            async def work(hosts: Hosts) -> None:
+                host = hosts[plan_node.host]
+                if await host.vm_running(self.name, node, state.nodes[node].pid):
+                    raise RuntimeFailure(f"{node} is already running")
+                uses = [u for u in collect_ports(state.plan) if u.node == node]
+                conflicts = await host.probe_ports(uses)
+                if conflicts:
+                    raise RuntimeFailure(f"cannot start {node}: " + "; ".join(conflicts))
+                if plan_node.host in state.plan.bridges:
+                    view = await look(host, self.name)
+                    await ensure_bridge(state, hosts, plan_node.host, view, progress)
+                await boot(state, host, plan_node, progress)
+
+            _on_hosts(state.plan, work)
+
+    def repair(self, *, progress: Progress = no_progress) -> list[str]:
+        """Bring back what died (bridges, exited VMs); one line per thing done."""
+        with lab_lock(self.name):
+            state = load_state(self.name)
+            return _on_hosts(state.plan, lambda hosts: repair(state, hosts, progress))
 
     def provision(
         self,
@@ -123,14 +170,76 @@ class Lab:
     ) -> list[ProvisionResult]:
         state = load_state(self.name)
         targets = provision_targets(state, devices)
-        return asyncio.run(provision(state, targets, command, parallel, progress))
+        return asyncio.run(provision(state, LocalHost(), targets, command, parallel, progress))
+
+    # -- reaching nodes ----------------------------------------------------------------
+
+    def console(self, node: str) -> None:
+        """Attach this terminal to the node's serial console until Ctrl-]."""
+        state = load_state(self.name)
+        plan_node = node_plan(state, node)
+
+        async def work(hosts: Hosts) -> None:
+            async with hosts[plan_node.host].reach(plan_node.console_port) as (address, port):
+                await asyncio.to_thread(attach_console, address, port)
+
+        _on_hosts(state.plan, work)
+
+    def logs(self, node: str, *, qemu: bool = False, follow: bool = False) -> None:
+        """Copy the node's console log (or QEMU's log) to stdout; ``follow`` keeps going."""
+        state = load_state(self.name)
+        plan_node = node_plan(state, node)
+        relative = layout.qemu_log(node) if qemu else layout.console_log(node)
+
+        async def work(hosts: Hosts) -> None:
+            host, offset = hosts[plan_node.host], 0
+            while True:
+                data = await host.read_file(self.name, relative, offset)
+                if data is None:
+                    raise RuntimeFailure(f"no log yet for {node} ({relative} on {host.name})")
+                if data:
+                    sys.stdout.buffer.write(data)
+                    sys.stdout.buffer.flush()
+                    offset += len(data)
+                elif not follow:
+                    return
+                else:
+                    await asyncio.sleep(0.3)
+
+        _on_hosts(state.plan, work)
+
+
+async def _destroy(
+    name: str, grace: float, progress: Progress, missing_ok: bool = False
+) -> list[str]:
+    directory = lab_dir(name)
+    try:
+        state: LabState | None = load_state(name)
+    except LabStateError as exc:
+        state = None
+        if directory.exists():
+            progress(Event("", "warning", f"{exc}; cleaning up by process tags"))
+    # Without a state there is no plan: this machine is searched (by process tags).
+    opened = open_hosts(state.plan) if state is not None else open_local()
+    async with opened as hosts:
+        if (
+            state is None
+            and not directory.exists()
+            and not await destroy_op.has_leftovers(name, hosts)
+        ):
+            if missing_ok:
+                return []
+            raise LabStateError(f"lab {name!r} not found — nothing to destroy (see `newtlab list`)")
+        if missing_ok:
+            progress(Event("", "destroy", "removing the existing deployment (--force)"))
+        return await destroy_op.destroy(name, state, hosts, progress, grace)
 
 
 def destroy_lab(name: str, *, grace: float = 5.0, progress: Progress = no_progress) -> list[str]:
     """Destroy lab ``name`` (works even if its state is missing or unreadable)."""
     check_lab_name(name)
     with lab_lock(name):
-        return asyncio.run(destroy_op.destroy(name, progress, grace))
+        return asyncio.run(_destroy(name, grace, progress))
 
 
 def lab_of_node(node: str, lab: str | None = None) -> Lab:

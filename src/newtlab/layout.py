@@ -1,8 +1,11 @@
-"""Where files live inside a lab's state directory (paths relative to it).
+"""Where files live inside a lab's directory (paths relative to it).
 
-QEMU is started with the lab directory as its working directory, so its
-argv uses these relative paths: the same argv works on any host, and Unix
-socket paths stay far below their 108-byte limit.
+Each host that runs part of a lab keeps its share in its own
+``labs/<lab>/`` (``HOST_SUBDIRS`` and ``HOST_FILES``); the machine running
+newtlab keeps the lab's state there too (``STATE``, ``SSH_KEY``, original
+profiles). QEMU is started with the lab directory as its working directory,
+so its argv uses these relative paths: the same argv works on any host, and
+Unix socket paths stay far below their 108-byte limit.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ BRIDGE_CONFIG = "bridge.json"
 BRIDGE_SOCKET = "newtlink.sock"
 BRIDGE_LOG = "logs/newtlink.log"
 SSH_KEY = "ssh/id_ed25519"
-SUBDIRS = ("disks", "qemu", "logs", "ssh")
+HOST_SUBDIRS = ("disks", "qemu", "logs")
+HOST_FILES = (BRIDGE_CONFIG, BRIDGE_SOCKET)
 
 
 def overlay(node: str) -> str:

@@ -42,10 +42,11 @@ def plan_tables(plan: Plan) -> list[Table]:
             str(len(node.nics)),
         )
     links = Table(title=f"{len(plan.links)} links", title_justify="left")
-    for column in ("A", "Z", "A PORT", "Z PORT", "BRIDGE"):
+    for column in ("A", "Z", "A PORT", "Z PORT", "HOSTS"):
         links.add_column(column)
     for link in plan.links:
-        links.add_row(link.a, link.z, str(link.a_port), str(link.z_port), link.worker_host)
+        where = link.a_host if link.a_host == link.z_host else f"{link.a_host} ↔ {link.z_host}"
+        links.add_row(link.a, link.z, str(link.a_port), str(link.z_port), where)
     return [nodes, links] if plan.links else [nodes]
 
 
@@ -53,9 +54,11 @@ def print_plan(console: Console, plan: Plan) -> None:
     for table in plan_tables(plan):
         console.print(table)
     for bridge in plan.bridges.values():
+        listens = [side.listen for link in bridge.links for side in (link.a, link.z) if side.listen]
+        far = f", listens for the far bridge on {', '.join(listens)}" if listens else ""
         console.print(
-            f"bridge on {bridge.host}: {bridge.links} links, stats on "
-            f"{bridge.stats_bind}:{bridge.stats_port}"
+            f"bridge on {bridge.host}: {len(bridge.links)} links, dials its VMs' NICs on "
+            f"127.0.0.1{far}; stats on {bridge.stats_bind}:{bridge.stats_port}"
         )
 
 
@@ -107,6 +110,29 @@ def print_status(console: Console, status: dict[str, Any]) -> None:
                 _bytes(stats.get("z_to_a_bytes", 0)),
             )
         console.print(links)
+    for bridge in status.get("bridges", []):
+        console.print(bridge_line(status["lab"], bridge), highlight=False)
+
+
+def bridge_line(lab: str, bridge: dict[str, Any]) -> str:
+    """One line on a host's bridge: up (and how often it came back), or what to do."""
+    where = f"bridge on {bridge['host']}"
+    condition = bridge["state"]
+    if condition == "down":
+        return f"[red]{where}: down[/] — links are cut; `newtlab repair {lab}` starts it again"
+    if condition == "unsupervised":
+        return (
+            f"[yellow]{where}: running without its supervisor[/] (pid {bridge['bridge_pid']}) "
+            f"— nothing would restart it; `newtlab repair {lab}` puts one back"
+        )
+    if condition == "restarting":
+        return f"[yellow]{where}: restarting[/] (its supervisor is bringing it back)"
+    line = f"[green]{where}: up[/] (pid {bridge['bridge_pid']})"
+    if bridge["restarts"]:
+        back = time.strftime("%H:%M:%S", time.localtime(bridge["up_since"]))
+        times = "1 time" if bridge["restarts"] == 1 else f"{bridge['restarts']} times"
+        line += f", restarted {times}, last back at {back}"
+    return line
 
 
 class ProgressView:

@@ -33,10 +33,10 @@ class NodeState(BaseModel):
 
 
 class BridgeState(BaseModel):
+    """A host's bridge as started: the PID of its supervisor."""
+
     pid: int = 0
     host: str
-    stats_addr: str
-    stats_unix: str = ""
 
 
 class ProfilePatch(BaseModel):

@@ -8,12 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from labkit import SpecDir, run_cli
+from labkit import SpecDir, run_cli, wait_for
 
 from newtlab.runtime import bridge, procs
 from newtlab.state import load_state
@@ -53,16 +52,6 @@ def test_port_already_taken(make_lab, newtlab_home: Path) -> None:  # type: igno
     assert result.returncode == 1
     assert f"r2 console: port {spec.ports['console_port_base'] + 1} in use" in result.stderr
     assert_clean(spec, newtlab_home, profiles)
-
-
-def wait_for(predicate, timeout: float = 60):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def background_deploy(spec: SpecDir, output: int) -> subprocess.Popen[str]:

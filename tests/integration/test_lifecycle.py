@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from labkit import SpecDir, run_cli
+from labkit import SpecDir, ping, run_cli, ssh, status
 
 from newtlab.runtime import bridge, procs
 from newtlab.runtime.portprobe import port_in_use
@@ -21,26 +21,9 @@ ADDRESSES = {
 }
 
 
-def ssh(node: str, command: str) -> str:
-    result = run_cli("ssh", node, "--", command, timeout=60)
-    assert result.returncode == 0, f"ssh {node} {command!r}: {result.stderr}"
-    return result.stdout
-
-
 def configure(node: str) -> None:
     for iface, address in ADDRESSES[node].items():
         ssh(node, f"ip addr add {address} dev {iface} && ip link set {iface} up")
-
-
-def ping(node: str, address: str) -> None:
-    # The first replies may be lost while e1000/virtio links settle: allow a few tries.
-    ssh(node, f"ping -c 3 -W 2 {address} || ping -c 3 -W 2 {address}")
-
-
-def status() -> dict:  # type: ignore[type-arg]
-    result = run_cli("status", "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def link_bytes(data: dict) -> list[int]:  # type: ignore[type-arg]

@@ -137,6 +137,17 @@ class Receiver:
         return self.checker
 
 
+def one_frame_each_way(a: socket.socket, z: socket.socket) -> tuple[list[int], list[int]]:
+    """A sends frame 0, Z frame 1, at once; the sequences (Z received, A received)."""
+    frames = Frames(3)
+    a.sendall(frames.frame(0))
+    z.sendall(frames.frame(1))
+    at_z, at_a = Checker(), Checker()
+    at_z.drain(z, 1, timeout=5)
+    at_a.drain(a, 1, timeout=5)
+    return at_z.sequences, at_a.sequences
+
+
 def rst_close(sock: socket.socket) -> None:
     """Close with a TCP reset, as a killed process's socket may go."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

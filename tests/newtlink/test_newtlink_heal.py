@@ -19,7 +19,7 @@ from newtlink_kit import (
     process_alive,
     write_config,
 )
-from newtlink_traffic import Checker, Frames, Receiver
+from newtlink_traffic import Checker, Frames, Receiver, one_frame_each_way
 
 pytestmark = pytest.mark.integration
 
@@ -161,13 +161,7 @@ def test_listening_and_dialling_sides_mix(start_bridge: StartBridge, tmp_path: P
         far = socket.create_connection(("127.0.0.1", far_port), timeout=5)
         stats = bridge.wait_stats(lambda s: s["connected"])
         assert stats["a_dial"] and stats["z_bind"] == "127.0.0.1" and stats["z_dial"] == ""
-        frames = Frames(3)
-        far.sendall(frames.frame(0))
-        vm.sendall(frames.frame(1))
-        at_vm, at_far = Checker(), Checker()
-        at_vm.drain(vm, 1, timeout=5)
-        at_far.drain(far, 1, timeout=5)
-        assert at_vm.sequences == [0] and at_far.sequences == [1]
+        assert one_frame_each_way(far, vm) == ([0], [1])
         vm.close()
         far.close()
     finally:

@@ -48,7 +48,8 @@ def test_probe_reports_every_conflict_with_purpose(tmp_path: Path, held_port: in
         result = run_cli("plan", "-S", str(spec))
     assert result.returncode == 1
     assert f"a SSH: port {held_port} in use" in result.stderr
-    assert f"link b:Ethernet0 Z-side: port {other} in use" in result.stderr
+    nic = f"b NIC Ethernet0 (link a:Ethernet0 -- b:Ethernet0): port {other} in use"
+    assert nic in result.stderr
     assert "Traceback" not in result.stderr
     skipped = run_cli("plan", "-S", str(spec), "--no-probe")
     assert skipped.returncode == 0

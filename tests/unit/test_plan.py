@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from newtlab.lab import Lab
+from newtlab.plan.bridges import newtlink_config
+from newtlab.plan.model import BridgeSidePlan
 from newtlab.plan.plan import lab_name_for
+from newtlab.plan.ports import collect_ports
 from specfactory import EXAMPLES, FIXTURES, HOST_PLATFORM, SWITCH_PLATFORM, linked, write_specs
 
 
@@ -59,8 +62,8 @@ def test_examples_plan_byte_identically(example: str, tmp_path: Path) -> None:
             "z_vm",
             "a_port",
             "z_port",
-            "a_bind",
-            "z_bind",
+            "a_host",
+            "z_host",
             "worker_host",
         ):
             assert key in link
@@ -110,7 +113,7 @@ def test_host_nic_base_counts_highest_linked_interface(tmp_path: Path) -> None:
     assert nics[3] == ("h1", "eth2")
     assert nics[4] == ("h2", "eth0") and nics[5] == ("h2", "eth1")
     assert nics[1] == ("h1", "eth0") and nics[2] == ("h1", "eth1")
-    assert [n.connect is None for n in vm.nics] == [True, True, True, False, False, False]
+    assert [n.listen is None for n in vm.nics] == [True, True, True, False, False, False]
 
 
 def test_host_groups_follow_vm_host(tmp_path: Path) -> None:
@@ -135,7 +138,7 @@ def test_nics_are_contiguous_with_guest_names(tmp_path: Path) -> None:
     devices = linked(("a:Ethernet3", "b:Ethernet0"))
     plan = Lab.load(write_specs(tmp_path / "lab", devices)).plan
     a = plan.node("a")
-    assert [(n.index, n.guest, n.connect is not None) for n in a.nics] == [
+    assert [(n.index, n.guest, n.listen is not None) for n in a.nics] == [
         (0, "mgmt", False),
         (1, "Ethernet0", False),
         (2, "Ethernet1", False),
@@ -192,7 +195,7 @@ def test_qemu_argv_for_kvm_and_tcg(tmp_path: Path) -> None:
     assert arg(tcg, "-cpu") == "max,+sse4.2" and arg(tcg, "-accel") == "tcg"
     assert arg(kvm, "-name") == "newtlab:lab:a"
     assert (arg(kvm, "-m"), arg(kvm, "-smp")) == ("2048", "3")
-    assert "socket,id=eth1,connect=127.0.0.1:20000" in kvm
+    assert "socket,id=eth1,listen=127.0.0.1:20000" in kvm  # the VM listens, the bridge dials
     assert any(
         a.startswith("virtio-net-pci,netdev=eth1,mac=52:54:00:") and a.endswith(",romfile=")
         for a in kvm
@@ -259,7 +262,22 @@ def test_explicit_links_keep_orientation_and_are_sorted(tmp_path: Path) -> None:
     ]
 
 
-def test_multi_host_binds_and_connects(tmp_path: Path) -> None:
+def test_single_host_bridge_dials_every_vm_nic_on_loopback(tmp_path: Path) -> None:
+    devices = linked(("a:Ethernet0", "b:Ethernet0"))
+    plan = Lab.load(write_specs(tmp_path / "lab", devices)).plan
+    (link,) = plan.links
+    assert (link.a_host, link.z_host, link.worker_host) == ("local", "local", "local")
+    assert plan.node("a").nics[1].listen == "127.0.0.1:20000"
+    assert plan.node("b").nics[1].listen == "127.0.0.1:20001"
+    assert newtlink_config("lab", plan.bridges["local"]) == {
+        "lab": "lab",
+        "links": [{"a": "a:Ethernet0", "z": "b:Ethernet0",
+                   "a_dial": "127.0.0.1:20000", "z_dial": "127.0.0.1:20001"}],
+        "stats_addr": "127.0.0.1:19999",
+    }  # fmt: skip
+
+
+def test_cross_host_link_is_one_connection_bridge_to_bridge(tmp_path: Path) -> None:
     devices = linked(("a:Ethernet0", "b:Ethernet0"), ("a:Ethernet1", "c:Ethernet0"))
     profiles = {
         "a": {"platform": "sw", "vm_host": "s1"},
@@ -271,19 +289,36 @@ def test_multi_host_binds_and_connects(tmp_path: Path) -> None:
         write_specs(tmp_path / "lab", devices, profiles=profiles, newtlab={"servers": servers})
     ).plan
     cross, local = plan.links
+    assert (cross.a_host, cross.z_host) == ("s1", "s2")
     assert cross.worker_host == "s1"  # tie between s1 and s2 → smaller name
-    assert (cross.a_bind, cross.z_bind, cross.a_allow, cross.z_allow) == (
-        "127.0.0.1",
-        "0.0.0.0",
-        [],
-        ["10.0.0.2"],
+    # Every VM NIC listens on its own server's loopback only.
+    assert plan.node("a").nics[1].listen == f"127.0.0.1:{cross.a_port}"
+    assert plan.node("b").nics[1].listen == f"127.0.0.1:{cross.z_port}"
+    assert set(plan.bridges) == {"s1", "s2"}
+    s1, s2 = plan.bridges["s1"], plan.bridges["s2"]
+    assert s1.stats_bind == s2.stats_bind == "127.0.0.1"
+    # s1 dials its VM and listens for s2 (only s2) on b's port number, free on s1.
+    s1_cross, s1_local = s1.links
+    assert s1_cross.a == BridgeSidePlan(name=cross.a, dial=f"127.0.0.1:{cross.a_port}")
+    assert s1_cross.z == BridgeSidePlan(
+        name=cross.z, listen=f"10.0.0.1:{cross.z_port}", allow=["10.0.0.2"]
     )
-    b_nic = plan.node("b").nics[1]
-    assert b_nic.connect == f"10.0.0.1:{cross.z_port}"
-    assert plan.node("a").nics[1].connect == f"127.0.0.1:{cross.a_port}"
-    assert (local.worker_host, local.a_bind, local.z_bind) == ("s1", "127.0.0.1", "127.0.0.1")
+    assert (s1_local.a.dial, s1_local.z.dial) == (
+        f"127.0.0.1:{local.a_port}",
+        f"127.0.0.1:{local.z_port}",
+    )
+    # s2 dials its own VM and dials s1: no listener on s2 beyond loopback.
+    (s2_cross,) = s2.links
+    assert s2_cross.a == BridgeSidePlan(name=cross.a, dial=f"10.0.0.1:{cross.z_port}")
+    assert s2_cross.z == BridgeSidePlan(name=cross.z, dial=f"127.0.0.1:{cross.z_port}")
+    config = newtlink_config("lab", s1)["links"][0]
+    assert config == {
+        "a": cross.a, "z": cross.z, "a_dial": f"127.0.0.1:{cross.a_port}",
+        "z_port": cross.z_port, "z_bind": "10.0.0.1", "z_allow": ["10.0.0.2"],
+    }  # fmt: skip
+    exposed = [u for u in collect_ports(plan) if u.bind != "127.0.0.1" and u.port < 30000]
+    assert [(u.host, u.bind, u.port) for u in exposed] == [("s1", "10.0.0.1", cross.z_port)]
     assert plan.node("b").listen_address == "0.0.0.0"
-    assert set(plan.bridges) == {"s1"} and plan.bridges["s1"].stats_bind == "0.0.0.0"
 
 
 def test_legacy_hosts_map_is_a_pool(tmp_path: Path) -> None:

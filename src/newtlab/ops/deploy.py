@@ -1,4 +1,4 @@
-"""Deploy: from a plan to running, reachable VMs (LLD §12).
+"""Deploy: from a plan to running, reachable VMs (LLD §12), on the plan's hosts.
 
 State is saved before the first process starts and after every step, and
 each PID is recorded as soon as it exists, so a deploy that fails or is
@@ -9,28 +9,29 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from pathlib import Path
 
 from .. import layout
 from ..errors import LabStateError, PortConflictError, RuntimeFailure
 from ..home import ensure_private_dir, lab_dir
+from ..plan.bridges import newtlink_config
 from ..plan.model import Plan
+from ..plan.ports import collect_ports
 from ..profiles import patch_profiles
-from ..runtime import bridge, disk, procs
-from ..runtime.portprobe import probe_plan
+from ..runtime.hosts import Hosts, each_host
 from ..runtime.ssh import create_key_pair
 from ..state import BridgeState, LabState, NodeState, save_state, state_path
 from .events import Event, Progress
 from .node import bring_up, start_process
 
 
-def check_not_deployed(name: str) -> None:
+async def check_not_deployed(name: str, hosts: Hosts) -> None:
     if state_path(name).exists():
         raise LabStateError(
             f"lab {name!r} is already deployed — `newtlab destroy {name}` first, "
             "or deploy with --force to replace it"
         )
-    leftovers = sorted(procs.lab_vms(name)) + procs.find(bridge.tag(name))
+    found = await each_host(hosts, lambda host: host.processes(name))
+    leftovers = sorted(p.pid for processes in found for p in processes)
     if leftovers:
         raise LabStateError(
             f"processes of lab {name!r} are running without state (pids "
@@ -38,20 +39,25 @@ def check_not_deployed(name: str) -> None:
         )
 
 
-def check_images(plan: Plan) -> None:
-    problems = []
-    for node in plan.nodes:
-        try:
-            disk.check_base_image(node.image, node.name)
-        except RuntimeFailure as exc:
-            problems.append(str(exc))
-    if problems:
-        raise RuntimeFailure("\n".join(problems))
+async def check_hosts(plan: Plan, hosts: Hosts) -> None:
+    """Every port free and every base image usable, on every host; all problems at once."""
+    uses = collect_ports(plan)
+    found = await each_host(
+        hosts, lambda host: host.probe_ports(u for u in uses if u.host == host.name)
+    )
+    conflicts = [line for lines in found for line in lines]
+    if conflicts:
+        raise PortConflictError(conflicts)
+    problems = await asyncio.gather(
+        *(hosts[node.host].check_image(node.image) for node in plan.nodes)
+    )
+    lines = [f"{n.name}: {p}" for n, p in zip(plan.nodes, problems, strict=True) if p]
+    if lines:
+        raise RuntimeFailure("\n".join(lines))
 
 
-def _new_state(plan: Plan, directory: Path, accel_note: str) -> LabState:
-    for sub in layout.SUBDIRS:
-        ensure_private_dir(directory / sub)
+def _new_state(plan: Plan, accel_note: str) -> LabState:
+    directory = ensure_private_dir(lab_dir(plan.lab))
     key = directory / layout.SSH_KEY
     create_key_pair(key)
     return LabState(
@@ -65,38 +71,37 @@ def _new_state(plan: Plan, directory: Path, accel_note: str) -> LabState:
     )
 
 
-async def deploy(plan: Plan, progress: Progress, accel_note: str = "") -> LabState:
-    """Deploy ``plan``; the caller holds the lab lock and checked for stale state."""
-    conflicts = probe_plan(plan)
-    if conflicts:
-        raise PortConflictError(conflicts)
-    check_images(plan)
-    directory = ensure_private_dir(lab_dir(plan.lab))
-    state = _new_state(plan, directory, accel_note)
+async def start_bridge(state: LabState, hosts: Hosts, host: str, progress: Progress) -> None:
+    """Start the bridge of ``host`` and record its supervisor's PID."""
+    bridge = state.plan.bridges[host]
+    progress(Event("", "bridge", f"newtlink on {host}: {len(bridge.links)} links"))
+    pid = await hosts[host].start_bridge(state.name, newtlink_config(state.name, bridge))
+    state.bridges[host] = BridgeState(pid=pid, host=host)
     save_state(state)
+
+
+async def deploy(plan: Plan, hosts: Hosts, progress: Progress, accel_note: str = "") -> LabState:
+    """Deploy ``plan``; the caller holds the lab lock and checked for stale state."""
+    await check_hosts(plan, hosts)
+    state = _new_state(plan, accel_note)
+    save_state(state)
+    await each_host(hosts, lambda host: host.prepare_lab(plan.lab))
 
     for node in plan.nodes:
         progress(Event(node.name, "overlay"))
-        disk.create_overlay(node.image, directory / layout.overlay(node.name))
+        await hosts[node.host].create_overlay(plan.lab, node.name, node.image)
         state.nodes[node.name].phase = "overlay"
     save_state(state)
 
-    for host, bridge_plan in plan.bridges.items():
-        progress(Event("", "bridge", f"newtlink on {host}: {bridge_plan.links} links"))
-        pid = bridge.start(plan, bridge_plan, directory)
-        state.bridges[host] = BridgeState(
-            pid=pid,
-            host=host,
-            stats_addr=f"127.0.0.1:{bridge_plan.stats_port}",
-            stats_unix=str(directory / layout.BRIDGE_SOCKET),
-        )
-        save_state(state)
+    # Bridges first: they dial each VM's NICs as soon as its QEMU listens.
+    for host in plan.bridges:
+        await start_bridge(state, hosts, host, progress)
 
     for node in plan.nodes:
-        start_process(state, directory, node, progress)
+        await start_process(state, hosts[node.host], node, progress)
 
     results = await asyncio.gather(
-        *(bring_up(state, directory, node, progress) for node in plan.nodes),
+        *(bring_up(state, hosts[node.host], node, progress) for node in plan.nodes),
         return_exceptions=True,
     )
     failures = [str(r) for r in results if isinstance(r, BaseException)]
@@ -107,7 +112,7 @@ async def deploy(plan: Plan, progress: Progress, accel_note: str = "") -> LabSta
         )
 
     progress(Event("", "profiles", "writing ssh_port, console_port, mgmt_ip into profiles"))
-    state.patched_profiles = patch_profiles(plan, directory)
+    state.patched_profiles = patch_profiles(plan, lab_dir(plan.lab))
     save_state(state)
     progress(Event("", "deployed"))
     return state

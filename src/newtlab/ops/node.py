@@ -1,4 +1,4 @@
-"""Bringing one node up (start, console bootstrap, SSH) and taking it down."""
+"""Bringing one node up (start, console bootstrap, SSH) and taking it down, on its host."""
 
 from __future__ import annotations
 
@@ -6,16 +6,13 @@ import asyncio
 import time
 from pathlib import Path
 
+from .. import layout
 from ..errors import RuntimeFailure
 from ..plan.model import NodePlan
-from ..runtime import console, procs, qemu, ssh
+from ..runtime import console, ssh
+from ..runtime.host import Host
 from ..state import LabState, save_state
 from .events import Event, Progress
-
-
-def ssh_target(state: LabState, node: NodePlan) -> ssh.SSHTarget:
-    host = "127.0.0.1" if node.listen_address == "127.0.0.1" else node.host_address
-    return ssh.SSHTarget(host, node.ssh_port, node.ssh_user, node.ssh_pass, state.ssh_key_path)
 
 
 def public_key(state: LabState) -> str:
@@ -23,14 +20,22 @@ def public_key(state: LabState) -> str:
     return path.read_text().strip() if path and path.exists() else ""
 
 
-def start_process(state: LabState, lab_dir: Path, node: NodePlan, progress: Progress) -> None:
+async def exit_message(host: Host, lab: str, node: str) -> str:
+    """Why a node's QEMU is gone, from the end of its log."""
+    log = await host.read_file(lab, layout.qemu_log(node))
+    tail = "\n".join((log or b"").decode(errors="replace").strip().splitlines()[-5:])
+    where = f"logs/{node}.log on {host.name}, or `newtlab logs {node} --qemu`"
+    return f"QEMU for {node} is not running (see {where})" + (f":\n{tail}" if tail else "")
+
+
+async def start_process(state: LabState, host: Host, node: NodePlan, progress: Progress) -> None:
     """Start the node's QEMU and record its PID at once."""
     progress(Event(node.name, "starting", "QEMU"))
     record = state.nodes[node.name]
     record.status, record.phase, record.error = "starting", "qemu", ""
     record.started_at = time.time()
     try:
-        record.pid = qemu.start(lab_dir, state.name, node)
+        record.pid = await host.start_vm(state.name, node)
     except RuntimeFailure as exc:
         record.status, record.error = "error", str(exc)
         save_state(state)
@@ -39,17 +44,15 @@ def start_process(state: LabState, lab_dir: Path, node: NodePlan, progress: Prog
     save_state(state)
 
 
-async def _watch(state: LabState, lab_dir: Path, node: NodePlan) -> None:
+async def _watch(state: LabState, host: Host, node: NodePlan) -> None:
     """Return when the node's QEMU is gone (so a boot wait can fail fast)."""
-    tag = qemu.tag(state.name, node.name)
-    while procs.is_ours(state.nodes[node.name].pid, tag):
+    while await host.vm_running(state.name, node.name, state.nodes[node.name].pid):
         await asyncio.sleep(0.5)
 
 
-async def _reach(state: LabState, node: NodePlan, progress: Progress) -> None:
+async def _reach(state: LabState, host: Host, node: NodePlan, progress: Progress) -> None:
     deadline = state.nodes[node.name].started_at + node.boot_timeout
     deadline = time.monotonic() + max(deadline - time.time(), 1)
-    target = ssh_target(state, node)
     values = {
         "ssh_user": node.ssh_user,
         "ssh_pass": node.ssh_pass,
@@ -62,28 +65,31 @@ async def _reach(state: LabState, node: NodePlan, progress: Progress) -> None:
         progress(Event(node.name, phase, detail))
 
     progress(Event(node.name, phase, "waiting for login prompt"))
-    await console.bootstrap(target.host, node.console_port, node.console, values, deadline, step)
+    async with host.reach(node.console_port) as (address, port):
+        await console.bootstrap(address, port, node.console, values, deadline, step)
     phase = "ssh"
     progress(Event(node.name, phase, "waiting for SSH login"))
-    await ssh.wait_ready(target, deadline)
+    async with host.reach(node.ssh_port) as (address, port):
+        target = ssh.SSHTarget(address, port, node.ssh_user, node.ssh_pass, state.ssh_key_path)
+        await ssh.wait_ready(target, deadline)
 
 
-async def bring_up(state: LabState, lab_dir: Path, node: NodePlan, progress: Progress) -> None:
+async def bring_up(state: LabState, host: Host, node: NodePlan, progress: Progress) -> None:
     """Console bootstrap then SSH readiness, failing fast if QEMU dies meanwhile."""
     record = state.nodes[node.name]
     record.phase = "booting"
-    reach = asyncio.create_task(_reach(state, node, progress))
-    watch = asyncio.create_task(_watch(state, lab_dir, node))
+    reach = asyncio.create_task(_reach(state, host, node, progress))
+    watch = asyncio.create_task(_watch(state, host, node))
     try:
         done, _ = await asyncio.wait({reach, watch}, return_when=asyncio.FIRST_COMPLETED)
         if reach in done:
             reach.result()
         else:
-            raise RuntimeFailure(qemu.exit_message(lab_dir, node.name))
+            raise RuntimeFailure(await exit_message(host, state.name, node.name))
     except (RuntimeFailure, OSError) as exc:
         reason = str(exc)
-        if not procs.is_ours(record.pid, qemu.tag(state.name, node.name)):
-            reason = qemu.exit_message(lab_dir, node.name)  # the real cause
+        if not await host.vm_running(state.name, node.name, record.pid):
+            reason = await exit_message(host, state.name, node.name)  # the real cause
         record.status, record.phase, record.error = "error", "failed", reason
         save_state(state)
         progress(Event(node.name, "error", reason, failed=True))
@@ -98,13 +104,18 @@ async def bring_up(state: LabState, lab_dir: Path, node: NodePlan, progress: Pro
     progress(Event(node.name, "ready", f"SSH ready after {record.boot_seconds:.1f} s"))
 
 
+async def boot(state: LabState, host: Host, node: NodePlan, progress: Progress) -> None:
+    """Start a stopped node and wait until it answers SSH."""
+    await start_process(state, host, node, progress)
+    await bring_up(state, host, node, progress)
+
+
 async def stop_process(
-    state: LabState, lab_dir: Path, node: str, grace: float, progress: Progress
+    state: LabState, host: Host, node: str, grace: float, progress: Progress
 ) -> None:
     progress(Event(node, "stopping"))
     record = state.nodes[node]
-    gone = await qemu.stop(lab_dir, state.name, node, record.pid, grace)
-    if not gone:
+    if not await host.stop_vm(state.name, node, record.pid, grace):
         raise RuntimeFailure(f"{node}: QEMU (pid {record.pid}) did not stop")
     record.status, record.phase, record.pid = "stopped", "stopped", 0
     save_state(state)

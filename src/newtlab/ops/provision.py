@@ -7,6 +7,7 @@ import shlex
 from dataclasses import dataclass
 
 from ..errors import RuntimeFailure
+from ..runtime.host import Host
 from ..state import LabState
 from .events import Event, Progress
 
@@ -35,9 +36,17 @@ def provision_targets(state: LabState, devices: list[str] | None) -> list[str]:
 
 
 async def provision(
-    state: LabState, devices: list[str], command: str, parallel: int, progress: Progress
+    state: LabState,
+    runner: Host,
+    devices: list[str],
+    command: str,
+    parallel: int,
+    progress: Progress,
 ) -> list[ProvisionResult]:
-    """Run ``command`` per device, ``parallel`` at a time; every failure is collected."""
+    """Run ``command`` per device on ``runner`` (this machine), ``parallel`` at a time.
+
+    Every failure is collected.
+    """
     semaphore = asyncio.Semaphore(max(parallel, 1))
 
     async def one(device: str) -> ProvisionResult:
@@ -47,15 +56,8 @@ async def provision(
         ]
         async with semaphore:
             progress(Event(device, "provisioning", " ".join(argv)))
-            try:
-                proc = await asyncio.create_subprocess_exec(
-                    *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-                )
-            except FileNotFoundError:
-                result = ProvisionResult(device, 127, f"{argv[0]}: command not found")
-            else:
-                out, _ = await proc.communicate()
-                result = ProvisionResult(device, proc.returncode or 0, out.decode(errors="replace"))
+            ran = await runner.run(argv)
+            result = ProvisionResult(device, ran.returncode, ran.output)
         failed = result.returncode != 0
         progress(Event(device, "error" if failed else "provisioned", failed=failed))
         return result

@@ -1,18 +1,55 @@
-"""Status: what the state says, checked against the live processes and bridge counters."""
+"""Status: what the state says, checked against each host's live processes and bridge."""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..runtime import bridge, procs, qemu
+from ..runtime.host import Host, LabProcess
+from ..runtime.hosts import Hosts
 from ..state import LabState
 
 
-def _node_status(state: LabState, name: str) -> str:
+@dataclass
+class HostView:
+    """One round of questions to one host: its lab processes and its bridge's stats."""
+
+    processes: list[LabProcess] = field(default_factory=list)
+    stats: dict[str, Any] | None = None
+
+    def pids(self, kind: str) -> list[int]:
+        return [p.pid for p in self.processes if p.kind == kind]
+
+    def vm_alive(self, node: str, pid: int) -> bool:
+        return any(p.kind == "qemu" and p.pid == pid and p.node == node for p in self.processes)
+
+
+async def look(host: Host, lab: str) -> HostView:
+    processes, stats = await asyncio.gather(host.processes(lab), host.bridge_stats(lab))
+    return HostView(processes, stats)
+
+
+async def look_all(hosts: Hosts, lab: str) -> dict[str, HostView]:
+    views = await asyncio.gather(*(look(host, lab) for host in hosts.values()))
+    return dict(zip(hosts, views, strict=True))
+
+
+def bridge_condition(view: HostView) -> str:
+    """``up``; ``restarting`` (its supervisor is bringing it back); ``unsupervised``
+    (it runs, but nothing would restart it); ``down`` (links are cut until repaired)."""
+    supervised = bool(view.pids("supervisor"))
+    answering = view.stats is not None
+    if supervised:
+        return "up" if answering else "restarting"
+    return "unsupervised" if answering or view.pids("bridge") else "down"
+
+
+def node_status(state: LabState, name: str, view: HostView) -> str:
     record = state.nodes.get(name)
     if record is None:
         return "pending"
-    alive = procs.is_ours(record.pid, qemu.tag(state.name, name))
+    alive = view.vm_alive(name, record.pid)
     if record.status in ("running", "starting") and not alive:
         return "exited"
     if record.status in ("stopped", "pending") and alive:
@@ -20,24 +57,29 @@ def _node_status(state: LabState, name: str) -> str:
     return record.status
 
 
-def bridge_stats(state: LabState) -> dict[tuple[str, str], dict[str, Any]]:
-    """Per-link counters from every live bridge, keyed by (a, z)."""
-    from ..runtime.newtlink import query_stats
-
-    stats: dict[tuple[str, str], dict[str, Any]] = {}
-    for record in state.bridges.values():
-        if not procs.is_ours(record.pid, bridge.tag(state.name)):
-            continue
-        try:
-            data = query_stats(record.stats_unix or record.stats_addr)
-        except (OSError, ValueError):
-            continue
-        for link in data.get("links", []):
-            stats[(link.get("a", ""), link.get("z", ""))] = link
-    return stats
+def _bridge(host: str, state: LabState, view: HostView) -> dict[str, Any]:
+    record = state.bridges.get(host)
+    stats = view.stats or {}
+    return {
+        "host": host,
+        "state": bridge_condition(view),
+        "pid": record.pid if record else 0,  # the supervisor, as recorded at start
+        "supervisor_pids": view.pids("supervisor"),
+        "bridge_pid": stats.get("pid", 0),
+        "restarts": stats.get("restarts", 0),
+        "up_since": stats.get("started"),  # when the running bridge (re)started
+        "links": len(state.plan.bridges[host].links) if host in state.plan.bridges else 0,
+    }
 
 
-def lab_status(state: LabState) -> dict[str, Any]:
+def _link_stats(view: HostView, a: str, z: str) -> dict[str, Any]:
+    for entry in (view.stats or {}).get("links", []):
+        if entry.get("a") == a and entry.get("z") == z:
+            return dict(entry)
+    return {}
+
+
+def lab_status(state: LabState, views: dict[str, HostView]) -> dict[str, Any]:
     """The JSON-able status of a deployed lab (``newtlab status --json``)."""
     plan = state.plan
     nodes = []
@@ -49,7 +91,7 @@ def lab_status(state: LabState) -> dict[str, Any]:
                 "device_type": node.device_type,
                 "platform": node.platform,
                 "host": node.host,
-                "status": _node_status(state, node.name),
+                "status": node_status(state, node.name, views[node.host]),
                 "phase": record.phase if record else "",
                 "pid": record.pid if record else 0,
                 "ssh_port": node.ssh_port,
@@ -60,30 +102,23 @@ def lab_status(state: LabState) -> dict[str, Any]:
                 "error": record.error if record else "",
             }
         )
-    counters = bridge_stats(state)
     links = []
     for link in plan.links:
-        live = counters.get((link.a, link.z), {})
+        # Each bridge on the link's hosts sees the link whole: its own VM's end and the
+        # far one. Counters come from the A end's; the link is up when every one says so.
+        seen = [_link_stats(views[host], link.a, link.z) for host in {link.a_host, link.z_host}]
         links.append(
             {
                 "a": link.a,
                 "z": link.z,
                 "a_port": link.a_port,
                 "z_port": link.z_port,
-                "worker_host": link.worker_host,
-                "connected": bool(live.get("connected", False)),
-                "stats": live,
+                "a_host": link.a_host,
+                "z_host": link.z_host,
+                "connected": all(stats.get("connected", False) for stats in seen),
+                "stats": _link_stats(views[link.a_host], link.a, link.z),
             }
         )
-    bridges = [
-        {
-            "host": b.host,
-            "pid": b.pid,
-            "running": procs.is_ours(b.pid, bridge.tag(state.name)),
-            "stats_addr": b.stats_addr,
-        }
-        for b in state.bridges.values()
-    ]
     return {
         "lab": state.name,
         "created": state.created.isoformat(),
@@ -92,5 +127,5 @@ def lab_status(state: LabState) -> dict[str, Any]:
         "accel_note": state.accel_note,
         "nodes": nodes,
         "links": links,
-        "bridges": bridges,
+        "bridges": [_bridge(host, state, views[host]) for host in plan.bridges],
     }

@@ -35,7 +35,9 @@ class NicPlan(_Frozen):
     device: str = Field(description="topology device owning the interface")
     interface: str = Field(description="topology interface name ('' if unnamed)")
     mac: str
-    connect: str | None = Field(default=None, description="newtlink endpoint, None if unlinked")
+    listen: str | None = Field(
+        default=None, description="loopback address it listens on for its bridge (None: unlinked)"
+    )
     link: str | None = None
 
 
@@ -80,26 +82,46 @@ class NodePlan(_Frozen):
 
 
 class LinkPlan(_Frozen):
+    """One link: each end is a VM NIC listening on its own host's loopback.
+
+    ``worker_host`` is where the link's two ends meet: the host of both ends,
+    or for a link between servers, the one whose bridge listens for the other.
+    """
+
     a: str
     z: str
     a_vm: str
     z_vm: str
     a_nic: int
     z_nic: int
+    a_host: str
+    z_host: str
     a_port: int
     z_port: int
-    a_bind: str
-    z_bind: str
-    a_allow: list[str]
-    z_allow: list[str]
     worker_host: str
 
 
+class BridgeSidePlan(_Frozen):
+    """How one bridge reaches one end of a link: it dials it, or listens for it."""
+
+    name: str = Field(description="the link end, device:interface")
+    dial: str = Field(default="", description="address dialled (a local VM or the far bridge)")
+    listen: str = Field(default="", description="address listened on for the far bridge")
+    allow: list[str] = Field(default_factory=list, description="peers a listening side accepts")
+
+
+class BridgeLinkPlan(_Frozen):
+    a: BridgeSidePlan
+    z: BridgeSidePlan
+
+
 class BridgePlan(_Frozen):
+    """The newtlink bridge of one host: every link with an end on that host."""
+
     host: str
     stats_port: int
     stats_bind: str
-    links: int
+    links: list[BridgeLinkPlan]
 
 
 class Plan(_Frozen):

@@ -8,15 +8,15 @@ from ..errors import PlanError
 from ..spec.load import Specs
 from ..spec.models import NewtlabSection
 from ..spec.names import SAFE_NAME_HINT, is_safe_name
+from .bridges import LOOPBACK, bridge_hosts, plan_bridges
 from .ifmap import interface_name
 from .macs import assign_macs
-from .model import LOCAL_HOST, Accel, BridgePlan, HostPlan, LinkPlan, NicPlan, NodePlan, Plan
+from .model import LOCAL_HOST, Accel, HostPlan, LinkPlan, NicPlan, NodePlan, Plan
 from .nodes import Homes, NodeSpec, resolve_nodes
 from .placement import place_nodes, place_workers
 from .ports import check_ranges, device_ports, link_ports, stats_port
 from .qemu_args import qemu_argv
 
-LOOPBACK = "127.0.0.1"
 ANY = "0.0.0.0"
 
 
@@ -57,7 +57,7 @@ def _placement(
 
 
 def _nics(
-    node: NodeSpec, connects: dict[int, tuple[str, str]], macs: dict[tuple[str, int], str]
+    node: NodeSpec, listens: dict[int, tuple[str, str]], macs: dict[tuple[str, int], str]
 ) -> list[NicPlan]:
     """NICs 0..highest linked index; gaps get unconnected NICs so guest names stay in order."""
     highest = max(node.nic_of.values(), default=0)
@@ -74,7 +74,7 @@ def _nics(
             if node.hosts
             else interface_name(node.interface_map, index, node.custom_map)
         )
-        connect, link = connects.get(index, (None, None))
+        listen, link = listens.get(index, (None, None))
         mac = macs[(node.name, -1 if node.nic_mac == "shared" else index)]
         nics.append(
             NicPlan(
@@ -84,7 +84,7 @@ def _nics(
                 device=device,
                 interface=iface,
                 mac=mac,
-                connect=connect,
+                listen=listen,
                 link=link,
             )
         )
@@ -105,27 +105,16 @@ def build_plan(specs: Specs, lab: str, state_dir: Path, homes: Homes, accel: Acc
     workers = place_workers(
         [(host_of[vm_of[ln.a.device]], host_of[vm_of[ln.z.device]]) for ln in specs.links]
     )
-    bridge_hosts = sorted(set(workers))
-    check_ranges(
-        section, len(specs.topology.devices), len(specs.links), len(bridge_hosts), topology_file
-    )
-
     links: list[LinkPlan] = []
-    connects: dict[str, dict[int, tuple[str, str]]] = {n.name: {} for n in nodes}
+    listens: dict[str, dict[int, tuple[str, str]]] = {n.name: {} for n in nodes}
     for i, (link, worker) in enumerate(zip(specs.links, workers, strict=True)):
-        ports = link_ports(section, i)
-        sides = []
-        for end, port in zip((link.a, link.z), ports, strict=True):
+        ends = []
+        for end, port in zip((link.a, link.z), link_ports(section, i), strict=True):
             vm = node_by_name[vm_of[end.device]]
             nic = vm.nic_of[(end.device, end.interface)]
-            vm_host = host_of[vm.name]
-            local = vm_host == worker
-            bind = LOOPBACK if local else ANY
-            allow = [] if local else [address[vm_host]]
-            connect = f"{LOOPBACK if local else address[worker]}:{port}"
-            connects[vm.name][nic] = (connect, str(link))
-            sides.append((vm.name, nic, port, bind, allow))
-        (a_vm, a_nic, a_port, a_bind, a_allow), (z_vm, z_nic, z_port, z_bind, z_allow) = sides
+            listens[vm.name][nic] = (f"{LOOPBACK}:{port}", str(link))
+            ends.append((vm.name, nic, host_of[vm.name], port))
+        (a_vm, a_nic, a_host, a_port), (z_vm, z_nic, z_host, z_port) = ends
         links.append(
             LinkPlan(
                 a=str(link.a),
@@ -134,15 +123,17 @@ def build_plan(specs: Specs, lab: str, state_dir: Path, homes: Homes, accel: Acc
                 z_vm=z_vm,
                 a_nic=a_nic,
                 z_nic=z_nic,
+                a_host=a_host,
+                z_host=z_host,
                 a_port=a_port,
                 z_port=z_port,
-                a_bind=a_bind,
-                z_bind=z_bind,
-                a_allow=a_allow,
-                z_allow=z_allow,
                 worker_host=worker,
             )
         )
+    with_bridge = bridge_hosts(links)
+    check_ranges(
+        section, len(specs.topology.devices), len(specs.links), len(with_bridge), topology_file
+    )
 
     mac_requests = []
     for node in nodes:
@@ -157,7 +148,7 @@ def build_plan(specs: Specs, lab: str, state_dir: Path, homes: Homes, accel: Acc
     node_plans = []
     for node in nodes:
         ssh_port, console_port = device_ports(section, device_index[node.port_device])
-        nics = _nics(node, connects[node.name], macs)
+        nics = _nics(node, listens[node.name], macs)
         listen = LOOPBACK if single_host else ANY
         planned = NodePlan(
             name=node.name,
@@ -190,15 +181,7 @@ def build_plan(specs: Specs, lab: str, state_dir: Path, homes: Homes, accel: Acc
         # The argv is one rendering of the finished node plan.
         node_plans.append(planned.model_copy(update={"qemu_argv": qemu_argv(lab, planned, accel)}))
 
-    bridges = {
-        host: BridgePlan(
-            host=host,
-            stats_port=stats_port(section, b),
-            stats_bind=LOOPBACK if single_host else ANY,
-            links=workers.count(host),
-        )
-        for b, host in enumerate(bridge_hosts)
-    }
+    stats_ports = {host: stats_port(section, b) for b, host in enumerate(with_bridge)}
     return Plan(
         lab=lab,
         spec_dir=str(specs.directory.resolve()),
@@ -207,5 +190,5 @@ def build_plan(specs: Specs, lab: str, state_dir: Path, homes: Homes, accel: Acc
         hosts=hosts,
         nodes=node_plans,
         links=links,
-        bridges=bridges,
+        bridges=plan_bridges(links, address, stats_ports),
     )

@@ -3,6 +3,7 @@
 ::
 
     link ports     link_port_base + 2*i (A side), + 1 (Z side)   i = link index
+                   (each end's VM NIC listens on its own host's loopback)
     console ports  console_port_base + d                         d = device index
     SSH ports      ssh_port_base + d                             (sorted device names)
     stats ports    link_port_base - 1 - b                        b = bridge host index
@@ -99,23 +100,33 @@ class PortUse:
     bind: str
     port: int
     purpose: str
+    node: str = ""  # the VM whose QEMU listens there ("" for a bridge's ports)
 
 
 def collect_ports(plan: Plan) -> list[PortUse]:
-    """Every port the plan listens on: SSH, console, link sides and bridge stats."""
+    """Every port the plan listens on, per host: SSH, console, VM NICs, bridges."""
     uses: list[PortUse] = []
     for node in plan.nodes:
-        uses.append(PortUse(node.host, node.listen_address, node.ssh_port, f"{node.name} SSH"))
+        listen = node.listen_address
+        uses.append(PortUse(node.host, listen, node.ssh_port, f"{node.name} SSH", node.name))
         uses.append(
-            PortUse(node.host, node.listen_address, node.console_port, f"{node.name} console")
+            PortUse(node.host, listen, node.console_port, f"{node.name} console", node.name)
         )
-    for link in plan.links:
-        uses.append(PortUse(link.worker_host, link.a_bind, link.a_port, f"link {link.a} A-side"))
-        uses.append(PortUse(link.worker_host, link.z_bind, link.z_port, f"link {link.z} Z-side"))
+        for nic in node.nics:
+            if nic.listen is not None:
+                bind, _, port = nic.listen.rpartition(":")
+                purpose = f"{node.name} NIC {nic.guest} (link {nic.link})"
+                uses.append(PortUse(node.host, bind, int(port), purpose, node.name))
     for bridge in plan.bridges.values():
         uses.append(
             PortUse(
                 bridge.host, bridge.stats_bind, bridge.stats_port, f"{bridge.host} bridge stats"
             )
         )
+        for link in bridge.links:
+            for side in (link.a, link.z):
+                if side.listen:
+                    bind, _, port = side.listen.rpartition(":")
+                    purpose = f"{link.a.name} -- {link.z.name} from {', '.join(side.allow)}"
+                    uses.append(PortUse(bridge.host, bind, int(port), purpose))
     return sorted(uses, key=lambda u: (u.host, u.port))

@@ -27,7 +27,7 @@ def cpu_model(features: str, accel: Accel) -> str:
 
 def _nic_device(driver: str, nic: NicPlan) -> str:
     parts = [driver, f"mac={nic.mac}", "romfile="]
-    if nic.index == 0 or nic.connect is not None:
+    if nic.index == 0 or nic.listen is not None:
         parts.insert(1, f"netdev={nic.netdev_id}")
     return ",".join(parts)
 
@@ -67,8 +67,10 @@ def qemu_argv(lab: str, node: NodePlan, accel: Accel) -> list[str]:
         f"user,id=mgmt,hostfwd=tcp:{listen}:{node.ssh_port}-:22",
     ]
     for nic in node.nics:
-        if nic.index and nic.connect is not None:
-            argv += ["-netdev", f"socket,id={nic.netdev_id},connect={nic.connect}"]
+        if nic.index and nic.listen is not None:
+            # The VM listens and its host's bridge dials it: QEMU re-accepts after every
+            # drop, so the link heals when either the VM or the bridge restarts.
+            argv += ["-netdev", f"socket,id={nic.netdev_id},listen={nic.listen}"]
         argv += ["-device", _nic_device(node.nic_driver, nic)]
     for device in node.extra_devices:
         argv += ["-device", device]

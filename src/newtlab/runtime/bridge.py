@@ -1,7 +1,14 @@
-"""The lab's newtlink bridge process on this machine: its config and its start."""
+"""The lab's newtlink bridge on this machine: start it supervised, stop it, ask its stats.
+
+It runs as ``newtlink --supervise``: a supervisor process that restarts the
+bridge within a second whenever it dies, so one ``kill -9``, crash or OOM
+costs the lab a second of frames and no VM restart (the bridge redials the
+listening VMs). Only ``stop`` ends it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -12,46 +19,25 @@ from typing import Any
 from .. import layout
 from ..errors import RuntimeFailure
 from ..fsutil import atomic_write
-from ..plan.model import BridgePlan, Plan
 from . import procs
+from .newtlink import query_stats
+
+MODULE = "newtlab.runtime.newtlink"
 
 
 def tag(lab: str) -> procs.Tag:
+    """Matches the supervisor and the bridge of ``lab``."""
     return procs.Tag("newtlink", lab)
 
 
-def bridge_config(plan: Plan, bridge: BridgePlan, lab_dir: Path) -> dict[str, Any]:
-    """newtlink's config for the links bridged on ``bridge.host``."""
-    links = [
-        {
-            "a": ln.a,
-            "z": ln.z,
-            "a_port": ln.a_port,
-            "z_port": ln.z_port,
-            "a_bind": ln.a_bind,
-            "z_bind": ln.z_bind,
-            "a_allow": ln.a_allow,
-            "z_allow": ln.z_allow,
-        }
-        for ln in plan.links
-        if ln.worker_host == bridge.host
-    ]
-    return {
-        "lab": plan.lab,
-        "links": links,
-        "stats_addr": f"{bridge.stats_bind}:{bridge.stats_port}",
-        "stats_unix": str(lab_dir / layout.BRIDGE_SOCKET),
-    }
-
-
-def start(plan: Plan, bridge: BridgePlan, lab_dir: Path, timeout: float = 15) -> int:
-    """Start newtlink and wait for its ``READY <pid>`` line (all listeners open)."""
-    config = lab_dir / layout.BRIDGE_CONFIG
-    atomic_write(config, json.dumps(bridge_config(plan, bridge, lab_dir), indent=2).encode(), 0o600)
+def start(lab_dir: Path, lab: str, config: dict[str, Any], timeout: float = 15) -> int:
+    """Write the config, start the supervised bridge and wait for its ``READY <pid>`` line."""
+    config = {**config, "stats_unix": str(lab_dir / layout.BRIDGE_SOCKET)}
+    atomic_write(lab_dir / layout.BRIDGE_CONFIG, json.dumps(config, indent=2).encode(), 0o600)
     log_path = lab_dir / layout.BRIDGE_LOG
     log_path.parent.mkdir(exist_ok=True)
     offset = log_path.stat().st_size if log_path.exists() else 0
-    argv = [sys.executable, "-m", "newtlab.runtime.newtlink", str(config), "--lab", plan.lab]
+    argv = [sys.executable, "-m", MODULE, "--supervise", layout.BRIDGE_CONFIG, "--lab", lab]
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
             argv,
@@ -71,8 +57,29 @@ def start(plan: Plan, bridge: BridgePlan, lab_dir: Path, timeout: float = 15) ->
             break
         time.sleep(0.02)
     if proc.poll() is None:
+        proc.terminate()  # the supervisor stops its bridge
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
         proc.kill()
     proc.wait(timeout=5)
     lines = log_path.read_bytes()[offset:].decode(errors="replace").strip().splitlines()
-    reason = lines[-1] if lines else f"no READY line within {timeout:.0f} s"
+    reason = lines[-1].removeprefix("newtlink: ") if lines else f"no READY within {timeout:.0f} s"
     raise RuntimeFailure(f"newtlink bridge did not start: {reason} (see {log_path})")
+
+
+def stop(lab: str, timeout: float = 5.0) -> list[str]:
+    """Stop the lab's supervisors first (each stops its bridge), then any orphaned bridge."""
+    found = [p for p in procs.lab_processes(lab) if p.kind != "qemu"]
+    problems = []
+    for process in sorted(found, key=lambda p: p.kind != "supervisor"):
+        if not procs.terminate(process.pid, tag(lab), timeout):
+            problems.append(f"newtlink {process.kind} pid {process.pid} would not stop")
+    return problems
+
+
+def stats(lab_dir: Path) -> dict[str, Any] | None:
+    """The bridge's stats document, or None if no bridge answers on its socket."""
+    try:
+        return query_stats(str(lab_dir / layout.BRIDGE_SOCKET), timeout=3)
+    except (OSError, ValueError):
+        return None

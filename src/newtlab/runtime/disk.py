@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
@@ -11,8 +10,8 @@ from ..errors import RuntimeFailure
 QCOW2_MAGIC = b"QFI\xfb"
 
 
-def check_base_image(image: str, node: str) -> None:
-    """Fail clearly if the base image is missing, unreadable or not qcow2."""
+def image_problem(image: str) -> str | None:
+    """None if ``image`` is a readable qcow2 file, else what is wrong and what to do."""
     path = Path(image)
     try:
         with path.open("rb") as handle:
@@ -23,14 +22,15 @@ def check_base_image(image: str, node: str) -> None:
             if path.name == "newtlab-host.qcow2"
             else " — download or build the image, or fix vm_image in platforms.json or the profile"
         )
-        raise RuntimeFailure(f"{node}: vm_image not found: {image}{hint}") from None
+        return f"vm_image not found: {image}{hint}"
     except OSError as exc:
-        raise RuntimeFailure(f"{node}: cannot read vm_image {image}: {exc.strerror}") from None
+        return f"cannot read vm_image {image}: {exc.strerror}"
     if magic != QCOW2_MAGIC:
-        raise RuntimeFailure(
-            f"{node}: vm_image {image} is not a qcow2 image — convert it with "
+        return (
+            f"vm_image {image} is not a qcow2 image — convert it with "
             f"`qemu-img convert -O qcow2 {image} <new>.qcow2`"
         )
+    return None
 
 
 def create_overlay(base: str, overlay: Path) -> None:
@@ -58,16 +58,3 @@ def create_overlay(base: str, overlay: Path) -> None:
         raise RuntimeFailure("qemu-img not found — install qemu-utils") from None
     if result.returncode != 0:
         raise RuntimeFailure(f"creating overlay {overlay} failed: {result.stderr.strip()}")
-
-
-def backing_file(overlay: Path) -> str:
-    """The base image an overlay points at (for status and checks)."""
-    result = subprocess.run(
-        ["qemu-img", "info", "--output=json", "-U", str(overlay)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    info: dict[str, str] = json.loads(result.stdout)
-    return info.get("full-backing-filename") or info.get("backing-filename", "")

@@ -8,8 +8,7 @@ from collections.abc import Iterable
 
 import psutil
 
-from ..plan.model import LOCAL_HOST, Plan
-from ..plan.ports import PortUse, collect_ports
+from ..plan.ports import PortUse
 
 
 def local_addresses() -> set[str]:
@@ -17,12 +16,6 @@ def local_addresses() -> set[str]:
     for entries in psutil.net_if_addrs().values():
         addrs.update(e.address for e in entries if e.family == socket.AF_INET)
     return addrs
-
-
-def local_hosts(plan: Plan) -> set[str]:
-    """Plan hosts that are this machine."""
-    mine = local_addresses()
-    return {h.name for h in plan.hosts if h.name == LOCAL_HOST or h.address in mine}
 
 
 def port_in_use(bind: str, port: int) -> str | None:
@@ -47,8 +40,3 @@ def probe_local(uses: Iterable[PortUse]) -> list[str]:
         if problem:
             conflicts.append(f"{use.purpose}: port {use.port} {problem}")
     return conflicts
-
-
-def probe_plan(plan: Plan) -> list[str]:
-    hosts = local_hosts(plan)
-    return probe_local(u for u in collect_ports(plan) if u.host in hosts)

@@ -1,10 +1,11 @@
 """Finding and signalling the lab's own processes, and only those.
 
-Every QEMU runs with ``-name newtlab:<lab>:<node>`` and every bridge with
-``--lab <lab>`` in its argv. Before a PID is signalled its command line is
-checked again, so a PID the kernel has reused for something else is never
-touched; and processes whose PIDs never reached the state file (a deploy
-killed half-way) are still found by their tag.
+Every QEMU runs with ``-name newtlab:<lab>:<node>`` and every bridge (and
+its supervisor, which also has ``--supervise``) with ``--lab <lab>`` in its
+argv. Before a PID is signalled its command line is checked again, so a PID
+the kernel has reused for something else is never touched; and processes
+whose PIDs never reached the state file (a deploy killed half-way) are still
+found by their tag.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import time
 from dataclasses import dataclass
 
 import psutil
+
+from .host import LabProcess, ProcessKind
 
 QEMU_TAG = "newtlab:{lab}:{node}"
 
@@ -81,35 +84,56 @@ def find(tag: Tag) -> list[int]:
     return sorted(found)
 
 
-def lab_vms(lab: str) -> dict[int, str]:
-    """PID → node name of every live QEMU tagged with ``lab``."""
-    vms = {}
+def lab_processes(lab: str) -> list[LabProcess]:
+    """Every live process of ``lab``: QEMUs by ``-name``, supervisor and bridge by ``--lab``."""
+    found = []
     prefix = f"newtlab:{lab}:"
     for proc in psutil.process_iter(["pid", "cmdline"]):
-        name = qemu_name(proc.info.get("cmdline") or [])
+        cmdline = proc.info.get("cmdline") or []
+        name = qemu_name(cmdline)
         if name.startswith(prefix):
-            vms[proc.info["pid"]] = name[len(prefix) :]
-    return vms
+            found.append(LabProcess(proc.info["pid"], "qemu", name[len(prefix) :]))
+        elif _is_newtlink(cmdline) and _flag(cmdline, "--lab") == lab:
+            kind: ProcessKind = "supervisor" if "--supervise" in cmdline else "bridge"
+            found.append(LabProcess(proc.info["pid"], kind))
+    return sorted(found, key=lambda p: p.pid)
+
+
+def lab_vms(lab: str) -> dict[int, str]:
+    """PID → node name of every live QEMU tagged with ``lab``."""
+    return {p.pid: p.node for p in lab_processes(lab) if p.kind == "qemu"}
 
 
 def wait_gone(pid: int, timeout: float) -> bool:
-    """Wait up to ``timeout`` s for ``pid`` to exit (reaping it if it is our child)."""
+    """Wait up to ``timeout`` s for ``pid`` to exit (reaping it if it is our child).
+
+    Gone means every thread has exited, so its sockets and files are closed:
+    a zombie whose leader exited first may still have threads closing them.
+    """
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         try:
             done, _ = os.waitpid(pid, os.WNOHANG)
             if done == pid:
                 return True
+            child = True  # not reapable yet: some thread still runs
         except ChildProcessError:
-            pass
-        try:
-            proc = psutil.Process(pid)
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
+            child = False
+        if not child and _exited(pid):
             return True
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.05)
-    return False
+
+
+def _exited(pid: int) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        return proc.status() == psutil.STATUS_ZOMBIE and proc.num_threads() <= 1
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.ZombieProcess:
+        return True
 
 
 def terminate(pid: int, tag: Tag, grace: float = 10.0) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -35,8 +36,9 @@ def log_tail(path: Path, lines: int = 5) -> str:
 def start(lab_dir: Path, lab: str, node: NodePlan) -> int:
     """Launch QEMU in its own session (it outlives the CLI) and return its PID.
 
-    Waits until QEMU has opened its QMP socket, so argv errors (a port taken
-    since the probe, a bad device) surface here with QEMU's own message.
+    Waits until QEMU's monitor answers a QMP command, which happens only once
+    every device is created, so argv errors (a port taken since the probe, a
+    bad device) surface here with QEMU's own message.
     """
     (lab_dir / layout.pidfile(node.name)).unlink(missing_ok=True)
     qmp = lab_dir / layout.qmp_socket(node.name)
@@ -64,17 +66,29 @@ def start(lab_dir: Path, lab: str, node: NodePlan) -> int:
                 f"QEMU for {node.name} exited with code {code} (see {log_path}):\n"
                 f"{log_tail(log_path)}"
             )
-        if qmp.exists():
+        if qmp.exists() and _monitor_ready(qmp):
             return proc.pid
         time.sleep(0.02)
     return proc.pid
 
 
-def exit_message(lab_dir: Path, node: str) -> str:
-    """Why a node's QEMU is gone, from its log."""
-    log_path = lab_dir / layout.qemu_log(node)
-    tail = log_tail(log_path)
-    return f"QEMU for {node} is not running (see {log_path})" + (f":\n{tail}" if tail else "")
+def _monitor_ready(qmp: Path) -> bool:
+    """True once QEMU's main loop runs (so every device exists): QMP answers a command.
+
+    QEMU greets on its QMP socket from the monitor's own thread before its
+    devices are created; only commands wait for the main loop.
+    """
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        try:
+            sock.connect(str(qmp))
+            with sock.makefile("rwb") as stream:
+                stream.readline()  # the greeting
+                stream.write(b'{"execute": "qmp_capabilities"}\n')
+                stream.flush()
+                return stream.readline().startswith(b'{"return"')
+        except OSError:
+            return False
 
 
 async def qmp_command(lab_dir: Path, node: str, command: str) -> object:

@@ -77,13 +77,13 @@ class Supervisor:
         assert child.stdout is not None
         with child.stdout:  # the child prints nothing on stdout after READY
             readable, _, _ = select.select([child.stdout], [], [], READY_TIMEOUT)
-            line = child.stdout.readline() if readable else b""
-        if line.startswith(b"READY"):
+            line = child.stdout.readline() if readable else None
+        if line is not None and line.startswith(b"READY"):
             return True
-        if child.poll() is None:
+        if line is None:  # silent: hung at start
             log(f"bridge pid {child.pid} not ready within {READY_TIMEOUT:.0f} s; stopping it")
             child.kill()
-        child.wait()
+        child.wait()  # after EOF on its stdout: it is exiting, its reason already on stderr
         return False
 
     def _sleep(self, seconds: float) -> None:

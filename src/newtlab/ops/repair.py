@@ -1,0 +1,66 @@
+"""Repair: bring back what died — a host's bridge, or a VM whose QEMU exited.
+
+A bridge's supervisor restarts it on its own; this is for when the
+supervisor is gone too (both killed, a reboot of the tool's processes, an
+OOM that took both). VMs listen and the new bridge dials them, so repairing
+a bridge restarts no VM. A node stopped on purpose (``newtlab stop``) stays
+stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ..errors import RuntimeFailure
+from ..runtime.hosts import Hosts
+from ..state import LabState
+from .deploy import start_bridge
+from .events import Event, Progress
+from .node import boot
+from .status import HostView, bridge_condition, look_all
+
+
+async def ensure_bridge(
+    state: LabState, hosts: Hosts, host: str, view: HostView, progress: Progress
+) -> str | None:
+    """Start ``host``'s bridge again unless it is up; what was done, if anything."""
+    condition = bridge_condition(view)
+    if condition == "up":
+        return None
+    if condition == "restarting":
+        return f"bridge on {host}: its supervisor is restarting it (see logs/newtlink.log)"
+    problems = await hosts[host].stop_bridge(state.name)  # an unsupervised one goes first
+    if problems:
+        raise RuntimeFailure(f"bridge on {host}: " + "; ".join(problems))
+    await start_bridge(state, hosts, host, progress)
+    return f"bridge on {host} was {condition}: started again (pid {state.bridges[host].pid})"
+
+
+async def repair(state: LabState, hosts: Hosts, progress: Progress) -> list[str]:
+    """Restart what died; one line per thing done. Raises if a node would not come back."""
+    views = await look_all(hosts, state.name)
+    actions = []
+    for host in state.plan.bridges:
+        action = await ensure_bridge(state, hosts, host, views[host], progress)
+        if action:
+            actions.append(action)
+    dead = [  # meant to run (or failed), and no QEMU: not those stopped on purpose
+        node
+        for node in state.plan.nodes
+        if state.nodes[node.name].status in ("running", "starting", "error")
+        and not views[node.host].vm_alive(node.name, state.nodes[node.name].pid)
+    ]
+    for node in dead:
+        progress(Event(node.name, "repair", "its QEMU had exited: starting it again"))
+    results = await asyncio.gather(
+        *(boot(state, hosts[node.host], node, progress) for node in dead), return_exceptions=True
+    )
+    failures = []
+    for node, result in zip(dead, results, strict=True):
+        if isinstance(result, BaseException):
+            failures.append(str(result))
+        else:
+            actions.append(f"{node.name}: its QEMU had exited: started again, SSH ready")
+    if failures:
+        raise RuntimeFailure("repair could not bring back:\n  " + "\n  ".join(failures))
+    return actions

@@ -1,0 +1,90 @@
+"""The newtlink bridge of every host, and the config each one is started with.
+
+VMs listen on loopback (QEMU ``-netdev socket,listen=``) and each host's one
+bridge dials its own VMs, redialling whenever one drops, so neither a VM
+restart nor a bridge restart needs anything done to a VM. A link between two
+servers is one TCP connection bridge to bridge: the link's ``worker_host``
+listens on its own address, accepting only the other server, and the other
+server's bridge dials it. The listening side uses the far VM's port number,
+which is free on the worker (that VM runs elsewhere), so a cross-host link
+needs no port beyond its two VM ports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .model import BridgeLinkPlan, BridgePlan, BridgeSidePlan, LinkPlan
+
+LOOPBACK = "127.0.0.1"
+
+
+def bridge_hosts(links: list[LinkPlan]) -> list[str]:
+    """Hosts that run a bridge: every host with at least one link end, sorted."""
+    return sorted({h for link in links for h in (link.a_host, link.z_host)})
+
+
+def trunk_port(link: LinkPlan) -> int:
+    """The port of a cross-host link's bridge-to-bridge connection, on its worker host.
+
+    It is the port of the end that is not on the worker: free there, since
+    that end's VM listens on its own host.
+    """
+    return link.z_port if link.a_host == link.worker_host else link.a_port
+
+
+def _side(link: LinkPlan, end: str, host: str, address: Mapping[str, str]) -> BridgeSidePlan:
+    name, end_host, port = (
+        (link.a, link.a_host, link.a_port) if end == "a" else (link.z, link.z_host, link.z_port)
+    )
+    if end_host == host:  # our own VM
+        return BridgeSidePlan(name=name, dial=f"{LOOPBACK}:{port}")
+    trunk = f"{address[link.worker_host]}:{trunk_port(link)}"
+    if host == link.worker_host:  # the far end's bridge connects to us
+        return BridgeSidePlan(name=name, listen=trunk, allow=[address[end_host]])
+    return BridgeSidePlan(name=name, dial=trunk)
+
+
+def bridge_link(link: LinkPlan, host: str, address: Mapping[str, str]) -> BridgeLinkPlan:
+    """How ``host``'s bridge relays ``link`` (one of whose ends is on ``host``)."""
+    return BridgeLinkPlan(a=_side(link, "a", host, address), z=_side(link, "z", host, address))
+
+
+def plan_bridges(
+    links: list[LinkPlan], address: Mapping[str, str], stats_ports: Mapping[str, int]
+) -> dict[str, BridgePlan]:
+    return {
+        host: BridgePlan(
+            host=host,
+            stats_port=stats_ports[host],
+            stats_bind=LOOPBACK,
+            links=[
+                bridge_link(link, host, address)
+                for link in links
+                if host in (link.a_host, link.z_host)
+            ],
+        )
+        for host in bridge_hosts(links)
+    }
+
+
+def newtlink_config(lab: str, bridge: BridgePlan) -> dict[str, Any]:
+    """The JSON config newtlink runs with (``stats_unix`` is added by the host)."""
+    links = []
+    for entry in bridge.links:
+        config: dict[str, Any] = {"a": entry.a.name, "z": entry.z.name}
+        for side, plan in (("a", entry.a), ("z", entry.z)):
+            if plan.dial:
+                config[f"{side}_dial"] = plan.dial
+            else:
+                bind, _, port = plan.listen.rpartition(":")
+                config.update(
+                    {f"{side}_port": int(port), f"{side}_bind": bind, f"{side}_allow": plan.allow}
+                )
+        links.append(config)
+    return {
+        "lab": lab,
+        "links": links,
+        "stats_addr": f"{bridge.stats_bind}:{bridge.stats_port}",
+    }

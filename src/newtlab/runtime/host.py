@@ -1,0 +1,126 @@
+"""``Host``: everything a lab does on one machine, behind one interface.
+
+Orchestration (``ops/``, ``lab.py``) never starts a process, signals one or
+touches a lab file except through a ``Host``; it knows *what* to do (the
+plan), a host knows *how* on its machine. This machine is ``LocalHost``
+(``runtime.local``); a server reached over SSH is another implementation of
+the same contract, and the contract tests (``tests/host``) run against each.
+
+A host keeps a lab's files under its own ``labs/<lab>/`` directory (paths
+below are relative to it, see ``layout``) and identifies a lab's processes by
+their argv tags, checking a PID is still the expected process before any
+signal. All methods are coroutines so that several hosts work in parallel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from ..plan.model import Accel, NodePlan
+from ..plan.ports import PortUse
+
+ProcessKind = Literal["qemu", "supervisor", "bridge"]
+
+
+@dataclass(frozen=True)
+class LabProcess:
+    """A live process of a lab: a VM's QEMU, the bridge's supervisor, or the bridge."""
+
+    pid: int
+    kind: ProcessKind
+    node: str = ""  # the VM, for kind "qemu"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    returncode: int
+    output: str  # stdout and stderr together
+
+
+class Host(Protocol):
+    """One machine that runs part of a lab."""
+
+    @property
+    def name(self) -> str:
+        """The plan's name for this host (``local`` when there is no server pool)."""
+        ...
+
+    # -- lab files ------------------------------------------------------------------------
+
+    async def prepare_lab(self, lab: str) -> None:
+        """Create the lab's private directories on this host (mode 0700)."""
+        ...
+
+    async def remove_lab(self, lab: str) -> None:
+        """Remove every file this host keeps for the lab (overlays, logs, sockets, config)."""
+        ...
+
+    async def check_image(self, image: str) -> str | None:
+        """None if ``image`` is a readable qcow2 here, else the problem, said for a user."""
+        ...
+
+    async def create_overlay(self, lab: str, node: str, base: str) -> None:
+        """The node's copy-on-write disk over ``base`` (which is never written)."""
+        ...
+
+    async def read_file(self, lab: str, relative: str, offset: int = 0) -> bytes | None:
+        """A lab file's bytes from ``offset`` on (logs); None if it does not exist."""
+        ...
+
+    # -- VMs -------------------------------------------------------------------------------
+
+    async def start_vm(self, lab: str, node: NodePlan) -> int:
+        """Start the node's QEMU (outliving this command); its PID once QEMU is up."""
+        ...
+
+    async def stop_vm(self, lab: str, node: str, pid: int, grace: float) -> bool:
+        """ACPI powerdown (``grace`` s), then SIGTERM, then SIGKILL; True once it is gone.
+
+        Nothing is signalled unless ``pid`` is still this node's QEMU.
+        """
+        ...
+
+    async def vm_running(self, lab: str, node: str, pid: int) -> bool:
+        """True if ``pid`` is alive and is this node's QEMU."""
+        ...
+
+    async def processes(self, lab: str) -> list[LabProcess]:
+        """Every live process tagged with ``lab`` on this host, found by its argv."""
+        ...
+
+    # -- the bridge ------------------------------------------------------------------------
+
+    async def start_bridge(self, lab: str, config: dict[str, Any]) -> int:
+        """Start the lab's supervised newtlink with ``config``; the supervisor's PID once ready."""
+        ...
+
+    async def stop_bridge(self, lab: str) -> list[str]:
+        """Stop the lab's supervisor and bridge (orphans too); what would not stop."""
+        ...
+
+    async def bridge_stats(self, lab: str) -> dict[str, Any] | None:
+        """The running bridge's stats document; None if no bridge answers."""
+        ...
+
+    # -- the network -----------------------------------------------------------------------
+
+    async def probe_ports(self, uses: Iterable[PortUse]) -> list[str]:
+        """One line per port that cannot be listened on here: ``<purpose>: port N in use``."""
+        ...
+
+    def reach(self, port: int) -> AbstractAsyncContextManager[tuple[str, int]]:
+        """An address from which this machine can connect to ``port`` on that host."""
+        ...
+
+    # -- the machine -----------------------------------------------------------------------
+
+    async def choose_accel(self, requested: str) -> tuple[Accel, str]:
+        """The accelerator VMs get here (``auto`` proves KVM first) and a note saying why."""
+        ...
+
+    async def run(self, argv: list[str], timeout: float | None = None) -> CommandResult:
+        """Run a command to completion on this host."""
+        ...

@@ -1,0 +1,116 @@
+"""The ``Host`` contract fixtures: each implementation, and small labs placed on it.
+
+Tests talk to a host only through the ``Host`` interface (even to make their
+base image and to kill a process), so the same tests run against every
+implementation: ``local`` today, an SSH server when it is added to ``HOSTS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from newtlab.lab import Lab
+from newtlab.plan.model import NodePlan, Plan
+from newtlab.runtime.host import Host
+from newtlab.runtime.local import LocalHost
+from specfactory import linked, write_specs
+
+T = TypeVar("T")
+HOSTS: dict[str, Callable[[], Host]] = {"local": LocalHost}
+_labs = itertools.count()
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+@pytest.fixture(params=sorted(HOSTS))
+def host(request: pytest.FixtureRequest) -> Host:
+    return HOSTS[request.param]()
+
+
+@dataclass
+class HostLab:
+    """A two-node, one-link lab planned onto ``host`` (nothing started yet)."""
+
+    host: Host
+    plan: Plan
+    base: str  # the base image, made on the host
+
+    @property
+    def name(self) -> str:
+        return self.plan.lab
+
+    def node(self, name: str) -> NodePlan:
+        return self.plan.node(name)
+
+
+async def _clean(host: Host, lab: str) -> None:
+    for process in await host.processes(lab):
+        if process.kind == "qemu":
+            await host.stop_vm(lab, process.node, process.pid, 0)
+    await host.stop_bridge(lab)
+    await host.remove_lab(lab)
+
+
+@pytest.fixture
+def make_lab(host: Host, tmp_path: Path) -> Iterator[Callable[..., HostLab]]:
+    """``make_lab(extra_devices=[...])``: plan a lab on ``host``, its base image made there.
+
+    Every process of every lab made here is stopped in the finalizer, pass or fail.
+    """
+    made: list[HostLab] = []
+    bases: list[str] = []
+
+    def make(**platform: Any) -> HostLab:
+        name = f"contract{next(_labs)}-{uuid.uuid4().hex[:6]}"
+        base = f"/tmp/newtlab-{name}.qcow2"  # a host path: /tmp exists on every host
+        result = run(host.run(["qemu-img", "create", "-q", "-f", "qcow2", base, "16M"]))
+        assert result.returncode == 0, result.output
+        bases.append(base)
+        platforms = {"vm": {"vm_image": base, "vm_memory": 128, "vm_cpus": 1,
+                            "vm_interface_map": "linux", **platform}}  # fmt: skip
+        spec = write_specs(
+            tmp_path / name,
+            linked(("a:eth1", "b:eth1")),
+            platforms=platforms,
+            default_platform="vm",
+            newtlab=_ports(),
+        )
+        lab = HostLab(host, Lab.load(spec, name=name, accel="tcg").plan, base)
+        run(host.prepare_lab(lab.name))
+        made.append(lab)
+        return lab
+
+    yield make
+    problems = []
+    for lab in made:  # every lab is cleaned, even if one cleanup fails
+        try:
+            run(_clean(host, lab.name))
+            left = run(host.processes(lab.name))
+        except Exception as exc:
+            problems.append(f"{lab.name}: cleanup failed: {exc!r}")
+            continue
+        if left:
+            problems.append(f"{lab.name} left processes behind: {left}")
+    for base in bases:
+        run(host.run(["rm", "-f", base]))
+    assert not problems, problems
+
+
+def _ports() -> dict[str, int]:
+    """A port block of its own for each lab (the bridge's stats port sits just below)."""
+    block = 32000 + (next(_port_blocks) % 50) * 20
+    return {"link_port_base": block + 1, "console_port_base": block + 10,
+            "ssh_port_base": block + 15}  # fmt: skip
+
+
+_port_blocks = itertools.count()

@@ -1,0 +1,176 @@
+"""The ``Host`` contract, checked against every implementation (see conftest ``HOSTS``).
+
+Only the ``Host`` interface is used: what these tests show holds wherever a
+lab runs, on this machine or on a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from conftest import HostLab, run
+from newtlab.errors import RuntimeFailure
+from newtlab.plan.bridges import newtlink_config
+from newtlab.plan.ports import collect_ports
+from newtlab.runtime.host import Host, LabProcess
+
+pytestmark = pytest.mark.integration
+
+
+def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10) -> bool:
+    async def poll() -> bool:
+        deadline = time.monotonic() + timeout
+        while not await check():
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.1)
+        return True
+
+    return run(poll())
+
+
+def backing_file(qcow2: bytes) -> str:
+    """The backing file named in a qcow2 header."""
+    offset, size = struct.unpack_from(">QI", qcow2, 8)
+    return qcow2[offset : offset + size].decode()
+
+
+def test_run_reports_status_and_output(host: Host) -> None:
+    result = run(host.run(["sh", "-c", "echo out; echo err >&2; exit 3"]))
+    assert result.returncode == 3 and result.output.split() == ["out", "err"]
+    assert run(host.run(["newtlab-no-such-command"])).returncode == 127
+
+
+def test_images_overlays_and_lab_files(host: Host, make_lab: Callable[..., HostLab]) -> None:
+    lab = make_lab()
+    assert run(host.check_image(lab.base)) is None
+    missing = run(host.check_image(lab.base + ".missing"))
+    assert missing is not None and missing.startswith(f"vm_image not found: {lab.base}.missing")
+    text = lab.base + ".txt"
+    assert run(host.run(["sh", "-c", f"echo not an image > {text}"])).returncode == 0
+    wrong = run(host.check_image(text))
+    run(host.run(["rm", "-f", text]))
+    assert wrong is not None and "is not a qcow2 image" in wrong
+
+    run(host.create_overlay(lab.name, "a", lab.base))
+    overlay = run(host.read_file(lab.name, "disks/a.qcow2"))
+    assert overlay is not None and overlay[:4] == b"QFI\xfb"
+    assert backing_file(overlay) == lab.base  # absolute: the base is shared, never copied
+    assert run(host.read_file(lab.name, "disks/a.qcow2", offset=len(overlay))) == b""
+    assert run(host.read_file(lab.name, "logs/none.log")) is None
+    run(host.remove_lab(lab.name))
+    assert run(host.read_file(lab.name, "disks/a.qcow2")) is None
+
+
+def test_vm_lifecycle_with_identity_checks(host: Host, make_lab: Callable[..., HostLab]) -> None:
+    lab = make_lab()
+    a = lab.node("a")
+    run(host.create_overlay(lab.name, "a", lab.base))
+    pid = run(host.start_vm(lab.name, a))
+    assert pid > 0
+    assert run(host.vm_running(lab.name, "a", pid))
+    assert not run(host.vm_running(lab.name, "b", pid))  # alive, but not b's QEMU
+    assert LabProcess(pid, "qemu", "a") in run(host.processes(lab.name))
+    assert run(host.read_file(lab.name, "logs/a.log")) is not None
+
+    # A PID that is not this VM's QEMU is never signalled: here, the bridge's supervisor.
+    supervisor = run(
+        host.start_bridge(lab.name, newtlink_config(lab.name, lab.plan.bridges["local"]))
+    )
+    assert run(host.stop_vm(lab.name, "a", supervisor, 0))  # "not ours": nothing to stop
+    assert LabProcess(supervisor, "supervisor") in run(host.processes(lab.name))
+
+    assert run(host.stop_vm(lab.name, "a", pid, 0))
+    assert not run(host.vm_running(lab.name, "a", pid))
+    assert all(p.kind != "qemu" for p in run(host.processes(lab.name)))
+
+
+def test_a_vm_that_cannot_start_says_why(host: Host, make_lab: Callable[..., HostLab]) -> None:
+    lab = make_lab(vm_extra_devices=["newtlab-no-such-device"])
+    run(host.create_overlay(lab.name, "a", lab.base))
+    with pytest.raises(RuntimeFailure, match="QEMU for a exited") as failure:
+        run(host.start_vm(lab.name, lab.node("a")))
+    assert "newtlab-no-such-device" in str(failure.value)
+    assert run(host.processes(lab.name)) == []
+
+
+def test_ports_in_use_are_found_and_reachable(host: Host, make_lab: Callable[..., HostLab]) -> None:
+    lab = make_lab()
+    a = lab.node("a")
+    uses = [u for u in collect_ports(lab.plan) if u.node == "a"]
+    assert run(host.probe_ports(uses)) == []
+    run(host.create_overlay(lab.name, "a", lab.base))
+    pid = run(host.start_vm(lab.name, a))
+    conflicts = run(host.probe_ports(uses))
+    assert f"a console: port {a.console_port} in use" in conflicts
+    assert (
+        f"a NIC eth1 (link a:eth1 -- b:eth1): port {a.nics[1].listen.split(':')[1]} in use"
+        in conflicts
+    )
+
+    async def connect() -> bool:
+        async with host.reach(a.console_port) as (address, port):
+            _, writer = await asyncio.open_connection(address, port)
+            writer.close()
+            return True
+
+    assert run(connect())
+    run(host.stop_vm(lab.name, "a", pid, 0))
+    assert run(host.probe_ports(uses)) == []
+
+
+def test_bridge_dials_the_vms_and_comes_back_after_kill_9(
+    host: Host, make_lab: Callable[..., HostLab]
+) -> None:
+    lab = make_lab()
+    for node in ("a", "b"):
+        run(host.create_overlay(lab.name, node, lab.base))
+        run(host.start_vm(lab.name, lab.node(node)))
+    config = newtlink_config(lab.name, lab.plan.bridges["local"])
+    supervisor = run(host.start_bridge(lab.name, config))
+
+    async def connected() -> bool:
+        stats = await host.bridge_stats(lab.name)
+        return stats is not None and stats["links"][0]["connected"]
+
+    assert eventually(connected)  # both QEMU NICs listen; the bridge dialled them
+    kinds = {p.kind: p.pid for p in run(host.processes(lab.name)) if p.kind != "qemu"}
+    assert kinds["supervisor"] == supervisor and kinds["bridge"] != supervisor
+    stats = run(host.bridge_stats(lab.name))
+    assert stats is not None and stats["pid"] == kinds["bridge"] and stats["restarts"] == 0
+
+    assert run(host.run(["kill", "-9", str(kinds["bridge"])])).returncode == 0
+
+    async def back() -> bool:
+        stats = await host.bridge_stats(lab.name)
+        return stats is not None and stats["restarts"] == 1 and stats["links"][0]["connected"]
+
+    assert eventually(back, timeout=5)
+    assert run(host.stop_bridge(lab.name)) == []
+    assert [p.kind for p in run(host.processes(lab.name))] == ["qemu", "qemu"]
+    assert run(host.bridge_stats(lab.name)) is None
+
+
+def test_a_bridge_that_cannot_start_says_why(host: Host, make_lab: Callable[..., HostLab]) -> None:
+    lab = make_lab()
+    run(host.create_overlay(lab.name, "a", lab.base))
+    a = lab.node("a")
+    run(host.start_vm(lab.name, a))
+    config = newtlink_config(lab.name, lab.plan.bridges["local"])
+    taken = a.console_port  # a listening side on the port QEMU's console holds
+    config["links"][0].update({"z_dial": None, "z_port": taken, "z_bind": "127.0.0.1"})
+    with pytest.raises(RuntimeFailure, match=f"cannot listen on 127.0.0.1:{taken}"):
+        run(host.start_bridge(lab.name, config))
+    assert all(p.kind == "qemu" for p in run(host.processes(lab.name)))
+
+
+def test_accelerators_as_asked(host: Host) -> None:
+    assert run(host.choose_accel("tcg")) == ("tcg", "")
+    assert run(host.choose_accel("kvm")) == ("kvm", "")
+    chosen, _ = run(host.choose_accel("auto"))
+    assert chosen in ("kvm", "tcg")
