@@ -1,17 +1,24 @@
 """newtlink against a direct connection and socat: throughput, latency, CPU, memory.
 
-Usage: python bench/newtlink.py [--seconds S] [--repeat N] [--json]
+Usage: python bench/newtlink.py [--seconds S] [--repeat N] [--pings N] [--json]
 
 All traffic is QEMU-framed (4-byte length + frame). Sender, receiver and
-relay are separate processes. Printed side by side, measured in one run:
+relay are separate processes. As in a lab, the endpoints listen like a QEMU
+NIC (``-netdev socket,listen=``, one peer) and the relay dials both of them:
+newtlink from its config (``a_dial``/``z_dial``), socat as
+``socat TCP:A TCP:Z``. Sending starts once newtlink's stats say the link is
+connected (frames sent before that are dropped by design). Printed side by
+side, measured in one run:
 
 * throughput (Gbit/s) for bulk (9,000-byte frames in 1 MiB writes) and for
   64- and 1,500-byte frames (one send() per frame), through: a direct
-  loopback connection (no relay), socat as a relay, and newtlink;
+  loopback connection (no relay: the sender dials the receiver), socat as a
+  relay, and newtlink;
 * round-trip latency (p50/p99 µs) of a 64-byte frame, every process pinned
   to CPU 0 (unpinned figures mostly measure waking the other CPU);
-* relay CPU per Gbit/s (from /proc/<pid>/stat) and the RSS of one newtlink
-  listening on 1,000 links with no peers;
+* relay CPU per Gbit/s (from /proc/<pid>/stat), and the RSS and CPU share of
+  one newtlink whose 1,000 links dial ports where nothing listens (it keeps
+  redialling every side, backing off to once a second);
 * the ratios newtlink/direct and newtlink/socat.
 """
 
@@ -22,6 +29,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import signal
 import socket
 import statistics
 import struct
@@ -34,9 +42,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from newtlab.runtime.newtlink import query_stats
+
 HEAD = struct.Struct(">I")
 MODES = {"bulk": 9000, "1500B": 1500, "64B": 64}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+CTX = mp.get_context("fork")
 
 
 def free_ports(count: int) -> list[int]:
@@ -53,39 +64,29 @@ def frame(size: int) -> bytes:
     return HEAD.pack(size) + bytes(size)
 
 
-# -- endpoints (run in child processes) -------------------------------------------------
+# -- endpoints (run in child processes; each takes ``ready`` last) ----------------------
 
 
-def _endpoint_socket(
-    listen: int | None, connect: int | None, nodelay: bool = False
-) -> socket.socket:
-    if listen is not None:
+def _endpoint_socket(port: int, dial: bool, ready: Any, nodelay: bool = False) -> socket.socket:
+    """Listen on ``port`` like a QEMU NIC and take one peer, or (``dial``) connect to it."""
+    if dial:  # direct runs only: the other endpoint is already listening
+        ready.set()
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.settimeout(None)
+    else:
         with socket.socket() as server:
             server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            server.bind(("127.0.0.1", listen))
+            server.bind(("127.0.0.1", port))
             server.listen(1)
+            ready.set()
             sock, _ = server.accept()
-    else:
-        assert connect is not None
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                sock = socket.create_connection(("127.0.0.1", connect))
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
     if nodelay:  # latency runs only: QEMU's socket netdev does not set it either
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
 
 
-def receiver(listen: int | None, connect: int | None, result: Any, ready: Any) -> None:
-    sock = _endpoint_socket(listen, connect) if connect else None
-    ready.set()
-    if sock is None:
-        sock = _endpoint_socket(listen, None)
+def receiver(port: int, result: Any, ready: Any) -> None:
+    sock = _endpoint_socket(port, False, ready)
     buf = bytearray(1 << 20)
     total, first, last = 0, 0.0, 0.0
     # newtlink keeps this side connected when the sender leaves (a pulled cable),
@@ -106,13 +107,14 @@ def receiver(listen: int | None, connect: int | None, result: Any, ready: Any) -
     result.put((total, last - first))
 
 
-def sender(port: int, size: int, seconds: float) -> None:
-    sock = _endpoint_socket(None, port)
+def sender(port: int, dial: bool, size: int, seconds: float, go: Any, ready: Any) -> None:
+    sock = _endpoint_socket(port, dial, ready)
     one = frame(size)
     if size >= 9000:
         payload, send = one * ((1 << 20) // len(one)), sock.sendall
     else:
         payload, send = one, sock.send  # one send() per frame, as a VM's NIC does
+    go.wait(30)
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         for _ in range(256):
@@ -121,12 +123,9 @@ def sender(port: int, size: int, seconds: float) -> None:
     sock.close()
 
 
-def echo(listen: int | None, connect: int | None, ready: Any) -> None:
+def echo(port: int, ready: Any) -> None:
     os.sched_setaffinity(0, {0})
-    sock = _endpoint_socket(listen, connect, nodelay=True) if connect else None
-    ready.set()
-    if sock is None:
-        sock = _endpoint_socket(listen, None, nodelay=True)
+    sock = _endpoint_socket(port, False, ready, nodelay=True)
     while True:
         data = sock.recv(65536)
         if not data:
@@ -134,11 +133,12 @@ def echo(listen: int | None, connect: int | None, ready: Any) -> None:
         sock.sendall(data)
 
 
-def pinger(port: int, count: int, result: Any) -> None:
+def pinger(port: int, dial: bool, count: int, result: Any, go: Any, ready: Any) -> None:
     os.sched_setaffinity(0, {0})
-    sock = _endpoint_socket(None, port, nodelay=True)
+    sock = _endpoint_socket(port, dial, ready, nodelay=True)
     one = frame(64)
     samples = []
+    go.wait(30)
     for _ in range(count):
         t0 = time.perf_counter()
         sock.sendall(one)
@@ -151,62 +151,80 @@ def pinger(port: int, count: int, result: Any) -> None:
     result.put((samples[len(samples) // 2] * 1e6, samples[int(len(samples) * 0.99)] * 1e6))
 
 
+@contextmanager
+def endpoints() -> Iterator[Callable[..., None]]:
+    """``start(target, *args)`` runs an endpoint and returns once it listens (or is about
+    to dial); every endpoint is killed on the way out, whatever happened."""
+    procs: list[Any] = []
+
+    def start(target: Callable[..., None], *args: Any) -> None:
+        ready = CTX.Event()
+        proc = CTX.Process(target=target, args=(*args, ready), daemon=True)
+        proc.start()
+        procs.append(proc)
+        if not ready.wait(10):
+            raise RuntimeError(f"{target.__name__} did not start")
+
+    try:
+        yield start
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.join()
+
+
 # -- relays ------------------------------------------------------------------------------
 
 
+def newtlink_config(path: Path, dials: list[tuple[int, int]], stats: Path) -> None:
+    links = [
+        {"a": f"a{i}:e1", "z": f"z{i}:e1", "a_dial": f"127.0.0.1:{a}", "z_dial": f"127.0.0.1:{z}"}
+        for i, (a, z) in enumerate(dials)
+    ]
+    path.write_text(json.dumps({"lab": "bench", "links": links, "stats_unix": str(stats)}))
+
+
 @contextmanager
-def relay(kind: str, pin: bool) -> Iterator[tuple[int, int, int | None]]:
-    """(port the sender connects to, port of the receiver side, relay pid)."""
-    taskset = ["taskset", "-c", "0"] if pin else []
+def relay(kind: str, a: int, z: int, pin: bool) -> Iterator[int | None]:
+    """Relay between the endpoints listening on ports ``a`` and ``z`` (the relay dials
+    both); yields its pid (None for direct) once it has linked them."""
     if kind == "direct":
-        (port,) = free_ports(1)
-        yield port, port, None
+        yield None
         return
-    if kind == "socat":
-        listen, target = free_ports(2)
-        proc = subprocess.Popen(
-            [
-                *taskset,
-                "socat",
-                f"TCP-LISTEN:{listen},reuseaddr,nodelay",
-                f"TCP:127.0.0.1:{target},nodelay",
-            ]
-        )
-        time.sleep(0.2)
-        try:
-            yield listen, target, proc.pid
-        finally:
-            proc.kill()
-            proc.wait()
-        return
-    a, z = free_ports(2)
+    taskset = ["taskset", "-c", "0"] if pin else []
     with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "bridge.json"
-        config.write_text(
-            json.dumps(
-                {"lab": "bench", "links": [{"a": "s:e1", "z": "r:e1", "a_port": a, "z_port": z}]}
-            )
-        )
-        proc = subprocess.Popen(
-            [
-                *taskset,
-                sys.executable,
-                "-m",
-                "newtlab.runtime.newtlink",
-                str(config),
-                "--lab",
-                "bench",
-            ],
-            stdout=subprocess.PIPE,
-        )
-        assert proc.stdout is not None
-        proc.stdout.readline()
+        stats = Path(tmp) / "stats.sock"
+        if kind == "socat":
+            command = ["socat", f"TCP:127.0.0.1:{a},nodelay", f"TCP:127.0.0.1:{z},nodelay"]
+        else:
+            newtlink_config(Path(tmp) / "bridge.json", [(a, z)], stats)
+            command = [sys.executable, "-m", "newtlab.runtime.newtlink", f"{tmp}/bridge.json"]
+            command += ["--lab", "bench"]
+        log = Path(tmp) / "relay.log"
+        with log.open("w") as err:
+            proc = subprocess.Popen([*taskset, *command], stdout=subprocess.DEVNULL, stderr=err)
         try:
-            yield a, z, proc.pid
+            deadline = time.monotonic() + 10
+            while proc.poll() is None and time.monotonic() < deadline:
+                if linked(kind, proc, stats):
+                    break
+                time.sleep(0.01)
+            else:
+                raise RuntimeError(f"{kind} did not link the endpoints:\n{log.read_text()}")
+            yield proc.pid
         finally:
             proc.kill()
             proc.wait()
-            proc.stdout.close()
+
+
+def linked(kind: str, proc: subprocess.Popen[bytes], stats: Path) -> bool:
+    if kind == "socat":  # no stats: socat connects both sides at start, then relays
+        time.sleep(0.2)
+        return proc.poll() is None
+    try:
+        return bool(query_stats(str(stats))["links"][0]["connected"])
+    except (OSError, ValueError):
+        return False  # not up yet
 
 
 def cpu_seconds(pid: int | None) -> float:
@@ -217,23 +235,18 @@ def cpu_seconds(pid: int | None) -> float:
 
 
 def throughput(kind: str, size: int, seconds: float) -> dict[str, float]:
-    ctx = mp.get_context("fork")
-    with relay(kind, pin=False) as (send_port, recv_port, pid):
-        result, ready = ctx.Queue(), ctx.Event()
-        # The receiver listens for direct/socat and connects to newtlink's Z side.
-        listen, connect = (None, recv_port) if kind == "newtlink" else (recv_port, None)
-        rx = ctx.Process(target=receiver, args=(listen, connect, result, ready))
-        rx.start()
-        ready.wait(10)
-        time.sleep(0.05)
-        cpu0, t0 = cpu_seconds(pid), time.perf_counter()
-        tx = ctx.Process(target=sender, args=(send_port, size, seconds))
-        tx.start()
-        tx.join()
-        total, elapsed = result.get(timeout=30)
-        cpu = cpu_seconds(pid) - cpu0
-        wall = time.perf_counter() - t0
-        rx.join()
+    a, z = free_ports(2)
+    dial = kind == "direct"  # with no relay the sender dials the receiver itself
+    result, go = CTX.Queue(), CTX.Event()
+    with endpoints() as start:
+        start(receiver, z, result)
+        start(sender, z if dial else a, dial, size, seconds, go)
+        with relay(kind, a, z, pin=False) as pid:
+            cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+            go.set()
+            total, elapsed = result.get(timeout=seconds + 30)
+            cpu = cpu_seconds(pid) - cpu0
+            wall = time.perf_counter() - t0
     gbits = total * 8 / elapsed / 1e9 if elapsed else 0.0
     return {
         "gbit_s": gbits,
@@ -243,54 +256,51 @@ def throughput(kind: str, size: int, seconds: float) -> dict[str, float]:
 
 
 def latency(kind: str, count: int) -> tuple[float, float]:
-    ctx = mp.get_context("fork")
-    with relay(kind, pin=True) as (send_port, recv_port, _):
-        result, ready = ctx.Queue(), ctx.Event()
-        listen, connect = (None, recv_port) if kind == "newtlink" else (recv_port, None)
-        server = ctx.Process(target=echo, args=(listen, connect, ready))
-        server.start()
-        ready.wait(10)
-        client = ctx.Process(target=pinger, args=(send_port, count, result))
-        client.start()
-        p50, p99 = result.get(timeout=120)
-        client.join()
-        server.kill()  # through newtlink it never sees EOF: the bridge keeps its side
-        server.join()
-    return p50, p99
+    a, z = free_ports(2)
+    dial = kind == "direct"
+    result, go = CTX.Queue(), CTX.Event()
+    with endpoints() as start:
+        start(echo, z)  # through newtlink it never sees EOF: killed on the way out
+        start(pinger, z if dial else a, dial, count, result, go)
+        with relay(kind, a, z, pin=True):
+            go.set()
+            return result.get(timeout=120)
 
 
-def idle_rss(links: int = 1000) -> float:
-    """RSS (MiB) of one newtlink listening on ``links`` links with no peers."""
+def idle_cost(links: int = 1000, settle: float = 2.0, seconds: float = 3.0) -> dict[str, float]:
+    """One newtlink whose ``links`` links dial ports where nothing listens: its RSS (MiB),
+    and its CPU share and dial attempts per second while it keeps redialling."""
     ports = free_ports(2 * links)
     with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "bridge.json"
-        config.write_text(
-            json.dumps(
-                {
-                    "lab": "bench",
-                    "links": [
-                        {
-                            "a": f"a{i}:e1",
-                            "z": f"z{i}:e1",
-                            "a_port": ports[2 * i],
-                            "z_port": ports[2 * i + 1],
-                        }
-                        for i in range(links)
-                    ],
-                }
-            )
-        )
+        config, stats = Path(tmp) / "bridge.json", Path(tmp) / "stats.sock"
+        newtlink_config(config, list(zip(ports[::2], ports[1::2], strict=True)), stats)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "newtlab.runtime.newtlink", str(config)], stdout=subprocess.PIPE
+            [sys.executable, "-m", "newtlab.runtime.newtlink", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # one "connection refused; retrying" line per side
         )
-        assert proc.stdout is not None
-        proc.stdout.readline()
-        status = Path(f"/proc/{proc.pid}/status").read_text()
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
+        try:
+            assert proc.stdout is not None
+            if not proc.stdout.readline().startswith(b"READY"):
+                raise RuntimeError("newtlink did not start")
+            time.sleep(settle)  # the redial backoff reaches its 1 s ceiling after ~1.6 s
+
+            def failures() -> int:
+                doc = query_stats(str(stats))
+                return sum(s["a_dial_failures"] + s["z_dial_failures"] for s in doc["links"])
+
+            dials0, cpu0, t0 = failures(), cpu_seconds(proc.pid), time.perf_counter()
+            time.sleep(seconds)
+            dials, cpu = failures() - dials0, cpu_seconds(proc.pid) - cpu0
+            wall = time.perf_counter() - t0
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+        finally:
+            proc.kill()
+            proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
     rss_kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
-    return rss_kib / 1024
+    return {"rss_mib": rss_kib / 1024, "cpu": cpu / wall, "dials_per_s": dials / wall}
 
 
 def median_of(repeat: int, measure: Callable[[], dict[str, float]]) -> dict[str, float]:
@@ -305,6 +315,8 @@ def main() -> None:
     parser.add_argument("--pings", type=int, default=20000)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    # A SIGTERM unwinds like Ctrl-C, so no relay or endpoint outlives the bench.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     kinds = ["direct", "newtlink"] + (["socat"] if shutil.which("socat") else [])
     results: dict[str, Any] = {}
     for kind in kinds:
@@ -316,7 +328,10 @@ def main() -> None:
         p50, p99 = latency(kind, args.pings)
         entry["rtt_p50_us"], entry["rtt_p99_us"] = p50, p99
         results[kind] = entry
-    results["newtlink_idle_rss_mib_1000_links"] = idle_rss()
+    idle = idle_cost()
+    results["newtlink_idle_rss_mib_1000_links"] = idle["rss_mib"]
+    results["newtlink_idle_cpu_1000_links"] = idle["cpu"]
+    results["newtlink_idle_dials_per_s_1000_links"] = idle["dials_per_s"]
     ratios: dict[str, float] = {}
     for mode in MODES:
         ratios[f"{mode}_vs_direct"] = (
@@ -351,8 +366,11 @@ def main() -> None:
         + ", ".join(f"{k} {results[k]['64B']['frames_per_s'] / 1e6:.2f} M" for k in kinds)
     )
     print("newtlink ratios: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
-    rss = results["newtlink_idle_rss_mib_1000_links"]
-    print(f"newtlink RSS, 1,000 links listening, no peers: {rss:.1f} MiB")
+    print(
+        f"newtlink, 1,000 links dialling ports where nothing listens: "
+        f"{idle['rss_mib']:.1f} MiB RSS, {idle['cpu'] * 100:.1f}% CPU, "
+        f"{idle['dials_per_s']:.0f} dials/s"
+    )
 
 
 if __name__ == "__main__":
