@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,3 +91,22 @@ def test_plan_without_specs_is_a_clear_error() -> None:
 def test_version() -> None:
     result = run_cli("version")
     assert result.returncode == 0 and result.stdout.startswith("newtlab ")
+
+
+def test_a_lab_on_another_server_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    servers = [{"name": "here", "address": "127.0.0.1"}, {"name": "far", "address": "198.51.100.7"}]
+    profiles = {
+        "a": {"platform": "sw", "vm_host": "here"},
+        "b": {"platform": "sw", "vm_host": "far"},
+    }
+    spec = write_specs(
+        tmp_path / "lab",
+        linked(("a:Ethernet0", "b:Ethernet0")),
+        profiles=profiles,
+        newtlab={"servers": servers},
+    )
+    result = run_cli("deploy", "-S", str(spec))
+    assert result.returncode == 1
+    assert "server far (198.51.100.7) is not this machine" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (Path(os.environ["NEWTLAB_HOME"]) / "labs" / "lab").exists()
