@@ -70,16 +70,8 @@ class Lab:
 
     def port_conflicts(self) -> list[str]:
         """Ports the lab needs on this machine that something else holds."""
-        uses = collect_ports(self.plan)
-
-        async def probe() -> list[str]:
-            local = [LocalHost(name) for name in this_machine(self.plan)]
-            found = await asyncio.gather(
-                *(host.probe_ports(u for u in uses if u.host == host.name) for host in local)
-            )
-            return [line for lines in found for line in lines]
-
-        return asyncio.run(probe())
+        local: Hosts = {name: LocalHost(name) for name in this_machine(self.plan)}
+        return asyncio.run(deploy_op.port_conflicts(self.plan, local))
 
     # -- lifecycle ---------------------------------------------------------------------
 

@@ -39,13 +39,18 @@ async def check_not_deployed(name: str, hosts: Hosts) -> None:
         )
 
 
-async def check_hosts(plan: Plan, hosts: Hosts) -> None:
-    """Every port free and every base image usable, on every host; all problems at once."""
+async def port_conflicts(plan: Plan, hosts: Hosts) -> list[str]:
+    """Ports the plan needs on ``hosts`` that something else holds, with their purpose."""
     uses = collect_ports(plan)
     found = await each_host(
         hosts, lambda host: host.probe_ports(u for u in uses if u.host == host.name)
     )
-    conflicts = [line for lines in found for line in lines]
+    return [line for lines in found for line in lines]
+
+
+async def check_hosts(plan: Plan, hosts: Hosts) -> None:
+    """Every port free and every base image usable, on every host; all problems at once."""
+    conflicts = await port_conflicts(plan, hosts)
     if conflicts:
         raise PortConflictError(conflicts)
     problems = await asyncio.gather(
