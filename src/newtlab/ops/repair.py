@@ -33,7 +33,8 @@ async def ensure_bridge(
     if problems:
         raise RuntimeFailure(f"bridge on {host}: " + "; ".join(problems))
     await start_bridge(state, hosts, host, progress)
-    return f"bridge on {host} was {condition}: started again (pid {state.bridges[host].pid})"
+    supervisor = state.bridges[host].pid
+    return f"bridge on {host} was {condition}: started again (supervisor pid {supervisor})"
 
 
 async def repair(state: LabState, hosts: Hosts, progress: Progress) -> list[str]:
