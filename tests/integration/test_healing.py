@@ -106,5 +106,16 @@ def test_bridge_dies_and_the_lab_heals(make_lab, newtlab_home: Path) -> None:  #
     assert {n: p for n, p in vm_pids(spec.lab).items() if n != "r3"} == {
         n: p for n, p in vms.items() if n != "r3"
     }
+
+    # A VM whose QEMU dies is shown as exited; repair boots it again, its neighbours untouched.
+    before = vm_pids(spec.lab)
+    os.kill(before["r3"], signal.SIGKILL)
+    wait_for(lambda: status()["nodes"][2]["status"] == "exited")
+    repaired = run_cli("repair", spec.lab)
+    assert repaired.returncode == 0, repaired.stderr
+    assert "r3: its QEMU had exited: started again, SSH ready" in repaired.stdout
+    after = vm_pids(spec.lab)
+    assert after["r3"] != before["r3"] and (after["r1"], after["r2"]) == (vms["r1"], vms["r2"])
+    assert [n["status"] for n in status()["nodes"]] == ["running"] * 3
     assert run_cli("destroy", spec.lab).returncode == 0
     assert procs.find(procs.Tag("newtlink", spec.lab)) == [] and procs.lab_vms(spec.lab) == {}
