@@ -10,15 +10,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from .plan.nodes import Homes
+from .runtime.agent.paths import ensure_private_dir, lab_dir
+from .runtime.agent.paths import home as newtlab_home
 
-
-def newtlab_home() -> Path:
-    configured = os.environ.get("NEWTLAB_HOME")
-    return Path(configured).expanduser() if configured else Path.home() / ".newtlab"
+__all__ = ["ensure_private_dir", "lab_dir", "newtlab_home"]
 
 
 def homes() -> Homes:
@@ -29,20 +27,9 @@ def labs_dir() -> Path:
     return newtlab_home() / "labs"
 
 
-def lab_dir(name: str) -> Path:
-    return labs_dir() / name
-
-
 def images_dir() -> Path:
     return newtlab_home() / "images"
 
 
 def cache_dir() -> Path:
     return newtlab_home() / "cache"
-
-
-def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) with mode 0700: state holds passwords and keys."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.chmod(0o700)
-    return path

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import layout
 from .access import node_plan
 from .errors import LabStateError, RuntimeFailure
 from .home import homes, lab_dir
@@ -30,6 +29,7 @@ from .ops.status import lab_status, look, look_all
 from .plan.model import Accel, Plan
 from .plan.plan import build_plan, check_lab_name, lab_name_for
 from .plan.ports import collect_ports
+from .runtime.agent import layout
 from .runtime.console_client import attach as attach_console
 from .runtime.hosts import Hosts, each_host, open_hosts, open_local, this_machine
 from .runtime.local import LocalHost

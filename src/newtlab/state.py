@@ -13,11 +13,11 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from . import layout
 from .errors import LabStateError
-from .fsutil import atomic_write
 from .home import ensure_private_dir, lab_dir, labs_dir
 from .plan.model import Plan
+from .runtime.agent import layout
+from .runtime.agent.fsutil import atomic_write
 from .spec.names import SAFE_NAME_HINT, is_safe_name
 
 NodeStatus = Literal["pending", "starting", "running", "stopped", "error"]

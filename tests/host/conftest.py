@@ -7,50 +7,25 @@ implementation: ``local`` today, an SSH server when it is added to ``HOSTS``.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from hostkit import HOSTS, HostLab, run
 
 from newtlab.lab import Lab
-from newtlab.plan.model import NodePlan, Plan
 from newtlab.runtime.host import Host
-from newtlab.runtime.local import LocalHost
 from specfactory import linked, write_specs
 
-T = TypeVar("T")
-HOSTS: dict[str, Callable[[], Host]] = {"local": LocalHost}
 _labs = itertools.count()
-
-
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coroutine)
 
 
 @pytest.fixture(params=sorted(HOSTS))
 def host(request: pytest.FixtureRequest) -> Host:
     return HOSTS[request.param]()
-
-
-@dataclass
-class HostLab:
-    """A two-node, one-link lab planned onto ``host`` (nothing started yet)."""
-
-    host: Host
-    plan: Plan
-    base: str  # the base image, made on the host
-
-    @property
-    def name(self) -> str:
-        return self.plan.lab
-
-    def node(self, name: str) -> NodePlan:
-        return self.plan.node(name)
 
 
 async def _clean(host: Host, lab: str) -> None:

@@ -12,8 +12,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 import pytest
+from hostkit import HostLab, run
 
-from conftest import HostLab, run
 from newtlab.errors import RuntimeFailure
 from newtlab.plan.bridges import newtlink_config
 from newtlab.plan.ports import collect_ports

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from labkit import SpecDir, run_cli, wait_for
 
-from newtlab.runtime import bridge, procs
+from newtlab.runtime.agent import procs
 from newtlab.state import load_state
 
 pytestmark = pytest.mark.integration
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 def assert_clean(spec: SpecDir, home: Path, profiles: dict[str, bytes]) -> None:
     assert procs.lab_vms(spec.lab) == {}
-    assert procs.find(bridge.tag(spec.lab)) == []
+    assert procs.find(procs.bridge_tag(spec.lab)) == []
     assert not (home / "labs" / spec.lab).exists()
     assert spec.profiles() == profiles
 

@@ -14,7 +14,7 @@ import psutil
 import pytest
 from labkit import SpecDir, run_cli, ssh, status, wait_for
 
-from newtlab.runtime import procs
+from newtlab.runtime.agent import procs
 from newtlab.state import load_state
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ def test_bridge_dies_and_the_lab_heals(make_lab, newtlab_home: Path) -> None:  #
 
     # The VMs listen for their links, and nothing of the lab listens beyond loopback.
     data = status()
-    lab_pids = set(procs.lab_vms(spec.lab)) | set(procs.find(procs.Tag("newtlink", spec.lab)))
+    lab_pids = set(procs.lab_vms(spec.lab)) | set(procs.find(procs.bridge_tag(spec.lab)))
     listening = listeners(lab_pids)
     assert listening and {address for _, address, _ in listening} == {"127.0.0.1"}
     owners = {port: pid for pid, _, port in listening}
@@ -79,9 +79,9 @@ def test_bridge_dies_and_the_lab_heals(make_lab, newtlab_home: Path) -> None:  #
     assert vm_pids(spec.lab) == vms and all(psutil.pid_exists(p) for p in vms.values())
 
     # kill -9 of the supervisor and the bridge together: status says so; repair brings it back.
-    for pid in procs.find(procs.Tag("newtlink", spec.lab)):
+    for pid in procs.find(procs.bridge_tag(spec.lab)):
         os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not procs.find(procs.Tag("newtlink", spec.lab)))
+    wait_for(lambda: not procs.find(procs.bridge_tag(spec.lab)))
     data = status()
     assert data["bridges"][0]["state"] == "down"
     assert not any(link["connected"] for link in data["links"])
@@ -96,7 +96,7 @@ def test_bridge_dies_and_the_lab_heals(make_lab, newtlab_home: Path) -> None:  #
     assert "nothing to repair" in run_cli("repair", spec.lab).stdout
 
     # With the bridge gone again, starting a stopped node brings the bridge back too.
-    for pid in procs.find(procs.Tag("newtlink", spec.lab)):
+    for pid in procs.find(procs.bridge_tag(spec.lab)):
         os.kill(pid, signal.SIGKILL)
     assert run_cli("stop", "r3", "--grace", "0").returncode == 0
     started = run_cli("start", "r3")
@@ -118,4 +118,4 @@ def test_bridge_dies_and_the_lab_heals(make_lab, newtlab_home: Path) -> None:  #
     assert after["r3"] != before["r3"] and (after["r1"], after["r2"]) == (vms["r1"], vms["r2"])
     assert [n["status"] for n in status()["nodes"]] == ["running"] * 3
     assert run_cli("destroy", spec.lab).returncode == 0
-    assert procs.find(procs.Tag("newtlink", spec.lab)) == [] and procs.lab_vms(spec.lab) == {}
+    assert procs.find(procs.bridge_tag(spec.lab)) == [] and procs.lab_vms(spec.lab) == {}

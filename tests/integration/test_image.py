@@ -14,7 +14,7 @@ from labkit import SpecDir, run_cli
 
 from image.build import cache_root
 from newtlab.image import BuiltImage, build_host_image
-from newtlab.runtime.accel import PROBE_MARKER, choose_accel, probe_argv, probe_kvm
+from newtlab.runtime.agent.accel import PROBE_MARKER, choose_accel, probe_argv, probe_kvm
 from newtlab.state import load_state
 
 pytestmark = pytest.mark.integration
@@ -69,14 +69,14 @@ def test_kvm_probe_decides_and_is_cached(host_image: BuiltImage, tmp_path: Path)
     works, why = probe_kvm(host_image.kernel, host_image.probe_initrd, timeout=15)
     cache = tmp_path / "accel.json"
     files = (host_image.kernel, host_image.probe_initrd)
-    accel, note = choose_accel("auto", cache, lambda: files)
+    accel, note = choose_accel("auto", cache, files)
     assert accel == ("kvm" if works else "tcg")
     if not works:
         assert "using TCG" in note and why in note
     started = time.monotonic()
-    assert choose_accel("auto", cache, lambda: None) == (accel, note)  # from the cache
+    assert choose_accel("auto", cache, None) == (accel, note)  # from the cache
     assert time.monotonic() - started < 2
-    assert choose_accel("tcg", cache, lambda: None) == ("tcg", "")
+    assert choose_accel("tcg", cache, None) == ("tcg", "")
 
 
 def test_probe_guest_reaches_userspace_under_tcg(host_image: BuiltImage) -> None:

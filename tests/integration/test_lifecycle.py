@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from labkit import SpecDir, ping, run_cli, ssh, status
 
-from newtlab.runtime import bridge, procs
-from newtlab.runtime.portprobe import port_in_use
+from newtlab.runtime.agent import procs
+from newtlab.runtime.agent.ports import port_in_use
 from newtlab.state import load_state
 
 pytestmark = pytest.mark.integration
@@ -77,7 +77,7 @@ def test_line3_lifecycle(make_lab, newtlab_home: Path) -> None:  # type: ignore[
     result = run_cli("destroy", spec.lab)
     assert result.returncode == 0, result.stderr
     assert procs.lab_vms(spec.lab) == {}
-    assert procs.find(bridge.tag(spec.lab)) == []
+    assert procs.find(procs.bridge_tag(spec.lab)) == []
     assert [p for p in ports if port_in_use("127.0.0.1", p)] == []
     assert not (newtlab_home / "labs" / spec.lab).exists()
     assert spec.profiles() == profiles_before

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from newtlab.locks import lab_lock
-from newtlab.runtime import procs
+from newtlab.runtime.agent import procs
 
 SLEEPER = "import time, sys; time.sleep(60)"
 

@@ -29,7 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..fsutil import atomic_write
+from ..runtime.agent.fsutil import atomic_write
 from . import debs
 from .cpio import Entry, archive
 from .errors import ImageBuildError

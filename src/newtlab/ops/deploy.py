@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from .. import layout
 from ..errors import LabStateError, PortConflictError, RuntimeFailure
 from ..home import ensure_private_dir, lab_dir
 from ..plan.bridges import newtlink_config
 from ..plan.model import Plan
 from ..plan.ports import collect_ports
 from ..profiles import patch_profiles
+from ..runtime.agent import layout
 from ..runtime.hosts import Hosts, each_host
 from ..runtime.ssh import create_key_pair
 from ..state import BridgeState, LabState, NodeState, save_state, state_path

@@ -6,7 +6,7 @@ The argv is run with the lab's state directory as working directory (see
 
 from __future__ import annotations
 
-from .. import layout
+from ..runtime.agent import layout
 from .model import Accel, NicPlan, NodePlan
 
 QEMU_BINARY = "qemu-system-x86_64"

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
+
+import psutil
 
 from ..errors import NotAvailableError, PlanError
 from ..plan.model import LOCAL_HOST, Plan
 from .host import Host
 from .local import LocalHost
-from .portprobe import local_addresses
 
 Hosts = dict[str, Host]  # plan host name → its Host
 T = TypeVar("T")
@@ -20,6 +22,14 @@ T = TypeVar("T")
 async def each_host(hosts: Hosts, work: Callable[[Host], Awaitable[T]]) -> list[T]:
     """``work(host)`` on every host at once; the results in the hosts' order."""
     return list(await asyncio.gather(*(work(host) for host in hosts.values())))
+
+
+def local_addresses() -> set[str]:
+    """Every IPv4 address of this machine (and the names of its loopback)."""
+    addresses = {"127.0.0.1", "0.0.0.0", "localhost"}
+    for entries in psutil.net_if_addrs().values():
+        addresses.update(e.address for e in entries if e.family == socket.AF_INET)
+    return addresses
 
 
 def used_hosts(plan: Plan) -> list[str]:

@@ -1,34 +1,41 @@
 """``LocalHost``: the ``Host`` contract on this machine.
 
-Processes are started with subprocess in their own session (they outlive the
-CLI), found and checked with psutil, and lab files live in this machine's
-``NEWTLAB_HOME/labs/<lab>/``, beside the lab's state when this machine is
-also the one running newtlab.
+It runs the host agent's operations in-process (in worker threads, since
+they block), the same code a server runs when newtlab ships the agent to it.
+Lab files live in this machine's ``NEWTLAB_HOME/labs/<lab>/``, beside the
+lab's state when this machine is also the one running newtlab.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-from collections.abc import AsyncIterator, Iterable
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, TypeVar, cast
 
-from .. import layout
 from ..errors import RuntimeFailure
-from ..home import cache_dir, ensure_private_dir, images_dir, lab_dir
+from ..home import images_dir
 from ..plan.model import LOCAL_HOST, Accel, NodePlan
 from ..plan.ports import PortUse
-from . import accel, bridge, disk, portprobe, procs, qemu
-from .host import CommandResult, LabProcess
+from .agent import AgentError, ops
+from .host import CommandResult, LabProcess, ProcessKind
+
+T = TypeVar("T")
 
 
-def _probe_files() -> tuple[Path, Path] | None:
+async def _call(operation: Callable[..., T], **arguments: Any) -> T:
+    try:
+        return await asyncio.to_thread(operation, **arguments)
+    except AgentError as exc:
+        raise RuntimeFailure(str(exc)) from None
+
+
+def _probe_files() -> tuple[str, str] | None:
     """The KVM probe's kernel and initramfs, if the host image has been built."""
     from ..image import probe_artifacts
 
-    return probe_artifacts(images_dir())
+    found = probe_artifacts(images_dir())
+    return (str(found[0]), str(found[1])) if found else None
 
 
 class LocalHost:
@@ -44,76 +51,54 @@ class LocalHost:
     def __repr__(self) -> str:
         return f"LocalHost({self._name!r})"
 
-    # -- lab files ------------------------------------------------------------------------
-
     async def prepare_lab(self, lab: str) -> None:
-        directory = ensure_private_dir(lab_dir(lab))
-        for sub in layout.HOST_SUBDIRS:
-            ensure_private_dir(directory / sub)
+        await _call(ops.prepare_lab, lab=lab)
 
     async def remove_lab(self, lab: str) -> None:
-        directory = lab_dir(lab)
-        for sub in layout.HOST_SUBDIRS:
-            await asyncio.to_thread(shutil.rmtree, directory / sub, ignore_errors=True)
-        for name in layout.HOST_FILES:
-            (directory / name).unlink(missing_ok=True)
-        with contextlib.suppress(OSError):  # left in place if the lab's state lives here too
-            directory.rmdir()
+        await _call(ops.remove_lab, lab=lab)
 
     async def check_image(self, image: str) -> str | None:
-        return disk.image_problem(image)
+        return await _call(ops.check_image, image=image)
 
     async def create_overlay(self, lab: str, node: str, base: str) -> None:
-        await asyncio.to_thread(disk.create_overlay, base, lab_dir(lab) / layout.overlay(node))
+        await _call(ops.create_overlay, lab=lab, node=node, base=base)
 
     async def read_file(self, lab: str, relative: str, offset: int = 0) -> bytes | None:
-        try:
-            with (lab_dir(lab) / relative).open("rb") as handle:
-                handle.seek(offset)
-                return handle.read()
-        except FileNotFoundError:
-            return None
-
-    # -- VMs -------------------------------------------------------------------------------
+        return await _call(ops.read_file, lab=lab, relative=relative, offset=offset)
 
     async def start_vm(self, lab: str, node: NodePlan) -> int:
-        return await asyncio.to_thread(qemu.start, lab_dir(lab), lab, node)
+        return await _call(ops.start_vm, lab=lab, node=node.name, argv=node.qemu_argv)
 
     async def stop_vm(self, lab: str, node: str, pid: int, grace: float) -> bool:
-        return await qemu.stop(lab_dir(lab), lab, node, pid, grace)
+        return await _call(ops.stop_vm, lab=lab, node=node, pid=pid, grace=grace)
 
     async def vm_running(self, lab: str, node: str, pid: int) -> bool:
-        return procs.is_ours(pid, qemu.tag(lab, node))
+        return await _call(ops.vm_running, lab=lab, node=node, pid=pid)
 
     async def processes(self, lab: str) -> list[LabProcess]:
-        return await asyncio.to_thread(procs.lab_processes, lab)
-
-    # -- the bridge ------------------------------------------------------------------------
+        found = await _call(ops.processes, lab=lab)
+        return [LabProcess(pid, cast(ProcessKind, kind), node) for pid, kind, node in found]
 
     async def start_bridge(self, lab: str, config: dict[str, Any]) -> int:
-        return await asyncio.to_thread(bridge.start, lab_dir(lab), lab, config)
+        return await _call(ops.start_bridge, lab=lab, config=config)
 
     async def stop_bridge(self, lab: str) -> list[str]:
-        return await asyncio.to_thread(bridge.stop, lab)
+        return await _call(ops.stop_bridge, lab=lab)
 
     async def bridge_stats(self, lab: str) -> dict[str, Any] | None:
-        return await asyncio.to_thread(bridge.stats, lab_dir(lab))
-
-    # -- the network -----------------------------------------------------------------------
+        return await _call(ops.bridge_stats, lab=lab)
 
     async def probe_ports(self, uses: Iterable[PortUse]) -> list[str]:
-        return portprobe.probe_local(uses)
+        wanted = [(u.bind, u.port, u.purpose) for u in uses]
+        return await _call(ops.probe_ports, uses=wanted)
 
     @contextlib.asynccontextmanager
     async def reach(self, port: int) -> AsyncIterator[tuple[str, int]]:
         yield "127.0.0.1", port
 
-    # -- the machine -----------------------------------------------------------------------
-
     async def choose_accel(self, requested: str) -> tuple[Accel, str]:
-        return await asyncio.to_thread(
-            accel.choose_accel, requested, cache_dir() / "accel.json", _probe_files
-        )
+        accel, note = await _call(ops.choose_accel, requested=requested, probe_files=_probe_files())
+        return cast(Accel, accel), note
 
     async def run(self, argv: list[str], timeout: float | None = None) -> CommandResult:
         try:

@@ -17,10 +17,9 @@ import os
 import select
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
+from . import launch
 from .pump import log
 from .server import EXIT_FAILED, EXIT_OK
 
@@ -29,22 +28,6 @@ FIRST_DELAY = 0.1  # before restarting a child that ran for a while
 MAX_DELAY = 5.0  # ceiling of the backoff for a child that keeps dying at once
 STABLE = 5.0  # a child that lived this long resets the backoff
 STOP_TIMEOUT = 5.0
-
-
-def _child_argv(config: str, lab: str, restarts: int) -> list[str]:
-    # -m with this package's own name: "newtlab.runtime.newtlink" when installed
-    # with newtlab, "newtlink" when shipped on its own.
-    return [sys.executable, "-m", __package__, config, "--lab", lab, "--restarts", str(restarts)]
-
-
-def _child_env() -> dict[str, str]:
-    """The environment with this package's root on PYTHONPATH, so the child runs this code."""
-    root = Path(__file__).resolve().parent
-    for _ in __package__.split(".")[1:]:
-        root = root.parent
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root.parent), env.get("PYTHONPATH")) if p)
-    return env
 
 
 def _describe(status: int) -> str:
@@ -69,10 +52,10 @@ class Supervisor:
     def _spawn(self, restarts: int) -> bool:
         """Start a child and wait for its READY line; False if it died first."""
         self.child = child = subprocess.Popen(
-            _child_argv(self.config, self.lab, restarts),
+            launch.command(self.config, "--lab", self.lab, "--restarts", str(restarts)),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            env=_child_env(),
+            env=launch.environment(),  # the child runs this very code
         )
         assert child.stdout is not None
         with child.stdout:  # the child prints nothing on stdout after READY

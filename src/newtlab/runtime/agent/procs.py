@@ -1,11 +1,11 @@
-"""Finding and signalling the lab's own processes, and only those.
+"""Finding and signalling a lab's own processes, and only those (from ``/proc``).
 
 Every QEMU runs with ``-name newtlab:<lab>:<node>`` and every bridge (and
 its supervisor, which also has ``--supervise``) with ``--lab <lab>`` in its
-argv. Before a PID is signalled its command line is checked again, so a PID
+argv. Before a PID is signalled its command line is read again, so a PID
 the kernel has reused for something else is never touched; and processes
-whose PIDs never reached the state file (a deploy killed half-way) are still
-found by their tag.
+whose PIDs never reached the lab's state (a deploy killed half-way) are
+still found by their tag.
 """
 
 from __future__ import annotations
@@ -14,10 +14,6 @@ import os
 import signal
 import time
 from dataclasses import dataclass
-
-import psutil
-
-from .host import LabProcess, ProcessKind
 
 QEMU_TAG = "newtlab:{lab}:{node}"
 
@@ -28,6 +24,18 @@ def qemu_name(cmdline: list[str]) -> str:
         if arg == "-name":
             return cmdline[i + 1].split(",")[0]
     return ""
+
+
+def _flag(cmdline: list[str], flag: str) -> str | None:
+    if flag in cmdline[:-1]:
+        return cmdline[cmdline.index(flag) + 1]
+    return None
+
+
+def _is_newtlink(cmdline: list[str]) -> bool:
+    return any(
+        part.endswith("newtlink") or part.endswith("newtlink.__main__") for part in cmdline[:4]
+    )
 
 
 @dataclass(frozen=True)
@@ -47,61 +55,77 @@ class Tag:
         return _is_newtlink(cmdline) and _flag(cmdline, "--lab") == self.lab
 
 
-def _flag(cmdline: list[str], flag: str) -> str | None:
-    if flag in cmdline[:-1]:
-        return cmdline[cmdline.index(flag) + 1]
-    return None
+def qemu_tag(lab: str, node: str) -> Tag:
+    return Tag("qemu", lab, node)
 
 
-def _is_newtlink(cmdline: list[str]) -> bool:
-    return any(
-        part.endswith("newtlink") or part.endswith("newtlink.__main__") for part in cmdline[:4]
-    )
+def bridge_tag(lab: str) -> Tag:
+    """Matches the supervisor and the bridge of ``lab``."""
+    return Tag("newtlink", lab)
 
 
-def _cmdline(pid: int) -> list[str] | None:
+def cmdline(pid: int) -> list[str] | None:
+    """``pid``'s argv; None if it is gone, a zombie or a kernel thread."""
     try:
-        return psutil.Process(pid).cmdline()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            data = handle.read()
+    except OSError:
         return None
+    if not data:
+        return None
+    return [part.decode(errors="replace") for part in data.rstrip(b"\0").split(b"\0")]
+
+
+def _pids() -> list[int]:
+    return sorted(int(name) for name in os.listdir("/proc") if name.isdigit())
 
 
 def is_ours(pid: int, tag: Tag) -> bool:
     """True if ``pid`` is alive and is the process ``tag`` describes."""
     if pid <= 0:
         return False
-    cmdline = _cmdline(pid)
-    return cmdline is not None and tag.matches(cmdline)
+    argv = cmdline(pid)
+    return argv is not None and tag.matches(argv)
 
 
 def find(tag: Tag) -> list[int]:
     """PIDs of every live process matching ``tag``."""
-    found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = proc.info.get("cmdline") or []
-        if cmdline and tag.matches(cmdline):
-            found.append(proc.info["pid"])
-    return sorted(found)
+    return [pid for pid in _pids() if is_ours(pid, tag)]
 
 
-def lab_processes(lab: str) -> list[LabProcess]:
-    """Every live process of ``lab``: QEMUs by ``-name``, supervisor and bridge by ``--lab``."""
+def lab_processes(lab: str) -> list[tuple[int, str, str]]:
+    """``(pid, kind, node)`` of every live process of ``lab``.
+
+    ``kind`` is ``qemu`` (``node`` names its VM), ``supervisor`` or ``bridge``.
+    """
     found = []
     prefix = f"newtlab:{lab}:"
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = proc.info.get("cmdline") or []
-        name = qemu_name(cmdline)
+    for pid in _pids():
+        argv = cmdline(pid)
+        if argv is None:
+            continue
+        name = qemu_name(argv)
         if name.startswith(prefix):
-            found.append(LabProcess(proc.info["pid"], "qemu", name[len(prefix) :]))
-        elif _is_newtlink(cmdline) and _flag(cmdline, "--lab") == lab:
-            kind: ProcessKind = "supervisor" if "--supervise" in cmdline else "bridge"
-            found.append(LabProcess(proc.info["pid"], kind))
-    return sorted(found, key=lambda p: p.pid)
+            found.append((pid, "qemu", name[len(prefix) :]))
+        elif _is_newtlink(argv) and _flag(argv, "--lab") == lab:
+            found.append((pid, "supervisor" if "--supervise" in argv else "bridge", ""))
+    return found
 
 
 def lab_vms(lab: str) -> dict[int, str]:
     """PID → node name of every live QEMU tagged with ``lab``."""
-    return {p.pid: p.node for p in lab_processes(lab) if p.kind == "qemu"}
+    return {pid: node for pid, kind, node in lab_processes(lab) if kind == "qemu"}
+
+
+def _exited(pid: int) -> bool:
+    """Gone, or a zombie whose every thread has exited (its files are closed)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return True
+    state, threads = fields[0], int(fields[17])
+    return state == b"Z" and threads <= 1
 
 
 def wait_gone(pid: int, timeout: float) -> bool:
@@ -124,16 +148,6 @@ def wait_gone(pid: int, timeout: float) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
-
-
-def _exited(pid: int) -> bool:
-    try:
-        proc = psutil.Process(pid)
-        return proc.status() == psutil.STATUS_ZOMBIE and proc.num_threads() <= 1
-    except psutil.NoSuchProcess:
-        return True
-    except psutil.ZombieProcess:
-        return True
 
 
 def terminate(pid: int, tag: Tag, grace: float = 10.0) -> bool:

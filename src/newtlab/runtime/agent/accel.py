@@ -14,11 +14,12 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
-from ..fsutil import atomic_write
-from ..plan.model import Accel
+from .fsutil import atomic_write
+
+Accel = Literal["kvm", "tcg"]
 
 PROBE_MARKER = b"NEWTLAB-PROBE-OK"
 PROBE_TIMEOUT = 20.0
@@ -80,9 +81,7 @@ def probe_kvm(kernel: Path, initrd: Path, timeout: float = PROBE_TIMEOUT) -> tup
 
 
 def choose_accel(
-    requested: str,
-    cache_file: Path,
-    probe_files: Callable[[], tuple[Path, Path] | None],
+    requested: str, cache_file: Path, probe_files: tuple[Path, Path] | None
 ) -> tuple[Accel, str]:
     """The accelerator to use and a note saying why (empty if as requested)."""
     if requested == "tcg":
@@ -97,7 +96,7 @@ def choose_accel(
     except (OSError, ValueError):
         cache = {}
     if key not in cache:
-        files = probe_files()
+        files = probe_files
         if files is None:
             return "tcg", "cannot prove KVM works without the probe kernel: using TCG"
         works, why = probe_kvm(*files)

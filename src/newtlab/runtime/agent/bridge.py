@@ -11,23 +11,17 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from .. import layout
-from ..errors import RuntimeFailure
-from ..fsutil import atomic_write
-from . import procs
-from .newtlink import query_stats
+from . import AgentError, layout, procs
+from .fsutil import atomic_write
 
-MODULE = "newtlab.runtime.newtlink"
-
-
-def tag(lab: str) -> procs.Tag:
-    """Matches the supervisor and the bridge of ``lab``."""
-    return procs.Tag("newtlink", lab)
+try:
+    from ..newtlink import launch, query_stats
+except ImportError:  # shipped to a server: newtlink is a package of its own beside us
+    from newtlink import launch, query_stats  # type: ignore[import-not-found,no-redef]
 
 
 def start(lab_dir: Path, lab: str, config: dict[str, Any], timeout: float = 15) -> int:
@@ -37,15 +31,15 @@ def start(lab_dir: Path, lab: str, config: dict[str, Any], timeout: float = 15) 
     log_path = lab_dir / layout.BRIDGE_LOG
     log_path.parent.mkdir(exist_ok=True)
     offset = log_path.stat().st_size if log_path.exists() else 0
-    argv = [sys.executable, "-m", MODULE, "--supervise", layout.BRIDGE_CONFIG, "--lab", lab]
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            argv,
+            launch.command("--supervise", layout.BRIDGE_CONFIG, "--lab", lab),
             cwd=lab_dir,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
             start_new_session=True,
+            env=launch.environment(),
         )
     ready = f"READY {proc.pid}".encode()
     deadline = time.monotonic() + timeout
@@ -64,16 +58,16 @@ def start(lab_dir: Path, lab: str, config: dict[str, Any], timeout: float = 15) 
     proc.wait(timeout=5)
     lines = log_path.read_bytes()[offset:].decode(errors="replace").strip().splitlines()
     reason = lines[-1].removeprefix("newtlink: ") if lines else f"no READY within {timeout:.0f} s"
-    raise RuntimeFailure(f"newtlink bridge did not start: {reason} (see {log_path})")
+    raise AgentError(f"newtlink bridge did not start: {reason} (see {log_path})")
 
 
 def stop(lab: str, timeout: float = 5.0) -> list[str]:
     """Stop the lab's supervisors first (each stops its bridge), then any orphaned bridge."""
-    found = [p for p in procs.lab_processes(lab) if p.kind != "qemu"]
+    found = [(pid, kind) for pid, kind, _ in procs.lab_processes(lab) if kind != "qemu"]
     problems = []
-    for process in sorted(found, key=lambda p: p.kind != "supervisor"):
-        if not procs.terminate(process.pid, tag(lab), timeout):
-            problems.append(f"newtlink {process.kind} pid {process.pid} would not stop")
+    for pid, kind in sorted(found, key=lambda p: p[1] != "supervisor"):
+        if not procs.terminate(pid, procs.bridge_tag(lab), timeout):
+            problems.append(f"newtlink {kind} pid {pid} would not stop")
     return problems
 
 

@@ -1,21 +1,10 @@
-"""Are the lab's ports free? Local half: try to bind each one as its user will."""
+"""Are a lab's ports free here? Try to bind each one as its user will."""
 
 from __future__ import annotations
 
 import errno
 import socket
 from collections.abc import Iterable
-
-import psutil
-
-from ..plan.ports import PortUse
-
-
-def local_addresses() -> set[str]:
-    addrs = {"127.0.0.1", "0.0.0.0", "localhost"}
-    for entries in psutil.net_if_addrs().values():
-        addrs.update(e.address for e in entries if e.family == socket.AF_INET)
-    return addrs
 
 
 def port_in_use(bind: str, port: int) -> str | None:
@@ -32,11 +21,11 @@ def port_in_use(bind: str, port: int) -> str | None:
     return None
 
 
-def probe_local(uses: Iterable[PortUse]) -> list[str]:
-    """One line per conflict: ``<purpose>: port N in use``."""
+def probe(uses: Iterable[tuple[str, int, str]]) -> list[str]:
+    """One line per ``(bind, port, purpose)`` that cannot be listened on: why, with its purpose."""
     conflicts = []
-    for use in uses:
-        problem = port_in_use(use.bind, use.port)
+    for bind, port, purpose in uses:
+        problem = port_in_use(bind, port)
         if problem:
-            conflicts.append(f"{use.purpose}: port {use.port} {problem}")
+            conflicts.append(f"{purpose}: port {port} {problem}")
     return conflicts

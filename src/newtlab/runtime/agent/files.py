@@ -1,11 +1,18 @@
-"""Copy-on-write overlays: each VM writes to its own qcow2, the base is never modified."""
+"""A lab's files on a host: its directories, base images, overlays and logs.
+
+Each VM writes to its own copy-on-write qcow2 overlay; the base is never
+modified.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import subprocess
 from pathlib import Path
 
-from ..errors import RuntimeFailure
+from . import AgentError, layout
+from .paths import ensure_private_dir, lab_dir
 
 QCOW2_MAGIC = b"QFI\xfb"
 
@@ -55,6 +62,34 @@ def create_overlay(base: str, overlay: Path) -> None:
     try:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     except FileNotFoundError:
-        raise RuntimeFailure("qemu-img not found — install qemu-utils") from None
+        raise AgentError("qemu-img not found — install qemu-utils") from None
     if result.returncode != 0:
-        raise RuntimeFailure(f"creating overlay {overlay} failed: {result.stderr.strip()}")
+        raise AgentError(f"creating overlay {overlay} failed: {result.stderr.strip()}")
+
+
+def prepare_lab(lab: str) -> None:
+    """The lab's private directories on this host."""
+    directory = ensure_private_dir(lab_dir(lab))
+    for sub in layout.HOST_SUBDIRS:
+        ensure_private_dir(directory / sub)
+
+
+def remove_lab(lab: str) -> None:
+    """Every file this host keeps for the lab; the directory too, unless more lives there."""
+    directory = lab_dir(lab)
+    for sub in layout.HOST_SUBDIRS:
+        shutil.rmtree(directory / sub, ignore_errors=True)
+    for name in layout.HOST_FILES:
+        (directory / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # the lab's state lives here too on newtlab's machine
+        directory.rmdir()
+
+
+def read_file(lab: str, relative: str, offset: int = 0) -> bytes | None:
+    """A lab file's bytes from ``offset`` on; None if there is no such file."""
+    try:
+        with (lab_dir(lab) / relative).open("rb") as handle:
+            handle.seek(offset)
+            return handle.read()
+    except FileNotFoundError:
+        return None

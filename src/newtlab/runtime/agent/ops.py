@@ -1,0 +1,94 @@
+"""The agent's operations: one function per ``Host`` action, by lab and node name.
+
+``LocalHost`` calls them directly; on a server they are called by name with
+JSON arguments (``python3 -m <agent> OP``, see ``__main__``). Arguments and
+results are JSON values (bytes excepted, which ``__main__`` encodes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from . import accel, bridge, files, ports, procs, vm
+from .layout import overlay
+from .paths import home, lab_dir
+
+
+def prepare_lab(lab: str) -> None:
+    files.prepare_lab(lab)
+
+
+def remove_lab(lab: str) -> None:
+    files.remove_lab(lab)
+
+
+def check_image(image: str) -> str | None:
+    return files.image_problem(image)
+
+
+def create_overlay(lab: str, node: str, base: str) -> None:
+    files.create_overlay(base, lab_dir(lab) / overlay(node))
+
+
+def read_file(lab: str, relative: str, offset: int = 0) -> bytes | None:
+    return files.read_file(lab, relative, offset)
+
+
+def start_vm(lab: str, node: str, argv: list[str]) -> int:
+    return vm.start(lab_dir(lab), node, argv)
+
+
+def stop_vm(lab: str, node: str, pid: int, grace: float) -> bool:
+    return vm.stop(lab_dir(lab), lab, node, pid, grace)
+
+
+def vm_running(lab: str, node: str, pid: int) -> bool:
+    return procs.is_ours(pid, procs.qemu_tag(lab, node))
+
+
+def processes(lab: str) -> list[tuple[int, str, str]]:
+    return procs.lab_processes(lab)
+
+
+def start_bridge(lab: str, config: dict[str, Any]) -> int:
+    return bridge.start(lab_dir(lab), lab, config)
+
+
+def stop_bridge(lab: str) -> list[str]:
+    return bridge.stop(lab)
+
+
+def bridge_stats(lab: str) -> dict[str, Any] | None:
+    return bridge.stats(lab_dir(lab))
+
+
+def probe_ports(uses: list[tuple[str, int, str]]) -> list[str]:
+    return ports.probe(uses)
+
+
+def choose_accel(requested: str, probe_files: tuple[str, str] | None) -> tuple[str, str]:
+    """``probe_files``: the KVM probe's kernel and initramfs on this host, if any."""
+    found = (Path(probe_files[0]), Path(probe_files[1])) if probe_files else None
+    return accel.choose_accel(requested, home() / "cache" / "accel.json", found)
+
+
+OPERATIONS = {
+    op.__name__: op
+    for op in (
+        prepare_lab,
+        remove_lab,
+        check_image,
+        create_overlay,
+        read_file,
+        start_vm,
+        stop_vm,
+        vm_running,
+        processes,
+        start_bridge,
+        stop_bridge,
+        bridge_stats,
+        probe_ports,
+        choose_accel,
+    )
+}

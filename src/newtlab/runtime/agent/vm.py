@@ -1,0 +1,103 @@
+"""Starting and stopping one node's QEMU, talking to it over raw QMP (JSON lines)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from . import AgentError, layout, procs
+
+START_TIMEOUT = 30.0
+
+
+def log_tail(path: Path, lines: int = 5) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text[-lines:])
+
+
+def qmp(lab_dir: Path, node: str, command: str, timeout: float = 5) -> dict[str, Any]:
+    """Run one QMP command on the node's monitor; its reply (``return`` or ``error``).
+
+    QEMU greets from the monitor's own thread at once; commands wait for its
+    main loop, so a reply also proves every device was created.
+    """
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(lab_dir / layout.qmp_socket(node)))
+        with sock.makefile("rwb") as stream:
+            stream.readline()  # the greeting
+            reply: dict[str, Any] = {}
+            for execute in ("qmp_capabilities", command):
+                stream.write(json.dumps({"execute": execute}).encode() + b"\n")
+                stream.flush()
+                while True:  # skip asynchronous events
+                    reply = json.loads(stream.readline() or b"{}")
+                    if "event" not in reply:
+                        break
+            return reply
+
+
+def start(lab_dir: Path, node: str, argv: list[str]) -> int:
+    """Launch QEMU in its own session (it outlives us) and return its PID.
+
+    Waits until QEMU's monitor answers a QMP command, which happens only once
+    every device is created, so argv errors (a port taken since the probe, a
+    bad device) surface here with QEMU's own message.
+    """
+    (lab_dir / layout.pidfile(node)).unlink(missing_ok=True)
+    qmp_path = lab_dir / layout.qmp_socket(node)
+    qmp_path.unlink(missing_ok=True)
+    log_path = lab_dir / layout.qemu_log(node)
+    with log_path.open("ab") as log:
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=lab_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            raise AgentError(f"{argv[0]} not found — install qemu-system-x86") from None
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        code = proc.poll()
+        if code is not None:
+            raise AgentError(
+                f"QEMU for {node} exited with code {code} (see {log_path}):\n{log_tail(log_path)}"
+            )
+        if qmp_path.exists():
+            try:
+                if "return" in qmp(lab_dir, node, "query-status", timeout=1):
+                    return proc.pid
+            except (OSError, ValueError):
+                pass
+        time.sleep(0.02)
+    return proc.pid
+
+
+def stop(lab_dir: Path, lab: str, node: str, pid: int, grace: float) -> bool:
+    """ACPI powerdown over QMP, then SIGTERM, then SIGKILL; True once the process is gone.
+
+    The PID is checked to still be this node's QEMU before every signal.
+    """
+    tag = procs.qemu_tag(lab, node)
+    if not procs.is_ours(pid, tag):
+        return True
+    if grace > 0:
+        try:
+            qmp(lab_dir, node, "system_powerdown")
+        except (OSError, ValueError):
+            pass
+        else:
+            if procs.wait_gone(pid, grace):
+                return True
+    return procs.terminate(pid, tag, 5.0)
