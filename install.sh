@@ -18,11 +18,21 @@ APT_PACKAGES=(
   mtools syslinux syslinux-common dosfstools    # newtlab image build host: a bootable FAT disk
   busybox-static cpio                           #   and its root filesystem
   socat                                         # bench/newtlink.py compares against it
+  openssh-server iproute2                       # tests: SSH "servers" in network namespaces
 )
 echo "==> installing system packages"
 as_root apt-get update -qq
+# openssh-server is only for the tests' own sshd instances: a policy-rc.d that exits 101
+# ("forbidden") keeps its package scripts from starting a system sshd. One already there stays.
+policy=/usr/sbin/policy-rc.d made_policy=
+if [ ! -e "$policy" ]; then
+  made_policy=1
+  trap 'as_root rm -f "$policy"' EXIT # also if the install fails
+  as_root sh -c "printf '#!/bin/sh\nexit 101\n' >$policy && chmod 755 $policy"
+fi
 as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
   "${APT_PACKAGES[@]}" >/dev/null
+if [ "$made_policy" ]; then as_root rm -f "$policy" && trap - EXIT; fi
 
 echo "==> creating .venv and installing newtlab"
 [ -x .venv/bin/python ] || python3 -m venv .venv
