@@ -22,7 +22,7 @@ def node_plan(state: LabState, name: str) -> NodePlan:
 
 
 def connect_host(node: NodePlan) -> str:
-    return "127.0.0.1" if node.listen_address == "127.0.0.1" else node.host_address
+    return node.ssh_bind
 
 
 def ssh_argv(state: LabState, node: NodePlan, command: list[str]) -> list[str]:

@@ -31,12 +31,25 @@ from .plan.plan import build_plan, check_lab_name, lab_name_for
 from .plan.ports import collect_ports
 from .runtime.agent import layout
 from .runtime.console_client import attach as attach_console
-from .runtime.hosts import Hosts, each_host, open_hosts, open_local, this_machine
+from .runtime.hosts import (
+    Hosts,
+    each_host,
+    open_hosts,
+    open_local,
+    resolve_addresses,
+    this_machine,
+)
 from .runtime.local import LocalHost
 from .spec.load import Specs, load_specs
 from .state import LabState, find_lab_for_node, load_state
 
 T = TypeVar("T")
+
+
+def _plan(specs: Specs, lab: str, accel: Accel) -> Plan:
+    section = specs.topology.newtlab
+    servers = {s.name: s.address for s in section.servers} or dict(section.hosts)
+    return build_plan(specs, lab, lab_dir(lab), homes(), accel, resolve_addresses(servers))
 
 
 def _on_hosts(plan: Plan, work: Callable[[Hosts], Awaitable[T]]) -> T:
@@ -61,7 +74,7 @@ class Lab:
         directory = Path(spec_dir)
         specs = load_specs(directory)
         lab = check_lab_name(name or lab_name_for(directory))
-        return cls(lab, build_plan(specs, lab, lab_dir(lab), homes(), accel), specs)
+        return cls(lab, _plan(specs, lab, accel), specs)
 
     @classmethod
     def attach(cls, name: str) -> Lab:
@@ -93,7 +106,7 @@ class Lab:
         if chosen != self.plan.accel:
             if self.specs is None:
                 raise LabStateError("an attached lab cannot be re-planned; use Lab.load")
-            self.plan = build_plan(self.specs, self.name, lab_dir(self.name), homes(), chosen)
+            self.plan = _plan(self.specs, self.name, chosen)
         state = await deploy_op.deploy(self.plan, hosts, progress, note)
         return lab_status(state, await look_all(hosts, self.name))
 

@@ -29,7 +29,7 @@ def _sha(data: bytes) -> str:
 def patched_profile(profile: dict[str, Any], node: NodePlan) -> tuple[dict[str, Any], bool]:
     """The profile with the node's runtime facts; True if credentials were added."""
     out = dict(profile)
-    out["mgmt_ip"] = "127.0.0.1" if node.host_address == "127.0.0.1" else node.host_address
+    out["mgmt_ip"] = node.ssh_bind  # where newtron reaches the VM's SSH forward
     out["ssh_port"] = node.ssh_port
     out["console_port"] = node.console_port
     added = not profile.get("ssh_user")

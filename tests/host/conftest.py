@@ -2,7 +2,8 @@
 
 Tests talk to a host only through the ``Host`` interface (even to make their
 base image and to kill a process), so the same tests run against every
-implementation: ``local`` today, an SSH server when it is added to ``HOSTS``.
+implementation: ``local`` (this machine) and ``ssh`` (a server in a network
+namespace with its own sshd, private /tmp and ~/.newtlab; see testservers).
 """
 
 from __future__ import annotations
@@ -14,18 +15,42 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostkit import HOSTS, HostLab, run
+from hostkit import HostLab, run
 
 from newtlab.lab import Lab
+from newtlab.plan.model import HostPlan
 from newtlab.runtime.host import Host
+from newtlab.runtime.local import LocalHost
+from newtlab.runtime.remote import RemoteHost
 from specfactory import linked, write_specs
+from testservers import TestServer, servers
 
 _labs = itertools.count()
 
 
-@pytest.fixture(params=sorted(HOSTS))
-def host(request: pytest.FixtureRequest) -> Host:
-    return HOSTS[request.param]()
+@pytest.fixture(scope="session")
+def test_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServer]:
+    with servers(1, tmp_path_factory.mktemp("servers")) as (server,):
+        yield server
+
+
+@pytest.fixture(params=["local", "ssh"])
+def host(request: pytest.FixtureRequest, _isolated_home: Path) -> Iterator[Host]:
+    if request.param == "local":
+        yield LocalHost()
+        return
+    server: TestServer = request.getfixturevalue("test_server")
+    plan = HostPlan(
+        name=server.name,
+        address=server.address,
+        ip=server.address,
+        user=server.user,
+        ssh_port=server.ssh_port,
+        identity_file=str(server.identity_file),
+    )
+    remote = run(RemoteHost.open(plan, _isolated_home / "known_hosts"))
+    yield remote
+    run(remote.close())
 
 
 async def _clean(host: Host, lab: str) -> None:

@@ -92,6 +92,10 @@ def test_a_side_dials_or_listens() -> None:
         ({"links": [link(a_dial="127.0.0.1:5")]}, "links[0]: a_dial and a_port both given"),
         ({"links": [link(a_port=None, a_dial=":5")]}, "links[0].a_dial: ':5' names no host"),
         ({"links": [link(z_port=None, z_dial="h:x")]}, "links[0].z_dial: expected host:port"),
+        (
+            {"links": [link(a_port=None, a_dial="h:1", a_source="h")]},
+            "links[0].a_source: 'h' is not an IP address",
+        ),
     ],
 )
 def test_config_errors_name_the_place(data: dict[str, Any], message: str) -> None:

@@ -11,7 +11,8 @@ from newtlab.plan.placement import place_nodes, place_workers
 
 def servers(*spec: tuple[str, int]) -> list[HostPlan]:
     return [
-        HostPlan(name=n, address=f"10.0.0.{i + 1}", max_nodes=m) for i, (n, m) in enumerate(spec)
+        HostPlan(name=n, address=f"10.0.0.{i + 1}", ip=f"10.0.0.{i + 1}", max_nodes=m)
+        for i, (n, m) in enumerate(spec)
     ]
 
 

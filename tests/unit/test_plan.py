@@ -13,8 +13,10 @@ import pytest
 from newtlab.lab import Lab
 from newtlab.plan.bridges import newtlink_config
 from newtlab.plan.model import BridgeSidePlan
-from newtlab.plan.plan import lab_name_for
+from newtlab.plan.nodes import Homes
+from newtlab.plan.plan import build_plan, lab_name_for
 from newtlab.plan.ports import collect_ports
+from newtlab.spec.load import load_specs
 from specfactory import EXAMPLES, FIXTURES, HOST_PLATFORM, SWITCH_PLATFORM, linked, write_specs
 
 
@@ -318,7 +320,38 @@ def test_cross_host_link_is_one_connection_bridge_to_bridge(tmp_path: Path) -> N
     }  # fmt: skip
     exposed = [u for u in collect_ports(plan) if u.bind != "127.0.0.1" and u.port < 30000]
     assert [(u.host, u.bind, u.port) for u in exposed] == [("s1", "10.0.0.1", cross.z_port)]
-    assert plan.node("b").listen_address == "0.0.0.0"
+    # SSH is forwarded on each server's own address (newtron reaches VMs there); consoles
+    # stay on loopback, reached through the host.
+    assert (plan.node("b").ssh_bind, plan.node("b").host_address) == ("10.0.0.2", "10.0.0.2")
+    assert "user,id=mgmt,hostfwd=tcp:10.0.0.2:40001-:22" in plan.node("b").qemu_argv
+    assert any(a.startswith("socket,id=console,host=127.0.0.1,") for a in plan.node("b").qemu_argv)
+
+
+def test_servers_named_and_multi_homed(tmp_path: Path) -> None:
+    """Names resolve to IPs (looked up by the caller); a source_address is what peers allow."""
+    devices = linked(("a:Ethernet0", "b:Ethernet0"))
+    profiles = {"a": {"platform": "sw", "vm_host": "s1"}, "b": {"platform": "sw", "vm_host": "s2"}}
+    servers = [
+        {"name": "s1", "address": "alpha.lab", "user": "lab", "ssh_port": 2222},
+        {"name": "s2", "address": "10.0.0.2", "source_address": "10.9.0.2"},
+    ]
+    spec = write_specs(tmp_path / "lab", devices, profiles=profiles, newtlab={"servers": servers})
+    plan = build_plan(
+        load_specs(spec),
+        "lab",
+        tmp_path,
+        Homes(tmp_path, tmp_path),
+        "tcg",
+        {"alpha.lab": "10.0.0.1"},
+    )
+    s1 = plan.hosts[0]
+    assert (s1.address, s1.ip, s1.user, s1.ssh_port) == ("alpha.lab", "10.0.0.1", "lab", 2222)
+    (link,) = plan.links
+    worker = plan.bridges["s1"].links[0]
+    assert worker.z.listen == f"10.0.0.1:{link.z_port}" and worker.z.allow == ["10.9.0.2"]
+    far = plan.bridges["s2"].links[0]
+    assert far.a == BridgeSidePlan(name=link.a, dial=f"10.0.0.1:{link.z_port}", source="10.9.0.2")
+    assert newtlink_config("lab", plan.bridges["s2"])["links"][0]["a_source"] == "10.9.0.2"
 
 
 def test_legacy_hosts_map_is_a_pool(tmp_path: Path) -> None:

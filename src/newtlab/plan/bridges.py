@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .model import BridgeLinkPlan, BridgePlan, BridgeSidePlan, LinkPlan
+from .model import BridgeLinkPlan, BridgePlan, BridgeSidePlan, HostPlan, LinkPlan
 
 LOOPBACK = "127.0.0.1"
 
@@ -34,25 +34,25 @@ def trunk_port(link: LinkPlan) -> int:
     return link.z_port if link.a_host == link.worker_host else link.a_port
 
 
-def _side(link: LinkPlan, end: str, host: str, address: Mapping[str, str]) -> BridgeSidePlan:
+def _side(link: LinkPlan, end: str, host: str, hosts: Mapping[str, HostPlan]) -> BridgeSidePlan:
     name, end_host, port = (
         (link.a, link.a_host, link.a_port) if end == "a" else (link.z, link.z_host, link.z_port)
     )
     if end_host == host:  # our own VM
         return BridgeSidePlan(name=name, dial=f"{LOOPBACK}:{port}")
-    trunk = f"{address[link.worker_host]}:{trunk_port(link)}"
-    if host == link.worker_host:  # the far end's bridge connects to us
-        return BridgeSidePlan(name=name, listen=trunk, allow=[address[end_host]])
-    return BridgeSidePlan(name=name, dial=trunk)
+    trunk = f"{hosts[link.worker_host].ip}:{trunk_port(link)}"
+    if host == link.worker_host:  # the far end's bridge connects to us, and only it
+        return BridgeSidePlan(name=name, listen=trunk, allow=[hosts[end_host].peer_ip])
+    return BridgeSidePlan(name=name, dial=trunk, source=hosts[host].source_address)
 
 
-def bridge_link(link: LinkPlan, host: str, address: Mapping[str, str]) -> BridgeLinkPlan:
+def bridge_link(link: LinkPlan, host: str, hosts: Mapping[str, HostPlan]) -> BridgeLinkPlan:
     """How ``host``'s bridge relays ``link`` (one of whose ends is on ``host``)."""
-    return BridgeLinkPlan(a=_side(link, "a", host, address), z=_side(link, "z", host, address))
+    return BridgeLinkPlan(a=_side(link, "a", host, hosts), z=_side(link, "z", host, hosts))
 
 
 def plan_bridges(
-    links: list[LinkPlan], address: Mapping[str, str], stats_ports: Mapping[str, int]
+    links: list[LinkPlan], hosts: Mapping[str, HostPlan], stats_ports: Mapping[str, int]
 ) -> dict[str, BridgePlan]:
     return {
         host: BridgePlan(
@@ -60,7 +60,7 @@ def plan_bridges(
             stats_port=stats_ports[host],
             stats_bind=LOOPBACK,
             links=[
-                bridge_link(link, host, address)
+                bridge_link(link, host, hosts)
                 for link in links
                 if host in (link.a_host, link.z_host)
             ],
@@ -77,6 +77,8 @@ def newtlink_config(lab: str, bridge: BridgePlan) -> dict[str, Any]:
         for side, plan in (("a", entry.a), ("z", entry.z)):
             if plan.dial:
                 config[f"{side}_dial"] = plan.dial
+                if plan.source:
+                    config[f"{side}_source"] = plan.source
             else:
                 bind, _, port = plan.listen.rpartition(":")
                 config.update(

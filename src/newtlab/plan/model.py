@@ -24,8 +24,18 @@ class HostPlan(_Frozen):
     """A machine that runs part of the lab (``local`` when there is no server pool)."""
 
     name: str
-    address: str
+    address: str = Field(description="as written in the spec: an IP or a name")
+    ip: str = Field(description="the address resolved: what is bound, dialled and allowed")
     max_nodes: int = 0
+    user: str = ""
+    ssh_port: int = 22
+    identity_file: str = ""
+    source_address: str = Field(default="", description="the IP its bridge dials others from")
+
+    @property
+    def peer_ip(self) -> str:
+        """The address other servers see this one's connections come from."""
+        return self.source_address or self.ip
 
 
 class NicPlan(_Frozen):
@@ -57,8 +67,8 @@ class NodePlan(_Frozen):
     device_type: str
     platform: str
     host: str
-    host_address: str
-    listen_address: str
+    host_address: str = Field(description="the IP its host is reached at (profiles' mgmt_ip)")
+    ssh_bind: str = Field(description="where QEMU forwards SSH: loopback, or its server's IP")
     image: str
     memory: int
     cpus: int
@@ -106,6 +116,7 @@ class BridgeSidePlan(_Frozen):
 
     name: str = Field(description="the link end, device:interface")
     dial: str = Field(default="", description="address dialled (a local VM or the far bridge)")
+    source: str = Field(default="", description="the local address a far bridge is dialled from")
     listen: str = Field(default="", description="address listened on for the far bridge")
     allow: list[str] = Field(default_factory=list, description="peers a listening side accepts")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import PlanError
@@ -17,8 +18,6 @@ from .placement import place_nodes, place_workers
 from .ports import check_ranges, device_ports, link_ports, stats_port
 from .qemu_args import qemu_argv
 
-ANY = "0.0.0.0"
-
 
 def lab_name_for(spec_dir: Path) -> str:
     """The spec dir's name, or its parent's when it is newtron's ``specs`` folder."""
@@ -32,13 +31,28 @@ def check_lab_name(name: str) -> str:
     return name
 
 
-def _pool(section: NewtlabSection) -> list[HostPlan]:
-    """The server pool (``servers``, else legacy ``hosts``), empty when single-host."""
+def _pool(section: NewtlabSection, resolved: Mapping[str, str]) -> list[HostPlan]:
+    """The server pool (``servers``, else legacy ``hosts``), empty when single-host.
+
+    ``resolved`` maps an address that is a name to its IP (looked up by the caller).
+    """
     if section.servers:
         return [
-            HostPlan(name=s.name, address=s.address, max_nodes=s.max_nodes) for s in section.servers
+            HostPlan(
+                name=s.name,
+                address=s.address,
+                ip=resolved.get(s.address, s.address),
+                max_nodes=s.max_nodes,
+                user=s.user,
+                ssh_port=s.ssh_port,
+                identity_file=s.identity_file,
+                source_address=s.source_address,
+            )
+            for s in section.servers
         ]
-    return [HostPlan(name=n, address=a) for n, a in sorted(section.hosts.items())]
+    return [
+        HostPlan(name=n, address=a, ip=resolved.get(a, a)) for n, a in sorted(section.hosts.items())
+    ]
 
 
 def _placement(
@@ -53,7 +67,8 @@ def _placement(
             f"node {node.name} is pinned to server {node.pin!r} (vm_host) but topology.json "
             "has no newtlab.servers — add the server pool or remove vm_host"
         )
-    return [HostPlan(name=LOCAL_HOST, address=LOOPBACK)], {n.name: LOCAL_HOST for n in nodes}
+    local = HostPlan(name=LOCAL_HOST, address=LOOPBACK, ip=LOOPBACK)
+    return [local], {n.name: LOCAL_HOST for n in nodes}
 
 
 def _nics(
@@ -91,13 +106,21 @@ def _nics(
     return nics
 
 
-def build_plan(specs: Specs, lab: str, state_dir: Path, homes: Homes, accel: Accel = "kvm") -> Plan:
+def build_plan(
+    specs: Specs,
+    lab: str,
+    state_dir: Path,
+    homes: Homes,
+    accel: Accel = "kvm",
+    resolved: Mapping[str, str] | None = None,
+) -> Plan:
+    """The lab's plan. ``resolved`` maps server addresses that are names to their IPs."""
     check_lab_name(lab)
     section = specs.topology.newtlab
     topology_file = str(specs.directory / "topology.json")
     nodes = resolve_nodes(specs, homes)
-    hosts, host_of = _placement(nodes, _pool(section))
-    address = {h.name: h.address for h in hosts}
+    hosts, host_of = _placement(nodes, _pool(section, resolved or {}))
+    server = {h.name: h for h in hosts}
     single_host = hosts[0].name == LOCAL_HOST
     vm_of = {d: n.name for n in nodes for d in (n.hosts or [n.name])}
     node_by_name = {n.name: n for n in nodes}
@@ -149,14 +172,15 @@ def build_plan(specs: Specs, lab: str, state_dir: Path, homes: Homes, accel: Acc
     for node in nodes:
         ssh_port, console_port = device_ports(section, device_index[node.port_device])
         nics = _nics(node, listens[node.name], macs)
-        listen = LOOPBACK if single_host else ANY
+        host = server[host_of[node.name]]
         planned = NodePlan(
             name=node.name,
             device_type=node.device_type,
             platform=node.platform,
-            host=host_of[node.name],
-            host_address=address[host_of[node.name]],
-            listen_address=listen,
+            host=host.name,
+            host_address=host.ip,
+            # newtron reaches a VM at its server's address; on one machine, loopback only
+            ssh_bind=LOOPBACK if single_host else host.ip,
             image=node.image,
             memory=node.memory,
             cpus=node.cpus,
@@ -190,5 +214,5 @@ def build_plan(specs: Specs, lab: str, state_dir: Path, homes: Homes, accel: Acc
         hosts=hosts,
         nodes=node_plans,
         links=links,
-        bridges=plan_bridges(links, address, stats_ports),
+        bridges=plan_bridges(links, server, stats_ports),
     )

@@ -103,14 +103,16 @@ class PortUse:
     node: str = ""  # the VM whose QEMU listens there ("" for a bridge's ports)
 
 
+LOOPBACK = "127.0.0.1"
+
+
 def collect_ports(plan: Plan) -> list[PortUse]:
     """Every port the plan listens on, per host: SSH, console, VM NICs, bridges."""
     uses: list[PortUse] = []
     for node in plan.nodes:
-        listen = node.listen_address
-        uses.append(PortUse(node.host, listen, node.ssh_port, f"{node.name} SSH", node.name))
+        uses.append(PortUse(node.host, node.ssh_bind, node.ssh_port, f"{node.name} SSH", node.name))
         uses.append(
-            PortUse(node.host, listen, node.console_port, f"{node.name} console", node.name)
+            PortUse(node.host, LOOPBACK, node.console_port, f"{node.name} console", node.name)
         )
         for nic in node.nics:
             if nic.listen is not None:

@@ -33,7 +33,6 @@ def _nic_device(driver: str, nic: NicPlan) -> str:
 
 
 def qemu_argv(lab: str, node: NodePlan, accel: Accel) -> list[str]:
-    listen = node.listen_address
     argv = [
         QEMU_BINARY,
         "-name",
@@ -53,7 +52,8 @@ def qemu_argv(lab: str, node: NodePlan, accel: Accel) -> list[str]:
         "-display",
         "none",
         "-chardev",
-        f"socket,id=console,host={listen},port={node.console_port},server=on,wait=off,"
+        # The console is reached through the host (an SSH forward on a server), never directly.
+        f"socket,id=console,host=127.0.0.1,port={node.console_port},server=on,wait=off,"
         f"logfile={layout.console_log(node.name)},logappend=on",
         "-serial",
         "chardev:console",
@@ -64,7 +64,7 @@ def qemu_argv(lab: str, node: NodePlan, accel: Accel) -> list[str]:
         "-pidfile",
         layout.pidfile(node.name),
         "-netdev",
-        f"user,id=mgmt,hostfwd=tcp:{listen}:{node.ssh_port}-:22",
+        f"user,id=mgmt,hostfwd=tcp:{node.ssh_bind}:{node.ssh_port}-:22",
     ]
     for nic in node.nics:
         if nic.index and nic.listen is not None:

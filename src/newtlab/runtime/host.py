@@ -14,7 +14,7 @@ signal. All methods are coroutines so that several hosts work in parallel.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -23,6 +23,7 @@ from ..plan.model import Accel, NodePlan
 from ..plan.ports import PortUse
 
 ProcessKind = Literal["qemu", "supervisor", "bridge"]
+Say = Callable[[str], None]  # one line of progress, e.g. of an upload
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,16 @@ class Host(Protocol):
         """None if ``image`` is a readable qcow2 here, else the problem, said for a user."""
         ...
 
+    async def provide_image(self, image: str, upload: bool, say: Say) -> str:
+        """The path on this host of base image ``image`` (a path on newtlab's machine).
+
+        A server gets a copy uploaded once (when ``upload``), stored by content;
+        this machine uses the file itself. Progress lines go to ``say``.
+        """
+        ...
+
     async def create_overlay(self, lab: str, node: str, base: str) -> None:
-        """The node's copy-on-write disk over ``base`` (which is never written)."""
+        """The node's copy-on-write disk over ``base`` (a path on this host; never written)."""
         ...
 
     async def read_file(self, lab: str, relative: str, offset: int = 0) -> bytes | None:

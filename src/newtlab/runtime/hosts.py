@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import TypeVar
 
 import psutil
 
-from ..errors import NotAvailableError, PlanError
+from ..errors import PlanError, RuntimeFailure
+from ..home import newtlab_home
 from ..plan.model import LOCAL_HOST, Plan
 from .host import Host
 from .local import LocalHost
+from .remote import RemoteHost
 
 Hosts = dict[str, Host]  # plan host name → its Host
 T = TypeVar("T")
@@ -32,6 +36,34 @@ def local_addresses() -> set[str]:
     return addresses
 
 
+def resolve_addresses(servers: Mapping[str, str]) -> dict[str, str]:
+    """IPv4 address of each server address that is a name (server name → address given).
+
+    Looked up once per command, so every bind, dial and allow list agrees.
+    """
+    resolved = {}
+    for name, address in servers.items():
+        try:
+            ipaddress.ip_address(address)
+            continue
+        except ValueError:
+            pass
+        try:
+            info = socket.getaddrinfo(address, None, socket.AF_INET, socket.SOCK_STREAM)
+        except OSError as exc:
+            raise PlanError(
+                f"server {name}: cannot resolve its address {address!r} ({exc.strerror or exc})"
+                " — fix newtlab.servers in topology.json, or give an IP"
+            ) from None
+        resolved[address] = str(info[0][4][0])
+    return resolved
+
+
+def known_hosts_file() -> Path:
+    """Where newtlab records the host keys of servers it met first (trust on first use)."""
+    return newtlab_home() / "known_hosts"
+
+
 def used_hosts(plan: Plan) -> list[str]:
     """The plan's hosts that run a VM or a bridge, sorted."""
     return sorted({n.host for n in plan.nodes} | set(plan.bridges))
@@ -40,27 +72,47 @@ def used_hosts(plan: Plan) -> list[str]:
 def this_machine(plan: Plan) -> list[str]:
     """The plan's hosts that are this machine (``local``, or a server with one of its addresses)."""
     mine = local_addresses()
-    return [h.name for h in plan.hosts if h.name == LOCAL_HOST or h.address in mine]
+    return [h.name for h in plan.hosts if h.name == LOCAL_HOST or h.ip in mine]
 
 
 @contextlib.asynccontextmanager
 async def open_hosts(plan: Plan) -> AsyncIterator[Hosts]:
-    """A ``Host`` for every host the plan uses, open for the duration of one command."""
+    """A ``Host`` for every host the plan uses, open for the duration of one command.
+
+    This machine (``local``, or a server with one of its addresses) is a
+    ``LocalHost``; every other server gets one SSH connection, all opened in
+    parallel. Every server that cannot be reached is reported at once.
+    """
     local = this_machine(plan)
     if len(local) > 1:
         raise PlanError(
             f"servers {', '.join(local)} are all this machine — give each server its own "
             "machine, or use one of them"
         )
-    remote = [h for h in used_hosts(plan) if h not in local]
-    if remote:
-        server = next(h for h in plan.hosts if h.name == remote[0])
-        raise NotAvailableError(
-            f"server {server.name} ({server.address}) is not this machine: running part of a "
-            "lab on another server (over SSH) is not available yet — place every node on a "
-            "server whose address is this machine's"
+    used = used_hosts(plan)
+    servers = [h for h in plan.hosts if h.name in used and h.name not in local]
+    opened = await asyncio.gather(
+        *(RemoteHost.open(server, known_hosts_file()) for server in servers),
+        return_exceptions=True,
+    )
+    hosts: Hosts = {name: LocalHost(name) for name in local if name in used}
+    problems = []
+    for server, result in zip(servers, opened, strict=True):
+        if isinstance(result, RemoteHost):
+            hosts[server.name] = result
+        elif isinstance(result, Exception):
+            problems.append(str(result))
+        else:
+            raise result
+    try:
+        if problems:
+            raise RuntimeFailure("\n".join(problems))
+        yield {name: hosts[name] for name in used}  # in the plan's order
+    finally:
+        await asyncio.gather(
+            *(h.close() for h in hosts.values() if isinstance(h, RemoteHost)),
+            return_exceptions=True,
         )
-    yield {name: LocalHost(name) for name in local if name in used_hosts(plan)}
 
 
 @contextlib.asynccontextmanager

@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, TypeVar, cast
 
 from ..errors import RuntimeFailure
-from ..home import images_dir
 from ..plan.model import LOCAL_HOST, Accel, NodePlan
 from ..plan.ports import PortUse
 from .agent import AgentError, ops
-from .host import CommandResult, LabProcess, ProcessKind
+from .host import CommandResult, LabProcess, ProcessKind, Say
+from .images import probe_files
 
 T = TypeVar("T")
 
@@ -28,14 +28,6 @@ async def _call(operation: Callable[..., T], **arguments: Any) -> T:
         return await asyncio.to_thread(operation, **arguments)
     except AgentError as exc:
         raise RuntimeFailure(str(exc)) from None
-
-
-def _probe_files() -> tuple[str, str] | None:
-    """The KVM probe's kernel and initramfs, if the host image has been built."""
-    from ..image import probe_artifacts
-
-    found = probe_artifacts(images_dir())
-    return (str(found[0]), str(found[1])) if found else None
 
 
 class LocalHost:
@@ -59,6 +51,12 @@ class LocalHost:
 
     async def check_image(self, image: str) -> str | None:
         return await _call(ops.check_image, image=image)
+
+    async def provide_image(self, image: str, upload: bool, say: Say) -> str:
+        problem = await self.check_image(image)
+        if problem:
+            raise RuntimeFailure(problem)
+        return image  # this machine's own file
 
     async def create_overlay(self, lab: str, node: str, base: str) -> None:
         await _call(ops.create_overlay, lab=lab, node=node, base=base)
@@ -97,7 +95,9 @@ class LocalHost:
         yield "127.0.0.1", port
 
     async def choose_accel(self, requested: str) -> tuple[Accel, str]:
-        accel, note = await _call(ops.choose_accel, requested=requested, probe_files=_probe_files())
+        found = probe_files()
+        files = (str(found[0]), str(found[1])) if found else None
+        accel, note = await _call(ops.choose_accel, requested=requested, probe_files=files)
         return cast(Accel, accel), note
 
     async def run(self, argv: list[str], timeout: float | None = None) -> CommandResult:

@@ -122,9 +122,15 @@ class TopologyLink(_Open):
 
 
 class ServerConfig(_Open):
+    """One server of the pool, reached over SSH (as ``ssh`` would: agent, keys, config)."""
+
     name: str
-    address: str
+    address: str  # an IP or a name, resolved once per command
     max_nodes: int = Field(default=0, ge=0)
+    user: str = ""  # default: the current user (or ~/.ssh/config's User)
+    ssh_port: int = Field(default=22, ge=1, le=65535)
+    identity_file: str = ""
+    source_address: str = ""  # this server's address towards the others, if it has several
 
     @field_validator("name")
     @classmethod

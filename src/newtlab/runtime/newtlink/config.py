@@ -1,8 +1,9 @@
 """The bridge config (JSON): which links to relay, and how each side is reached.
 
 Each side of a link either listens (``a_port`` with ``a_bind`` and the
-``a_allow`` list of peer addresses) or dials (``a_dial: "host:port"``), and
-the bridge redials a dialling side whenever it drops. newtlab's own configs
+``a_allow`` list of peer addresses) or dials (``a_dial: "host:port"``,
+optionally from ``a_source``), and the bridge redials a dialling side
+whenever it drops. newtlab's own configs
 dial the VMs, which listen on loopback; a listening side serves the far end
 of a link between two servers, or any client when newtlink runs on its own.
 
@@ -32,6 +33,7 @@ class SideConfig:
     bind: str = DEFAULT_BIND  # listening sides: the address listened on
     allow: frozenset[str] = frozenset()  # listening sides: peers allowed to connect; empty = any
     dial: str = ""  # dialling sides: the host to connect to ("" = this side listens)
+    source: str = ""  # dialling sides: the local address to dial from ("" = the kernel's choice)
 
     @property
     def dial_address(self) -> str:
@@ -111,7 +113,15 @@ def _side(entry: dict[str, Any], side: str, where: str) -> SideConfig:
         if not dial.rpartition(":")[0].strip("[]"):
             raise ConfigError(f"{where}.{side}_dial: {dial!r} names no host")
         host, port = parse_host_port(dial, f"{where}.{side}_dial")
-        return SideConfig(name, port, dial=host)
+        source = _get(entry, f"{side}_source", str, where, "")
+        if source:
+            try:
+                source = normalize_address(source)
+            except ValueError:
+                raise ConfigError(
+                    f"{where}.{side}_source: {source!r} is not an IP address"
+                ) from None
+        return SideConfig(name, port, dial=host, source=source)
     port = _get(entry, f"{side}_port", int, where)
     if not 0 < port < 65536:
         raise ConfigError(f"{where}.{side}_port: {port} is not a TCP port")

@@ -112,6 +112,13 @@ class Dialer:
             self._failed(link, side, exc.strerror or str(exc))
             return
         sock.setblocking(False)
+        if cfg.source:  # a multi-homed server dials its peers from the address they allow
+            try:
+                sock.bind((cfg.source, 0))
+            except OSError as exc:
+                sock.close()
+                self._failed(link, side, f"cannot dial from {cfg.source}: {exc.strerror}")
+                return
         code = sock.connect_ex(address)
         attempt = _Attempt(link, side, sock, target)
         if code == 0:
