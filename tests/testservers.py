@@ -142,6 +142,28 @@ class TestServer:
             pid for pid in _netns_pids(self.netns) if pid not in self._infra and _exe(pid) != SSHD
         )
 
+    def stop_sshd(self) -> None:
+        """Make the server unreachable: its listening sshd is killed, so logins are refused."""
+        if self.sshd_pid and _exe(self.sshd_pid) == SSHD:
+            os.kill(self.sshd_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while self.ssh("true", timeout=5).returncode == 0:
+            if time.monotonic() > deadline:
+                raise TestServerError(f"{self.name}: sshd still answers")
+            time.sleep(0.1)
+
+    def start_sshd(self, timeout: float = 10) -> None:
+        """Start sshd again, as its init did, and wait until a login works."""
+        sshd = f"exec {SSHD} -D -e -f /run/testserver/sshd_config </dev/null >/dev/null 2>&1"
+        self.run(["setsid", "-f", "sh", "-c", sshd], check=True)  # no pipe of ours kept open
+        deadline = time.monotonic() + timeout
+        while self.ssh("true", timeout=5).returncode != 0:
+            if time.monotonic() > deadline:
+                raise TestServerError(f"{self.name}: sshd did not come back")
+            time.sleep(0.1)
+        listening = [pid for pid in _netns_pids(self.netns) if _exe(pid) == SSHD]
+        self.sshd_pid = min(listening)  # the listener is the oldest sshd
+
     def holds_path(self, path: str | Path) -> bool:
         """Whether ``path`` exists in this server's view of the filesystem."""
         return self.run(["test", "-e", str(path)]).returncode == 0

@@ -105,8 +105,13 @@ def _print_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def _progress(nodes: list[str], quiet: bool) -> ProgressView:
+def _progress(nodes: dict[str, str], quiet: bool) -> ProgressView:
+    """Live progress for ``nodes`` (name → host), on stderr when stdout is for --json."""
     return ProgressView(err if quiet else out, nodes)
+
+
+def _node_hosts(lab: Lab) -> dict[str, str]:
+    return {n.name: n.host for n in lab.plan.nodes}
 
 
 @app.command()
@@ -120,14 +125,18 @@ def deploy(
         bool, typer.Option("--provision", help="run provisioning after deploy")
     ] = False,
     parallel: Annotated[int, typer.Option(help="parallel provisioning jobs")] = 1,
+    no_upload: Annotated[
+        bool,
+        typer.Option("--no-upload", help="a base image missing on a server is an error"),
+    ] = False,
 ) -> None:
     """Deploy the lab of a spec directory: VMs, links, console bootstrap, SSH."""
     if accel not in ("auto", "kvm", "tcg"):
         raise NewtlabError(f"--accel must be auto, kvm or tcg (got {accel!r})")
     lab = Lab.load(_require_specs(specs), name=name)
     try:
-        with _progress([n.name for n in lab.plan.nodes], json_out) as view:
-            status_data = lab.deploy(force=force, accel=accel, progress=view)
+        with _progress(_node_hosts(lab), json_out) as view:
+            status_data = lab.deploy(force=force, accel=accel, upload=not no_upload, progress=view)
             if provision_after:
                 _report_provision(lab.provision(parallel=parallel, progress=view), json_out=False)
     except KeyboardInterrupt:
@@ -154,7 +163,7 @@ def destroy(
 ) -> None:
     """Stop every process of a lab, restore its profiles and remove its state."""
     target = _lab_name(lab, specs, name, deployed=False)
-    with _progress([], json_out) as view:
+    with _progress({}, json_out) as view:
         warnings = destroy_lab(target, grace=grace, progress=view)
     for warning in warnings:
         err.print(Text("warning: ", style="yellow") + Text(warning), soft_wrap=True)
@@ -246,7 +255,7 @@ def stop(
 ) -> None:
     """Stop one node; its disk is kept and its neighbours stay connected."""
     target = lab_of_node(node, lab)
-    with _progress([node], False) as view:
+    with _progress({node: ""}, False) as view:
         target.stop(node, grace=grace, progress=view)
 
 
@@ -254,7 +263,7 @@ def stop(
 def start(node: Annotated[str, typer.Argument(help="node name")], lab: LabOpt = None) -> None:
     """Start a stopped node and wait until it answers SSH; its links come back."""
     target = lab_of_node(node, lab)
-    with _progress([node], False) as view:
+    with _progress({node: ""}, False) as view:
         target.start(node, progress=view)
 
 
@@ -288,7 +297,7 @@ def repair(
     `newtlab stop` stay stopped.
     """
     target = Lab.attach(_lab_name(lab, specs, name))
-    with _progress([], json_out) as view:
+    with _progress({}, json_out) as view:
         actions = target.repair(progress=view)
     if json_out:
         _print_json({"lab": target.name, "repaired": actions})
@@ -314,7 +323,7 @@ def provision_(
 ) -> None:
     """Run `newtron provision` (or --command) for each device of a deployed lab."""
     target = Lab.attach(_lab_name(lab, specs))
-    with _progress([], json_out) as view:
+    with _progress({}, json_out) as view:
         results = target.provision(device, command=command, parallel=parallel, progress=view)
     _report_provision(results, json_out)
 

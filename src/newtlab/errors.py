@@ -55,13 +55,14 @@ class PlanError(NewtlabError):
 class PortConflictError(NewtlabError):
     """One or more ports the lab needs are already in use."""
 
-    def __init__(self, conflicts: list[str]) -> None:
+    def __init__(self, conflicts: list[str], other_problems: list[str] | None = None) -> None:
         self.conflicts = conflicts
         lines = "\n".join(f"  {c}" for c in conflicts)
+        others = "".join(f"\n  {p}" for p in other_problems or [])
         super().__init__(
             f"port conflicts:\n{lines}\n"
             "Stop whatever holds these ports, or move the lab with the port bases "
-            "in topology.json's newtlab section."
+            "in topology.json's newtlab section." + (f"\nAlso:{others}" if others else "")
         )
 
 

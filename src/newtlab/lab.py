@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,17 +46,25 @@ from .state import LabState, find_lab_for_node, load_state
 T = TypeVar("T")
 
 
-def _plan(specs: Specs, lab: str, accel: Accel) -> Plan:
+def _plan(specs: Specs, lab: str, accel: Accel | Mapping[str, Accel]) -> Plan:
     section = specs.topology.newtlab
     servers = {s.name: s.address for s in section.servers} or dict(section.hosts)
     return build_plan(specs, lab, lab_dir(lab), homes(), accel, resolve_addresses(servers))
 
 
-def _on_hosts(plan: Plan, work: Callable[[Hosts], Awaitable[T]]) -> T:
-    """Run ``work`` with the plan's hosts open (one event loop per operation)."""
+def _on_hosts(
+    plan: Plan,
+    work: Callable[[Hosts], Awaitable[T]],
+    only: Collection[str] | None = None,
+    partial: bool = False,
+) -> T:
+    """Run ``work`` with the plan's hosts open (one event loop per operation).
+
+    ``only``: just these hosts; ``partial``: go on without unreachable servers.
+    """
 
     async def main() -> T:
-        async with open_hosts(plan) as hosts:
+        async with open_hosts(plan, only=only, partial=partial) as hosts:
             return await work(hosts)
 
     return asyncio.run(main())
@@ -83,31 +91,48 @@ class Lab:
 
     def port_conflicts(self) -> list[str]:
         """Ports the lab needs on this machine that something else holds."""
-        local: Hosts = {name: LocalHost(name) for name in this_machine(self.plan)}
+        local = Hosts({name: LocalHost(name) for name in this_machine(self.plan)})
         return asyncio.run(deploy_op.port_conflicts(self.plan, local))
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def deploy(
-        self, *, force: bool = False, accel: str = "auto", progress: Progress = no_progress
+        self,
+        *,
+        force: bool = False,
+        accel: str = "auto",
+        upload: bool = True,
+        progress: Progress = no_progress,
     ) -> dict[str, Any]:
-        """Start every VM and link, wait until each answers SSH; the lab's status."""
+        """Start every VM and link, wait until each answers SSH; the lab's status.
+
+        ``upload``: send base images a server lacks (else that is an error).
+        """
         with lab_lock(self.name):
             if force:  # whatever runs under this name goes, as its own state says
                 asyncio.run(_destroy(self.name, 5.0, progress, missing_ok=True))
-            return _on_hosts(self.plan, lambda hosts: self._deploy(hosts, accel, progress))
+            return _on_hosts(self.plan, lambda hosts: self._deploy(hosts, accel, upload, progress))
 
-    async def _deploy(self, hosts: Hosts, accel: str, progress: Progress) -> dict[str, Any]:
+    async def _deploy(
+        self, hosts: Hosts, accel: str, upload: bool, progress: Progress
+    ) -> dict[str, Any]:
         await deploy_op.check_not_deployed(self.name, hosts)
-        choices = await each_host(hosts, lambda host: host.choose_accel(accel))
-        chosen, note = choices[0]  # one accelerator for the lab: every host is this machine
-        if note:
+        # Each host proves KVM for itself (or takes what was asked for).
+        found = await each_host(hosts, lambda host: host.choose_accel(accel))
+        choices = dict(zip(hosts, found, strict=True))
+        notes = [
+            note if len(hosts) == 1 else f"{name}: {note}"
+            for name, (_, note) in choices.items()
+            if note
+        ]
+        for note in notes:
             progress(Event("", "accel", note))
-        if chosen != self.plan.accel:
+        chosen = {name: choice for name, (choice, _) in choices.items()}
+        if {h: chosen[h] for h in self.plan.accels} != self.plan.accels:
             if self.specs is None:
                 raise LabStateError("an attached lab cannot be re-planned; use Lab.load")
             self.plan = _plan(self.specs, self.name, chosen)
-        state = await deploy_op.deploy(self.plan, hosts, progress, note)
+        state = await deploy_op.deploy(self.plan, hosts, progress, "; ".join(notes), upload)
         return lab_status(state, await look_all(hosts, self.name))
 
     def destroy(self, *, grace: float = 5.0, progress: Progress = no_progress) -> list[str]:
@@ -119,7 +144,7 @@ class Lab:
         async def work(hosts: Hosts) -> dict[str, Any]:
             return lab_status(state, await look_all(hosts, self.name))
 
-        return _on_hosts(state.plan, work)
+        return _on_hosts(state.plan, work, partial=True)  # an unreachable server is shown
 
     def stop(self, node: str, *, grace: float = 30.0, progress: Progress = no_progress) -> None:
         """Power a node off (its disk and its links' other ends are kept)."""
@@ -133,7 +158,7 @@ class Lab:
                     raise RuntimeFailure(f"{node} is not running")
                 await stop_process(state, host, node, grace, progress)
 
-            _on_hosts(state.plan, work)
+            _on_hosts(state.plan, work, only={plan_node.host})
 
     def start(self, node: str, *, progress: Progress = no_progress) -> None:
         """Start a stopped node and wait until it answers SSH; its links come back.
@@ -157,7 +182,7 @@ class Lab:
                     await ensure_bridge(state, hosts, plan_node.host, view, progress)
                 await boot(state, host, plan_node, progress)
 
-            _on_hosts(state.plan, work)
+            _on_hosts(state.plan, work, only={plan_node.host})
 
     def repair(self, *, progress: Progress = no_progress) -> list[str]:
         """Bring back what died (bridges, exited VMs); one line per thing done."""
@@ -188,7 +213,7 @@ class Lab:
             async with hosts[plan_node.host].reach(plan_node.console_port) as (address, port):
                 await asyncio.to_thread(attach_console, address, port)
 
-        _on_hosts(state.plan, work)
+        _on_hosts(state.plan, work, only={plan_node.host})
 
     def logs(self, node: str, *, qemu: bool = False, follow: bool = False) -> None:
         """Copy the node's console log (or QEMU's log) to stdout; ``follow`` keeps going."""
@@ -211,7 +236,7 @@ class Lab:
                 else:
                     await asyncio.sleep(0.3)
 
-        _on_hosts(state.plan, work)
+        _on_hosts(state.plan, work, only={plan_node.host})
 
 
 async def _destroy(
@@ -225,7 +250,7 @@ async def _destroy(
         if directory.exists():
             progress(Event("", "warning", f"{exc}; cleaning up by process tags"))
     # Without a state there is no plan: this machine is searched (by process tags).
-    opened = open_hosts(state.plan) if state is not None else open_local()
+    opened = open_hosts(state.plan, partial=True) if state is not None else open_local()
     async with opened as hosts:
         if (
             state is None

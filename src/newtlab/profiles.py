@@ -95,6 +95,8 @@ def _restore_one(path: Path, saved: Path, record: ProfilePatch | None) -> str | 
         current = path.read_bytes()
     except FileNotFoundError:
         return f"{path}: profile was removed while the lab ran; not recreated"
+    if current == original:  # already restored (a destroy that is being retried)
+        return None
     if record is None or _sha(current) == record.written_sha256:
         atomic_write(path, original)
         return None

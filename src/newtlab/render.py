@@ -19,6 +19,7 @@ _STATUS_STYLE = {
     "error": "red",
     "exited": "red",
     "stopped": "yellow",
+    "unknown": "yellow",
 }
 
 
@@ -71,8 +72,14 @@ def _bytes(n: int) -> str:
 
 
 def print_status(console: Console, status: dict[str, Any]) -> None:
+    accels = status.get("accels") or {}
+    accel = (
+        ", ".join(f"{a} on {h}" for h, a in accels.items())
+        if len(set(accels.values())) > 1
+        else status["accel"]
+    )
     console.print(
-        f"Lab [bold]{status['lab']}[/] (deployed {status['created'][:19]}, accel {status['accel']})"
+        f"Lab [bold]{status['lab']}[/] (deployed {status['created'][:19]}, accel {accel})"
     )
     if status.get("accel_note"):
         console.print(f"  {status['accel_note']}", style="dim")
@@ -112,12 +119,18 @@ def print_status(console: Console, status: dict[str, Any]) -> None:
         console.print(links)
     for bridge in status.get("bridges", []):
         console.print(bridge_line(status["lab"], bridge), highlight=False)
+    for server, why in status.get("unreachable", {}).items():
+        console.print(
+            f"[red]server {server} did not answer[/]: {why}", highlight=False, soft_wrap=True
+        )
 
 
 def bridge_line(lab: str, bridge: dict[str, Any]) -> str:
     """One line on a host's bridge: up (and how often it came back), or what to do."""
     where = f"bridge on {bridge['host']}"
     condition = bridge["state"]
+    if condition == "unknown":
+        return f"[yellow]{where}: unknown[/] (its server did not answer)"
     if condition == "down":
         return f"[red]{where}: down[/] — links are cut; `newtlab repair {lab}` starts it again"
     if condition == "unsupervised":
@@ -138,9 +151,11 @@ def bridge_line(lab: str, bridge: dict[str, Any]) -> str:
 class ProgressView:
     """Live per-node progress while a command runs (plain lines when not on a terminal)."""
 
-    def __init__(self, console: Console, nodes: list[str]) -> None:
+    def __init__(self, console: Console, nodes: dict[str, str]) -> None:
+        """``nodes``: name → host; the host is shown when the lab spans several."""
         self.console = console
         self.started = time.monotonic()
+        self.hosts = nodes if len(set(nodes.values())) > 1 else {}
         self.rows: dict[str, tuple[str, str, bool]] = {n: ("waiting", "", False) for n in nodes}
         self.lab_line = ""
         self.live = (
@@ -151,17 +166,23 @@ class ProgressView:
 
     def _table(self) -> Table:
         table = Table(title=self.lab_line or None, title_justify="left")
-        for column in ("NODE", "PHASE", "DETAIL"):
+        for column in (
+            ("NODE", "HOST", "PHASE", "DETAIL") if self.hosts else ("NODE", "PHASE", "DETAIL")
+        ):
             table.add_column(column)
         for node, (phase, detail, failed) in self.rows.items():
             style = "red" if failed else _STATUS_STYLE.get(phase, "")
-            table.add_row(node, f"[{style}]{phase}[/]" if style else phase, detail[:70])
+            shown = f"[{style}]{phase}[/]" if style else phase
+            where = [self.hosts[node]] if self.hosts else []
+            table.add_row(node, *where, shown, detail[:70])
         return table
 
     def __call__(self, event: Event) -> None:
         elapsed = time.monotonic() - self.started
         if self.live is None:
             who = event.node or "lab"
+            if event.node in self.hosts:
+                who += f"@{self.hosts[event.node]}"
             self.console.print(
                 f"[{elapsed:6.1f}s] {who}: {event.phase} {event.detail}".rstrip(),
                 highlight=False,

@@ -7,9 +7,12 @@ lab runs, on this machine or on a server.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import struct
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from hostkit import HostLab, run
@@ -65,6 +68,24 @@ def test_images_overlays_and_lab_files(host: Host, make_lab: Callable[..., HostL
     assert run(host.read_file(lab.name, "logs/none.log")) is None
     run(host.remove_lab(lab.name))
     assert run(host.read_file(lab.name, "disks/a.qcow2")) is None
+
+
+def test_a_base_image_is_provided_once(host: Host, tmp_path: Path) -> None:
+    """An image of this machine is on the host after (a server gets a copy, sent once)."""
+    image = tmp_path / "base.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "8M"], check=True)
+    first: list[str] = []
+    path = run(host.provide_image(str(image), True, first.append))
+    assert run(host.check_image(path)) is None
+    digest = hashlib.sha256(image.read_bytes()).hexdigest()
+    assert run(host.run(["sha256sum", path])).output.split()[0] == digest
+    again: list[str] = []
+    assert run(host.provide_image(str(image), False, again.append)) == path
+    assert again == []  # nothing sent the second time
+    if path != str(image):  # a copy: made under a temporary name, kept by content
+        assert first[-1].endswith("kept for later deploys") and digest[:16] in path
+    with pytest.raises(RuntimeFailure, match="vm_image not found"):
+        run(host.provide_image(str(tmp_path / "none.qcow2"), True, first.append))
 
 
 def test_vm_lifecycle_with_identity_checks(host: Host, make_lab: Callable[..., HostLab]) -> None:
@@ -143,6 +164,9 @@ def test_bridge_dials_the_vms_and_comes_back_after_kill_9(
     assert kinds["supervisor"] == supervisor and kinds["bridge"] != supervisor
     stats = run(host.bridge_stats(lab.name))
     assert stats is not None and stats["pid"] == kinds["bridge"] and stats["restarts"] == 0
+    processes, surveyed = run(host.survey(lab.name))  # both at once
+    assert sorted(p.pid for p in processes) == sorted(p.pid for p in run(host.processes(lab.name)))
+    assert surveyed is not None and surveyed["pid"] == stats["pid"]
 
     assert run(host.run(["kill", "-9", str(kinds["bridge"])])).returncode == 0
 
@@ -167,6 +191,10 @@ def test_a_bridge_that_cannot_start_says_why(host: Host, make_lab: Callable[...,
     with pytest.raises(RuntimeFailure, match=f"cannot listen on 127.0.0.1:{taken}"):
         run(host.start_bridge(lab.name, config))
     assert all(p.kind == "qemu" for p in run(host.processes(lab.name)))
+
+
+def test_this_host_has_what_labs_need(host: Host) -> None:
+    assert run(host.check_machine()) == []
 
 
 def test_accelerators_as_asked(host: Host) -> None:

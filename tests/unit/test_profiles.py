@@ -43,6 +43,9 @@ def test_patch_then_restore_is_byte_exact(spec: Path, tmp_path: Path) -> None:
     assert {r.device for r in records} == {p.removesuffix(".json") for p in before}
     assert restore_profiles(plan, records, lab_dir) == []
     assert snapshot(spec) == before
+    # A destroy retried (a server was down the first time) leaves them exactly so.
+    assert restore_profiles(plan, records, lab_dir) == []
+    assert snapshot(spec) == before
 
 
 def test_credentials_added_only_when_missing(spec: Path, tmp_path: Path) -> None:

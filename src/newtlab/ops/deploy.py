@@ -17,6 +17,7 @@ from ..plan.model import Plan
 from ..plan.ports import collect_ports
 from ..profiles import patch_profiles
 from ..runtime.agent import layout
+from ..runtime.host import Host, Say
 from ..runtime.hosts import Hosts, each_host
 from ..runtime.ssh import create_key_pair
 from ..state import BridgeState, LabState, NodeState, save_state, state_path
@@ -49,16 +50,19 @@ async def port_conflicts(plan: Plan, hosts: Hosts) -> list[str]:
 
 
 async def check_hosts(plan: Plan, hosts: Hosts) -> None:
-    """Every port free and every base image usable, on every host; all problems at once."""
+    """Before anything starts anywhere: every host has what labs need, every port is
+    free, every base image is usable. Every problem on every host, reported at once."""
+    machines = await each_host(hosts, lambda host: host.check_machine())
     conflicts = await port_conflicts(plan, hosts)
-    if conflicts:
-        raise PortConflictError(conflicts)
-    problems = await asyncio.gather(
+    images = await asyncio.gather(
         *(hosts[node.host].check_image(node.image) for node in plan.nodes)
     )
-    lines = [f"{n.name}: {p}" for n, p in zip(plan.nodes, problems, strict=True) if p]
-    if lines:
-        raise RuntimeFailure("\n".join(lines))
+    problems = [line for lines in machines for line in lines]
+    problems += [f"{n.name}: {p}" for n, p in zip(plan.nodes, images, strict=True) if p]
+    if conflicts:
+        raise PortConflictError(conflicts, problems)
+    if problems:
+        raise RuntimeFailure("cannot deploy:\n  " + "\n  ".join(problems))
 
 
 def _new_state(plan: Plan, accel_note: str) -> LabState:
@@ -85,25 +89,41 @@ async def start_bridge(state: LabState, hosts: Hosts, host: str, progress: Progr
     save_state(state)
 
 
-async def deploy(plan: Plan, hosts: Hosts, progress: Progress, accel_note: str = "") -> LabState:
-    """Deploy ``plan``; the caller holds the lab lock and checked for stale state."""
+async def _disks(plan: Plan, host: Host, state: LabState, upload: bool, progress: Progress) -> None:
+    """Base images onto ``host`` (uploaded once if it lacks them), then each VM's overlay."""
+    nodes = [n for n in plan.nodes if n.host == host.name]
+    bases = {}
+    for image in sorted({n.image for n in nodes}):
+        say: Say = lambda line: progress(Event("", "upload", line))  # noqa: E731
+        bases[image] = await host.provide_image(image, upload, say)
+    for node in nodes:
+        progress(Event(node.name, "overlay"))
+        await host.create_overlay(plan.lab, node.name, bases[node.image])
+        state.nodes[node.name].phase = "overlay"
+
+
+async def _start_vms(plan: Plan, host: Host, state: LabState, progress: Progress) -> None:
+    for node in plan.nodes:
+        if node.host == host.name:
+            await start_process(state, host, node, progress)
+
+
+async def deploy(
+    plan: Plan, hosts: Hosts, progress: Progress, accel_note: str = "", upload: bool = True
+) -> LabState:
+    """Deploy ``plan``; the caller holds the lab lock and checked for stale state.
+
+    Each phase runs on every host at once; the next starts when all are done.
+    """
     await check_hosts(plan, hosts)
     state = _new_state(plan, accel_note)
     save_state(state)
     await each_host(hosts, lambda host: host.prepare_lab(plan.lab))
-
-    for node in plan.nodes:
-        progress(Event(node.name, "overlay"))
-        await hosts[node.host].create_overlay(plan.lab, node.name, node.image)
-        state.nodes[node.name].phase = "overlay"
+    await each_host(hosts, lambda host: _disks(plan, host, state, upload, progress))
     save_state(state)
-
     # Bridges first: they dial each VM's NICs as soon as its QEMU listens.
-    for host in plan.bridges:
-        await start_bridge(state, hosts, host, progress)
-
-    for node in plan.nodes:
-        await start_process(state, hosts[node.host], node, progress)
+    await asyncio.gather(*(start_bridge(state, hosts, host, progress) for host in plan.bridges))
+    await each_host(hosts, lambda host: _start_vms(plan, host, state, progress))
 
     results = await asyncio.gather(
         *(bring_up(state, hosts[node.host], node, progress) for node in plan.nodes),

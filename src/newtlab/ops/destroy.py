@@ -46,6 +46,10 @@ async def destroy(
     directory = lab_dir(name)
     found = await each_host(hosts, lambda host: _stop_host(host, name, grace, progress))
     errors = [line for lines in found for line in lines]
+    errors += [  # its share stays in the state, so a later destroy finishes the job
+        f"server {server} unreachable, its VMs, bridge and files may remain ({why})"
+        for server, why in hosts.unreachable.items()
+    ]
     warnings: list[str] = []
     if state is not None:
         progress(Event("", "profiles", "restoring profiles"))
@@ -53,14 +57,20 @@ async def destroy(
             warnings += restore_profiles(state.plan, state.patched_profiles, directory)
         except OSError as exc:
             errors.append(f"restoring profiles: {exc}")
+    # A host whose processes are all gone has its files removed now, whatever else failed.
+    done = [host for host, problems in zip(hosts.values(), found, strict=True) if not problems]
+    progress(Event("", "files", f"removing the lab's files on {', '.join(h.name for h in done)}"))
+    try:
+        await asyncio.gather(*(host.remove_lab(name) for host in done))
+    except (OSError, RuntimeFailure) as exc:
+        errors.append(f"removing the lab's files: {exc}")
     if not errors:
         progress(Event("", "state", f"removing {directory}"))
         try:
-            await each_host(hosts, lambda host: host.remove_lab(name))
             if directory.exists():
                 shutil.rmtree(directory)
         except OSError as exc:
-            errors.append(f"removing the lab's files: {exc}")
+            errors.append(f"removing {directory}: {exc}")
     else:
         errors.append(f"state kept in {directory} so `newtlab destroy {name}` can retry")
     if errors:

@@ -69,7 +69,7 @@ async def _reach(state: LabState, host: Host, node: NodePlan, progress: Progress
         await console.bootstrap(address, port, node.console, values, deadline, step)
     phase = "ssh"
     progress(Event(node.name, phase, "waiting for SSH login"))
-    async with host.reach(node.ssh_port) as (address, port):
+    async with host.reach(node.ssh_port, node.ssh_bind) as (address, port):
         target = ssh.SSHTarget(address, port, node.ssh_user, node.ssh_pass, state.ssh_key_path)
         await ssh.wait_ready(target, deadline)
 

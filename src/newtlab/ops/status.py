@@ -17,6 +17,7 @@ class HostView:
 
     processes: list[LabProcess] = field(default_factory=list)
     stats: dict[str, Any] | None = None
+    unreachable: str = ""  # why the host could not be asked, if it could not
 
     def pids(self, kind: str) -> list[int]:
         return [p.pid for p in self.processes if p.kind == kind]
@@ -26,18 +27,24 @@ class HostView:
 
 
 async def look(host: Host, lab: str) -> HostView:
-    processes, stats = await asyncio.gather(host.processes(lab), host.bridge_stats(lab))
+    processes, stats = await host.survey(lab)
     return HostView(processes, stats)
 
 
 async def look_all(hosts: Hosts, lab: str) -> dict[str, HostView]:
+    """One round trip per reachable host; unreachable ones are views saying why."""
     views = await asyncio.gather(*(look(host, lab) for host in hosts.values()))
-    return dict(zip(hosts, views, strict=True))
+    found = dict(zip(hosts, views, strict=True))
+    found.update({name: HostView(unreachable=why) for name, why in hosts.unreachable.items()})
+    return found
 
 
 def bridge_condition(view: HostView) -> str:
     """``up``; ``restarting`` (its supervisor is bringing it back); ``unsupervised``
-    (it runs, but nothing would restart it); ``down`` (links are cut until repaired)."""
+    (it runs, but nothing would restart it); ``down`` (links are cut until repaired);
+    ``unknown`` (its server did not answer)."""
+    if view.unreachable:
+        return "unknown"
     supervised = bool(view.pids("supervisor"))
     answering = view.stats is not None
     if supervised:
@@ -49,6 +56,8 @@ def node_status(state: LabState, name: str, view: HostView) -> str:
     record = state.nodes.get(name)
     if record is None:
         return "pending"
+    if view.unreachable:
+        return "unknown"
     alive = view.vm_alive(name, record.pid)
     if record.status in ("running", "starting") and not alive:
         return "exited"
@@ -99,7 +108,7 @@ def lab_status(state: LabState, views: dict[str, HostView]) -> dict[str, Any]:
                 "ssh_user": node.ssh_user,
                 "hosts": node.hosts,
                 "boot_seconds": record.boot_seconds if record else None,
-                "error": record.error if record else "",
+                "error": views[node.host].unreachable or (record.error if record else ""),
             }
         )
     links = []
@@ -124,8 +133,10 @@ def lab_status(state: LabState, views: dict[str, HostView]) -> dict[str, Any]:
         "created": state.created.isoformat(),
         "spec_dir": state.spec_dir,
         "accel": plan.accel,
+        "accels": plan.accels,
         "accel_note": state.accel_note,
         "nodes": nodes,
         "links": links,
         "bridges": [_bridge(host, state, views[host]) for host in plan.bridges],
+        "unreachable": {host: view.unreachable for host, view in views.items() if view.unreachable},
     }

@@ -139,7 +139,8 @@ class Plan(_Frozen):
     lab: str
     spec_dir: str
     state_dir: str
-    accel: Accel
+    accel: Accel = Field(description="the accelerator (the first host's, if they differ)")
+    accels: dict[str, Accel] = Field(description="the accelerator of each host with VMs")
     hosts: list[HostPlan]
     nodes: list[NodePlan]
     links: list[LinkPlan]

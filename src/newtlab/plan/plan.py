@@ -111,16 +111,26 @@ def build_plan(
     lab: str,
     state_dir: Path,
     homes: Homes,
-    accel: Accel = "kvm",
+    accel: Accel | Mapping[str, Accel] = "kvm",
     resolved: Mapping[str, str] | None = None,
 ) -> Plan:
-    """The lab's plan. ``resolved`` maps server addresses that are names to their IPs."""
+    """The lab's plan.
+
+    ``accel`` is one accelerator for every host, or one per host name (each
+    server proves KVM for itself); ``resolved`` maps server addresses that
+    are names to their IPs.
+    """
     check_lab_name(lab)
     section = specs.topology.newtlab
     topology_file = str(specs.directory / "topology.json")
     nodes = resolve_nodes(specs, homes)
     hosts, host_of = _placement(nodes, _pool(section, resolved or {}))
     server = {h.name: h for h in hosts}
+    accels = (
+        {h.name: accel.get(h.name, "kvm") for h in hosts}
+        if isinstance(accel, Mapping)
+        else {h.name: accel for h in hosts}
+    )
     single_host = hosts[0].name == LOCAL_HOST
     vm_of = {d: n.name for n in nodes for d in (n.hosts or [n.name])}
     node_by_name = {n.name: n for n in nodes}
@@ -203,14 +213,16 @@ def build_plan(
             qemu_argv=[],
         )
         # The argv is one rendering of the finished node plan.
-        node_plans.append(planned.model_copy(update={"qemu_argv": qemu_argv(lab, planned, accel)}))
+        argv = qemu_argv(lab, planned, accels[host.name])
+        node_plans.append(planned.model_copy(update={"qemu_argv": argv}))
 
     stats_ports = {host: stats_port(section, b) for b, host in enumerate(with_bridge)}
     return Plan(
         lab=lab,
         spec_dir=str(specs.directory.resolve()),
         state_dir=str(state_dir),
-        accel=accel,
+        accel=accels[node_plans[0].host] if node_plans else "kvm",
+        accels={h: accels[h] for h in sorted({n.host for n in node_plans})},
         hosts=hosts,
         nodes=node_plans,
         links=links,

@@ -100,6 +100,10 @@ class Host(Protocol):
         """Every live process tagged with ``lab`` on this host, found by its argv."""
         ...
 
+    async def survey(self, lab: str) -> tuple[list[LabProcess], dict[str, Any] | None]:
+        """``processes`` and ``bridge_stats`` at once (one round trip to a server)."""
+        ...
+
     # -- the bridge ------------------------------------------------------------------------
 
     async def start_bridge(self, lab: str, config: dict[str, Any]) -> int:
@@ -120,11 +124,19 @@ class Host(Protocol):
         """One line per port that cannot be listened on here: ``<purpose>: port N in use``."""
         ...
 
-    def reach(self, port: int) -> AbstractAsyncContextManager[tuple[str, int]]:
-        """An address from which this machine can connect to ``port`` on that host."""
+    def reach(
+        self, port: int, address: str = "127.0.0.1"
+    ) -> AbstractAsyncContextManager[tuple[str, int]]:
+        """An address from which this machine can connect to ``address:port`` of that host
+        (a console on its loopback, a VM's SSH forward on its address)."""
         ...
 
     # -- the machine -----------------------------------------------------------------------
+
+    async def check_machine(self) -> list[str]:
+        """What this host lacks to run a lab (QEMU, qemu-img, a server's python3 ≥ 3.11,
+        SSH forwarding), one line each; empty when it has everything."""
+        ...
 
     async def choose_accel(self, requested: str) -> tuple[Accel, str]:
         """The accelerator VMs get here (``auto`` proves KVM first) and a note saying why."""

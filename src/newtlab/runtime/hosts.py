@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -19,8 +19,16 @@ from .host import Host
 from .local import LocalHost
 from .remote import RemoteHost
 
-Hosts = dict[str, Host]  # plan host name → its Host
 T = TypeVar("T")
+
+
+class Hosts(dict[str, Host]):
+    """The open hosts of a plan, by name; ``unreachable``: servers that could not be
+    reached (only when opened with ``partial``), with why."""
+
+    def __init__(self, hosts: dict[str, Host], unreachable: dict[str, str] | None = None) -> None:
+        super().__init__(hosts)
+        self.unreachable = unreachable or {}
 
 
 async def each_host(hosts: Hosts, work: Callable[[Host], Awaitable[T]]) -> list[T]:
@@ -76,12 +84,15 @@ def this_machine(plan: Plan) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def open_hosts(plan: Plan) -> AsyncIterator[Hosts]:
-    """A ``Host`` for every host the plan uses, open for the duration of one command.
+async def open_hosts(
+    plan: Plan, *, only: Collection[str] | None = None, partial: bool = False
+) -> AsyncIterator[Hosts]:
+    """A ``Host`` for every host the plan uses (or ``only`` those), for one command.
 
     This machine (``local``, or a server with one of its addresses) is a
     ``LocalHost``; every other server gets one SSH connection, all opened in
-    parallel. Every server that cannot be reached is reported at once.
+    parallel. A server that cannot be reached is an error naming every such
+    server — or, with ``partial``, is left out and listed in ``unreachable``.
     """
     local = this_machine(plan)
     if len(local) > 1:
@@ -89,28 +100,28 @@ async def open_hosts(plan: Plan) -> AsyncIterator[Hosts]:
             f"servers {', '.join(local)} are all this machine — give each server its own "
             "machine, or use one of them"
         )
-    used = used_hosts(plan)
+    used = [h for h in used_hosts(plan) if only is None or h in only]
     servers = [h for h in plan.hosts if h.name in used and h.name not in local]
     opened = await asyncio.gather(
         *(RemoteHost.open(server, known_hosts_file()) for server in servers),
         return_exceptions=True,
     )
-    hosts: Hosts = {name: LocalHost(name) for name in local if name in used}
-    problems = []
+    found: dict[str, Host] = {name: LocalHost(name) for name in local if name in used}
+    unreachable = {}
     for server, result in zip(servers, opened, strict=True):
         if isinstance(result, RemoteHost):
-            hosts[server.name] = result
-        elif isinstance(result, Exception):
-            problems.append(str(result))
+            found[server.name] = result
+        elif isinstance(result, RuntimeFailure):
+            unreachable[server.name] = str(result)
         else:
             raise result
     try:
-        if problems:
-            raise RuntimeFailure("\n".join(problems))
-        yield {name: hosts[name] for name in used}  # in the plan's order
+        if unreachable and not partial:
+            raise RuntimeFailure("\n".join(unreachable.values()))
+        yield Hosts({name: found[name] for name in used if name in found}, unreachable)
     finally:
         await asyncio.gather(
-            *(h.close() for h in hosts.values() if isinstance(h, RemoteHost)),
+            *(h.close() for h in found.values() if isinstance(h, RemoteHost)),
             return_exceptions=True,
         )
 
@@ -118,4 +129,4 @@ async def open_hosts(plan: Plan) -> AsyncIterator[Hosts]:
 @contextlib.asynccontextmanager
 async def open_local() -> AsyncIterator[Hosts]:
     """This machine alone: for a lab whose state (and so its plan) is lost."""
-    yield {LOCAL_HOST: LocalHost()}
+    yield Hosts({LOCAL_HOST: LocalHost()})

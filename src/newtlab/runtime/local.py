@@ -30,6 +30,10 @@ async def _call(operation: Callable[..., T], **arguments: Any) -> T:
         raise RuntimeFailure(str(exc)) from None
 
 
+def _processes(found: list[Any]) -> list[LabProcess]:
+    return [LabProcess(pid, cast(ProcessKind, kind), node) for pid, kind, node in found]
+
+
 class LocalHost:
     """This machine."""
 
@@ -74,8 +78,11 @@ class LocalHost:
         return await _call(ops.vm_running, lab=lab, node=node, pid=pid)
 
     async def processes(self, lab: str) -> list[LabProcess]:
-        found = await _call(ops.processes, lab=lab)
-        return [LabProcess(pid, cast(ProcessKind, kind), node) for pid, kind, node in found]
+        return _processes(await _call(ops.processes, lab=lab))
+
+    async def survey(self, lab: str) -> tuple[list[LabProcess], dict[str, Any] | None]:
+        found = await _call(ops.survey, lab=lab)
+        return _processes(found["processes"]), found["stats"]
 
     async def start_bridge(self, lab: str, config: dict[str, Any]) -> int:
         return await _call(ops.start_bridge, lab=lab, config=config)
@@ -91,8 +98,11 @@ class LocalHost:
         return await _call(ops.probe_ports, uses=wanted)
 
     @contextlib.asynccontextmanager
-    async def reach(self, port: int) -> AsyncIterator[tuple[str, int]]:
-        yield "127.0.0.1", port
+    async def reach(self, port: int, address: str = "127.0.0.1") -> AsyncIterator[tuple[str, int]]:
+        yield address, port
+
+    async def check_machine(self) -> list[str]:
+        return await _call(ops.check_machine)
 
     async def choose_accel(self, requested: str) -> tuple[Accel, str]:
         found = probe_files()

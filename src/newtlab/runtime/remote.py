@@ -35,6 +35,13 @@ from .images import content_digest, probe_files
 
 MAX_SESSIONS = 8
 CONNECT_TIMEOUT = 15.0
+CHECK_TOOLS = """
+for tool in qemu-system-x86_64 qemu-img python3; do
+  command -v "$tool" >/dev/null || echo "$tool not found"
+done
+command -v python3 >/dev/null && { python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+  echo "python3 is older than 3.11 (newtlab runs its agent with the server's python3)"; }
+"""
 
 
 class _HostKeys(asyncssh.SSHClient):
@@ -105,6 +112,10 @@ async def connect(server: HostPlan, store: Path) -> asyncssh.SSHClientConnection
     except (OSError, asyncssh.Error) as exc:
         reason = getattr(exc, "reason", "") or getattr(exc, "strerror", "") or str(exc)
         raise RuntimeFailure(f"{where}: cannot connect: {reason or type(exc).__name__}") from None
+
+
+def _processes(found: list[Any]) -> list[LabProcess]:
+    return [LabProcess(pid, cast(ProcessKind, kind), node) for pid, kind, node in found]
 
 
 class RemoteHost:
@@ -205,6 +216,7 @@ class RemoteHost:
         await self._shell(f"mkdir -p {shlex.quote(remote.rsplit('/', 1)[0])}")
         async with self._conn.start_sftp_client() as sftp:
             await sftp.put(str(local), partial, progress_handler=progress)
+        say(f"{self.name}: uploaded {local.name} ({total >> 20} MiB), kept for later deploys")
         # Never overwrite: a copy stored meanwhile by another command is the same content.
         q_partial, q_remote = shlex.quote(partial), shlex.quote(remote)
         moved = await self._shell(
@@ -266,8 +278,11 @@ class RemoteHost:
         return bool(await self._agent("vm_running", lab=lab, node=node, pid=pid))
 
     async def processes(self, lab: str) -> list[LabProcess]:
-        found = await self._agent("processes", lab=lab)
-        return [LabProcess(pid, cast(ProcessKind, kind), node) for pid, kind, node in found]
+        return _processes(await self._agent("processes", lab=lab))
+
+    async def survey(self, lab: str) -> tuple[list[LabProcess], dict[str, Any] | None]:
+        found = await self._agent("survey", lab=lab)
+        return _processes(found["processes"]), found["stats"]
 
     # -- the bridge ------------------------------------------------------------------------
 
@@ -287,14 +302,30 @@ class RemoteHost:
         return list(await self._agent("probe_ports", uses=wanted))
 
     @contextlib.asynccontextmanager
-    async def reach(self, port: int) -> AsyncIterator[tuple[str, int]]:
-        listener = await self._conn.forward_local_port("127.0.0.1", 0, "127.0.0.1", port)
+    async def reach(self, port: int, address: str = "127.0.0.1") -> AsyncIterator[tuple[str, int]]:
+        listener = await self._conn.forward_local_port("127.0.0.1", 0, address, port)
         try:
             yield "127.0.0.1", listener.get_port()
         finally:
             listener.close()
 
     # -- the machine -----------------------------------------------------------------------
+
+    async def check_machine(self) -> list[str]:
+        tools = await self._shell(CHECK_TOOLS)
+        problems = [f"{self.name}: {line}" for line in str(tools.stdout).splitlines() if line]
+        server = self._server
+        try:  # consoles and stats are reached through the connection's TCP forwarding
+            _, writer = await self._conn.open_connection(server.ip, server.ssh_port)
+            writer.close()
+        except asyncssh.ChannelOpenError as exc:
+            problems.append(
+                f"{self.name}: SSH TCP forwarding refused ({exc.reason}) — set "
+                "AllowTcpForwarding yes in the server's sshd_config"
+            )
+        if not problems:  # the agent needs python3
+            problems += [f"{self.name}: {line}" for line in await self._agent("check_machine")]
+        return problems
 
     async def choose_accel(self, requested: str) -> tuple[Accel, str]:
         files = None

@@ -7,6 +7,7 @@ results are JSON values (bytes excepted, which ``__main__`` encodes).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,20 @@ def bridge_stats(lab: str) -> dict[str, Any] | None:
     return bridge.stats(lab_dir(lab))
 
 
+def survey(lab: str) -> dict[str, Any]:
+    """The lab's processes and its bridge's stats, in one call (one round trip to a server)."""
+    return {"processes": processes(lab), "stats": bridge_stats(lab)}
+
+
+def check_machine() -> list[str]:
+    """What this machine lacks to run labs, one line each."""
+    return [
+        f"{tool} not found — install {package}"
+        for tool, package in (("qemu-system-x86_64", "qemu-system-x86"), ("qemu-img", "qemu-utils"))
+        if shutil.which(tool) is None
+    ]
+
+
 def probe_ports(uses: list[tuple[str, int, str]]) -> list[str]:
     return ports.probe(uses)
 
@@ -88,6 +103,8 @@ OPERATIONS = {
         start_bridge,
         stop_bridge,
         bridge_stats,
+        survey,
+        check_machine,
         probe_ports,
         choose_accel,
     )

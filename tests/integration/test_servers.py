@@ -1,0 +1,236 @@
+"""One lab over several servers, each a network namespace with its own sshd and private
+/tmp and ~/.newtlab (see testservers): deployed, reached, healed and destroyed over SSH."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from labkit import SpecDir, run_cli, ssh, status, wait_for
+
+from newtlab.runtime.images import content_digest
+from testservers import TestServer, servers
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> Iterator[list[TestServer]]:
+    """Two servers; torn down after the test's labs are destroyed (requested first)."""
+    with servers(2, tmp_path / "servers") as found:
+        yield found
+
+
+def spread(make_lab: Callable[..., SpecDir], pool: list[TestServer]) -> SpecDir:
+    """examples/line3 over the pool: r1 pinned to s1, r3 to s2, r2 placed (on s1).
+
+    r1 — r2 is a link inside s1; r2 — r3 crosses from s1 to s2.
+    """
+
+    def edit(topology: dict) -> None:  # type: ignore[type-arg]
+        topology["newtlab"]["servers"] = [
+            {"name": s.name, "address": s.address, "user": s.user,
+             "identity_file": str(s.identity_file)}
+            for s in pool
+        ]  # fmt: skip
+
+    spec = make_lab(edit=edit)
+    for node, server in (("r1", "s1"), ("r3", "s2")):
+        path = spec.path / "profiles" / f"{node}.json"
+        profile = json.loads(path.read_text())
+        path.write_text(json.dumps({**profile, "vm_host": server}, indent=4))
+    return spec
+
+
+def lab_processes(server: TestServer, lab: str) -> list[str]:
+    """Command lines of the lab's QEMUs and bridges on ``server`` (seen inside it)."""
+    found = server.run(["ps", "-eo", "args="]).stdout.splitlines()
+    return [p for p in found if f"newtlab:{lab}:" in p or f"--lab {lab}" in p]
+
+
+def qemu_nodes(server: TestServer, lab: str) -> list[str]:
+    return sorted(re.findall(rf"-name newtlab:{lab}:(\S+)", "\n".join(lab_processes(server, lab))))
+
+
+def refused(address: str, port: int) -> bool:
+    """True if nothing listening at ``address:port`` will talk to us."""
+    try:
+        with socket.create_connection((address, port), timeout=3) as sock:
+            sock.settimeout(3)
+            return sock.recv(1) == b""  # accepted, then closed at once
+    except OSError:
+        return True
+
+
+def listeners(server: TestServer) -> set[tuple[str, int]]:
+    lines = server.run(["ss", "-ltnH"]).stdout.splitlines()
+    found = set()
+    for line in lines:
+        address, _, port = line.split()[3].rpartition(":")
+        found.add((address, int(port)))
+    return found
+
+
+def test_a_lab_over_two_servers(
+    pool: list[TestServer], make_lab: Callable[..., SpecDir], newtlab_home: Path
+) -> None:
+    s1, s2 = pool
+    spec = spread(make_lab, pool)
+    profiles_before = spec.profiles()
+    deployed = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg", timeout=600)
+    assert deployed.returncode == 0, deployed.stderr + deployed.stdout
+
+    # Placement: pinned and placed nodes run on their servers, and nowhere else.
+    assert qemu_nodes(s1, spec.lab) == ["r1", "r2"] and qemu_nodes(s2, spec.lab) == ["r3"]
+    data = status()
+    assert [(n["name"], n["host"], n["status"]) for n in data["nodes"]] == [
+        ("r1", "s1", "running"), ("r2", "s1", "running"), ("r3", "s2", "running")
+    ]  # fmt: skip
+    # The base image went to each server once, stored by its content.
+    image = newtlab_home / "images" / "newtlab-host.qcow2"
+    stored = f"/root/.newtlab/images/{content_digest(image)[:16]}/newtlab-host.qcow2"
+    assert s1.holds_path(stored) and s2.holds_path(stored)
+    assert deployed.stdout.count("uploaded newtlab-host.qcow2") == 2
+
+    # Every node answers SSH; profiles point newtron at the server's address.
+    for node in ("r1", "r2", "r3"):
+        assert ssh(node, "hostname").strip() == node
+    console_log = run_cli("logs", "r3")  # read on s2, through its connection
+    assert console_log.returncode == 0 and "r3 login:" in console_log.stdout
+    assert "qemu-system-x86_64" not in run_cli("logs", "r3", "--qemu").stderr
+    r3 = json.loads((spec.path / "profiles" / "r3.json").read_text())
+    assert r3["mgmt_ip"] == s2.address and r3["ssh_port"] == spec.ports["ssh_port_base"] + 2
+    ssh("r1", "ip addr add 10.0.12.1/24 dev eth1 && ip link set eth1 up")
+    ssh("r2", "ip addr add 10.0.12.2/24 dev eth1 && ip link set eth1 up")
+    ssh("r2", "ip addr add 10.0.23.2/24 dev eth2 && ip link set eth2 up")
+    ssh("r3", "ip addr add 10.0.23.3/24 dev eth1 && ip link set eth1 up")
+    ssh("r1", "ping -c 3 -W 2 10.0.12.2 || ping -c 3 -W 2 10.0.12.2")  # inside s1
+    ssh("r3", "ping -c 3 -W 2 10.0.23.2 || ping -c 3 -W 2 10.0.23.2")  # s2 to s1
+
+    # Only what must be exposed is: sshd, each VM's SSH forward, the one cross-host
+    # bridge port (on s1, the link's worker), which takes only s2. Everything else of
+    # the lab listens on loopback inside its server.
+    ssh_ports = {n["name"]: n["ssh_port"] for n in data["nodes"]}
+    cross = next(link for link in data["links"] if link["a_host"] != link["z_host"])
+    exposed = {
+        (s1.address, 22), (s1.address, ssh_ports["r1"]), (s1.address, ssh_ports["r2"]),
+        (s1.address, cross["z_port"]), (s2.address, 22), (s2.address, ssh_ports["r3"]),
+    }  # fmt: skip
+    beyond_loopback = {(a, p) for s in pool for a, p in listeners(s) if a != "127.0.0.1"}
+    assert beyond_loopback == exposed
+    assert refused(s1.address, cross["z_port"])  # we are not s2
+    assert status()["links"][1]["stats"]["z_refused_allow"] == 1
+    for port in (cross["a_port"], spec.ports["console_port_base"], spec.ports["link_port_base"]):
+        assert refused(s1.address, port)
+
+    # kill -9 of s1's bridge in the middle of a ping across servers: it heals, no VM restarts.
+    before = {s.name: lab_processes(s, spec.lab) for s in pool}
+    ping = subprocess.Popen(
+        [sys.executable, "-m", "newtlab", "ssh", "r3", "--", "ping -c 40 -i 0.2 -W 1 10.0.23.2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy(),
+    )  # fmt: skip
+    try:
+        time.sleep(2.5)
+        bridge = next(b for b in status()["bridges"] if b["host"] == "s1")["bridge_pid"]
+        assert s1.run(["kill", "-9", str(bridge)]).returncode == 0
+        output, _ = ping.communicate(timeout=60)
+    finally:
+        ping.kill()
+    replies = [int(seq) for seq in re.findall(r"seq=(\d+)", output)]
+    assert set(range(30, 40)) <= set(replies) and len(replies) >= 30, output
+    s1_bridge = next(b for b in status()["bridges"] if b["host"] == "s1")
+    assert s1_bridge["state"] == "up" and s1_bridge["restarts"] == 1
+    qemus = {s.name: [p for p in before[s.name] if "qemu" in p] for s in pool}
+    assert {s.name: [p for p in lab_processes(s, spec.lab) if "qemu" in p] for s in pool} == qemus
+
+    # stop/start of a node on a server: its neighbour across servers keeps its QEMU.
+    assert run_cli("stop", "r3", "--grace", "0").returncode == 0
+    assert qemu_nodes(s2, spec.lab) == [] and qemu_nodes(s1, spec.lab) == ["r1", "r2"]
+    assert run_cli("start", "r3").returncode == 0
+    ssh("r3", "ip addr add 10.0.23.3/24 dev eth1 && ip link set eth1 up")
+    ssh("r3", "ping -c 3 -W 2 10.0.23.2 || ping -c 3 -W 2 10.0.23.2")
+
+    # A server whose processes were all killed: status says so.
+    # (the brackets keep the pattern from matching the command line that carries it)
+    s2.run(["pkill", "-9", "-f", "--", f"-[-]lab {spec.lab}|newtlab[:]{spec.lab}:"])
+    wait_for(lambda: not lab_processes(s2, spec.lab), timeout=10)
+    data = status()
+    assert data["nodes"][2]["status"] == "exited"
+    assert next(b for b in data["bridges"] if b["host"] == "s2")["state"] == "down"
+
+    # Destroy leaves no process, port or lab file on any server; caches stay.
+    destroyed = run_cli("destroy", spec.lab)
+    assert destroyed.returncode == 0, destroyed.stderr
+    for server in pool:
+        assert lab_processes(server, spec.lab) == []
+        assert not server.holds_path(f"/root/.newtlab/labs/{spec.lab}")
+        assert server.holds_path(stored)
+        assert {p for _, p in listeners(server)} <= {22}
+    assert not (newtlab_home / "labs" / spec.lab).exists()
+    assert spec.profiles() == profiles_before
+
+
+def test_a_port_taken_on_one_server_stops_deploy_before_anything_starts(
+    pool: list[TestServer], make_lab: Callable[..., SpecDir], newtlab_home: Path
+) -> None:
+    s2 = pool[1]
+    spec = spread(make_lab, pool)
+    taken = spec.ports["console_port_base"] + 2  # r3's console, on s2's loopback
+    hold = f"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {taken}));" \
+           " s.listen(); time.sleep(600)"  # fmt: skip
+    detached = f'exec python3 -c "{hold}" </dev/null >/dev/null 2>&1'  # no pipe kept open
+    assert s2.run(["setsid", "-f", "sh", "-c", detached]).returncode == 0
+    wait_for(lambda: ("127.0.0.1", taken) in listeners(s2), timeout=10)
+    result = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg")
+    assert result.returncode == 1
+    assert f"r3 console: port {taken} in use" in result.stderr
+    assert "Traceback" not in result.stderr
+    for server in pool:  # nothing started anywhere, not even a lab directory
+        assert lab_processes(server, spec.lab) == []
+        assert not server.holds_path(f"/root/.newtlab/labs/{spec.lab}")
+    assert not (newtlab_home / "labs" / spec.lab).exists()
+
+
+def test_a_killed_deploy_is_destroyed_everywhere_even_with_a_server_down(
+    pool: list[TestServer], make_lab: Callable[..., SpecDir], newtlab_home: Path
+) -> None:
+    s1, s2 = pool
+    spec = spread(make_lab, pool)
+    argv = [sys.executable, "-m", "newtlab", "deploy", "-S", str(spec.path), "--accel", "tcg"]
+    deploy = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy()
+    )
+    try:
+        wait_for(lambda: qemu_nodes(s1, spec.lab) and qemu_nodes(s2, spec.lab), timeout=120)
+    finally:
+        deploy.send_signal(signal.SIGKILL)
+        deploy.wait()
+    assert qemu_nodes(s2, spec.lab) == ["r3"]  # outlived the killed deploy
+
+    s2.stop_sshd()
+    first = run_cli("destroy", spec.lab)
+    assert first.returncode == 1
+    assert "server s2 unreachable" in first.stderr and f"newtlab destroy {spec.lab}" in first.stderr
+    assert lab_processes(s1, spec.lab) == []  # the reachable server is clean
+    assert not s1.holds_path(f"/root/.newtlab/labs/{spec.lab}")
+    assert lab_processes(s2, spec.lab) != []  # ...and s2's share is kept in the state
+    assert (newtlab_home / "labs" / spec.lab / "state.json").exists()
+    shown = run_cli("status", spec.lab)
+    assert shown.returncode == 0 and "server s2 did not answer" in shown.stdout
+
+    s2.start_sshd()
+    second = run_cli("destroy", spec.lab)
+    assert second.returncode == 0, second.stderr
+    for server in pool:
+        assert lab_processes(server, spec.lab) == []
+        assert not server.holds_path(f"/root/.newtlab/labs/{spec.lab}")
+    assert not (newtlab_home / "labs" / spec.lab).exists()
