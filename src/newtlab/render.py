@@ -12,6 +12,7 @@ from rich.table import Table
 
 from .ops.events import Event
 from .plan.model import Plan
+from .plan.ports import collect_ports
 
 _STATUS_STYLE = {
     "running": "green",
@@ -61,6 +62,16 @@ def print_plan(console: Console, plan: Plan) -> None:
             f"bridge on {bridge.host}: {len(bridge.links)} links, dials its VMs' NICs on "
             f"127.0.0.1{far}; stats on {bridge.stats_bind}:{bridge.stats_port}"
         )
+    exposed = [u for u in collect_ports(plan) if u.bind != "127.0.0.1"]
+    if not exposed:
+        console.print("nothing listens beyond 127.0.0.1")
+        return
+    table = Table(title="Listening beyond loopback", title_justify="left")
+    for column in ("HOST", "ADDRESS", "PORT", "PURPOSE"):
+        table.add_column(column)
+    for use in exposed:
+        table.add_row(use.host, use.bind, str(use.port), use.purpose)
+    console.print(table)
 
 
 def _bytes(n: int) -> str:

@@ -129,6 +129,7 @@ def collect_ports(plan: Plan) -> list[PortUse]:
             for side in (link.a, link.z):
                 if side.listen:
                     bind, _, port = side.listen.rpartition(":")
-                    purpose = f"{link.a.name} -- {link.z.name} from {', '.join(side.allow)}"
+                    peers = ", ".join(side.allow)
+                    purpose = f"link {link.a.name} -- {link.z.name}, far bridge only ({peers})"
                     uses.append(PortUse(bridge.host, bind, int(port), purpose))
     return sorted(uses, key=lambda u: (u.host, u.port))
