@@ -33,7 +33,6 @@ from .runtime.agent import layout
 from .runtime.console_client import attach as attach_console
 from .runtime.hosts import (
     Hosts,
-    each_host,
     open_hosts,
     open_local,
     resolve_addresses,
@@ -116,10 +115,7 @@ class Lab:
     async def _deploy(
         self, hosts: Hosts, accel: str, upload: bool, progress: Progress
     ) -> dict[str, Any]:
-        await deploy_op.check_not_deployed(self.name, hosts)
-        # Each host proves KVM for itself (or takes what was asked for).
-        found = await each_host(hosts, lambda host: host.choose_accel(accel))
-        choices = dict(zip(hosts, found, strict=True))
+        choices = await deploy_op.preflight(self.plan, hosts, accel)
         notes = [
             note if len(hosts) == 1 else f"{name}: {note}"
             for name, (_, note) in choices.items()

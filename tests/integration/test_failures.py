@@ -75,7 +75,7 @@ def test_qemu_dies_during_boot(make_lab, newtlab_home: Path) -> None:  # type: i
     finally:
         deploy.kill()
     assert deploy.returncode == 1
-    assert "r2: QEMU for r2 is not running" in stderr
+    assert "r2: QEMU for r2" in stderr  # exited while starting, or is not running
     assert "newtlab destroy" in stderr and "Traceback" not in stderr
     state = load_state(spec.lab)
     assert state.nodes["r2"].status == "error"

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import cast
 
 from ..errors import LabStateError, PortConflictError, RuntimeFailure
 from ..home import ensure_private_dir, lab_dir
 from ..plan.bridges import newtlink_config
-from ..plan.model import Plan
+from ..plan.model import Accel, NodePlan, Plan
 from ..plan.ports import collect_ports
 from ..profiles import patch_profiles
 from ..runtime.agent import layout
@@ -52,17 +53,37 @@ async def port_conflicts(plan: Plan, hosts: Hosts) -> list[str]:
 async def check_hosts(plan: Plan, hosts: Hosts) -> None:
     """Before anything starts anywhere: every host has what labs need, every port is
     free, every base image is usable. Every problem on every host, reported at once."""
-    machines = await each_host(hosts, lambda host: host.check_machine())
-    conflicts = await port_conflicts(plan, hosts)
-    images = await asyncio.gather(
-        *(hosts[node.host].check_image(node.image) for node in plan.nodes)
+    images = sorted({(node.host, node.image) for node in plan.nodes})
+    machines, conflicts, problems = await asyncio.gather(
+        each_host(hosts, lambda host: host.check_machine()),
+        port_conflicts(plan, hosts),
+        asyncio.gather(*(hosts[host].check_image(image) for host, image in images)),
     )
-    problems = [line for lines in machines for line in lines]
-    problems += [f"{n.name}: {p}" for n, p in zip(plan.nodes, images, strict=True) if p]
+    found = [line for lines in machines for line in lines]
+    problem_of = dict(zip(images, problems, strict=True))  # each image checked once per host
+    found += [f"{n.name}: {problem_of[n.host, n.image]}" for n in plan.nodes
+              if problem_of[n.host, n.image]]  # fmt: skip
     if conflicts:
-        raise PortConflictError(conflicts, problems)
-    if problems:
-        raise RuntimeFailure("cannot deploy:\n  " + "\n  ".join(problems))
+        raise PortConflictError(conflicts, found)
+    if found:
+        raise RuntimeFailure("cannot deploy:\n  " + "\n  ".join(found))
+
+
+async def preflight(plan: Plan, hosts: Hosts, accel: str) -> dict[str, tuple[Accel, str]]:
+    """All checks on all hosts at once, before anything starts: no leftovers of the lab,
+    the tools, ports and images (``check_hosts``); and each host's accelerator, with
+    a note saying why (each host proves KVM for itself, or takes what was asked)."""
+    results = await asyncio.gather(
+        check_not_deployed(plan.lab, hosts),
+        check_hosts(plan, hosts),
+        each_host(hosts, lambda host: host.choose_accel(accel)),
+        return_exceptions=True,
+    )
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    choices = cast(list[tuple[Accel, str]], results[2])
+    return dict(zip(hosts, choices, strict=True))
 
 
 def _new_state(plan: Plan, accel_note: str) -> LabState:
@@ -96,40 +117,51 @@ async def _disks(plan: Plan, host: Host, state: LabState, upload: bool, progress
     for image in sorted({n.image for n in nodes}):
         say: Say = lambda line: progress(Event("", "upload", line))  # noqa: E731
         bases[image] = await host.provide_image(image, upload, say)
-    for node in nodes:
+
+    async def overlay(node: NodePlan) -> None:
         progress(Event(node.name, "overlay"))
         await host.create_overlay(plan.lab, node.name, bases[node.image])
         state.nodes[node.name].phase = "overlay"
 
+    await asyncio.gather(*(overlay(node) for node in nodes))
 
-async def _start_vms(plan: Plan, host: Host, state: LabState, progress: Progress) -> None:
-    for node in plan.nodes:
-        if node.host == host.name:
-            await start_process(state, host, node, progress)
+
+async def _start_vms(
+    plan: Plan, host: Host, state: LabState, progress: Progress
+) -> dict[str, BaseException | None]:
+    """Start the host's VMs at once; node → the exception its start raised, if any."""
+    nodes = [node for node in plan.nodes if node.host == host.name]
+    results = await asyncio.gather(
+        *(start_process(state, host, node, progress) for node in nodes), return_exceptions=True
+    )
+    return {node.name: r for node, r in zip(nodes, results, strict=True)}
 
 
 async def deploy(
     plan: Plan, hosts: Hosts, progress: Progress, accel_note: str = "", upload: bool = True
 ) -> LabState:
-    """Deploy ``plan``; the caller holds the lab lock and checked for stale state.
+    """Deploy ``plan``; the caller holds the lab lock and ran ``preflight``.
 
     Each phase runs on every host at once; the next starts when all are done.
     """
-    await check_hosts(plan, hosts)
     state = _new_state(plan, accel_note)
     save_state(state)
     await each_host(hosts, lambda host: host.prepare_lab(plan.lab))
     await each_host(hosts, lambda host: _disks(plan, host, state, upload, progress))
     save_state(state)
-    # Bridges first: they dial each VM's NICs as soon as its QEMU listens.
-    await asyncio.gather(*(start_bridge(state, hosts, host, progress) for host in plan.bridges))
-    await each_host(hosts, lambda host: _start_vms(plan, host, state, progress))
-
-    results = await asyncio.gather(
-        *(bring_up(state, hosts[node.host], node, progress) for node in plan.nodes),
+    # Bridges and VMs together: a bridge dials its VMs' NICs whenever they listen.
+    _, starts = await asyncio.gather(
+        asyncio.gather(*(start_bridge(state, hosts, host, progress) for host in plan.bridges)),
+        each_host(hosts, lambda host: _start_vms(plan, host, state, progress)),
+    )
+    started = {name: error for found in starts for name, error in found.items()}
+    up = [node for node in plan.nodes if started[node.name] is None]
+    boots = await asyncio.gather(
+        *(bring_up(state, hosts[node.host], node, progress) for node in up),
         return_exceptions=True,
     )
-    failures = [str(r) for r in results if isinstance(r, BaseException)]
+    failures = [f"{name}: {error}" for name, error in started.items() if error is not None]
+    failures += [str(r) for r in boots if isinstance(r, BaseException)]
     if failures:
         raise RuntimeFailure(
             "deploy failed:\n  " + "\n  ".join(failures) + f"\nThe lab is left as it is for "
