@@ -219,9 +219,10 @@ def servers(count: int, tmp: Path, *, ready_timeout: float = 10.0) -> Iterator[l
             _check(["ip", "netns", "add", ns])
             _check(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns])
             _check(["ip", "link", "set", veth, "master", res.bridge, "up"])
-            _check(["ip", "-n", ns, "addr", "add", f"{address}/{subnet.prefixlen}", "dev", "eth0"])
-            _check(["ip", "-n", ns, "link", "set", "eth0", "up"])
-            _check(["ip", "-n", ns, "link", "set", "lo", "up"])
+            inside = _in_netns(ns)
+            _check([*inside, "ip", "addr", "add", f"{address}/{subnet.prefixlen}", "dev", "eth0"])
+            _check([*inside, "ip", "link", "set", "eth0", "up"])
+            _check([*inside, "ip", "link", "set", "lo", "up"])
             server = TestServer(
                 name=name,
                 address=address,
@@ -288,13 +289,22 @@ def _start(server: TestServer, tmp: Path, init_py: Path, home: Path) -> subproce
         ],
     }
     (state / "init.json").write_text(json.dumps(config))
-    argv = ["ip", "netns", "exec", server.netns, "unshare", "--mount", "--uts", "--pid", "--fork"]
+    argv = [*_in_netns(server.netns), "unshare", "--mount", "--uts", "--pid", "--fork"]
     argv += ["--mount-proc", PYTHON, str(init_py), str(state / "init.json")]
     with open(server.log, "wb") as log:  # unshare's and init's errors too
         # Own session: a Ctrl-C at the terminal reaches pytest (which tears down), not the servers.
         return subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
         )
+
+
+def _in_netns(ns: str) -> list[str]:
+    """A command prefix that runs in network namespace ``ns``, and changes nothing else.
+
+    Not ``ip -n``/``ip netns exec``: they also remount ``/`` and ``/sys``, which fails
+    where ``/`` is not a mount point (a chroot).
+    """
+    return ["nsenter", f"--net=/run/netns/{ns}", "--"]
 
 
 def _sshd_config(address: str, port: int) -> str:

@@ -1,0 +1,32 @@
+"""Which hosts of a plan are this machine, and how server addresses are resolved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from newtlab.errors import PlanError
+from newtlab.lab import Lab
+from newtlab.runtime.hosts import resolve_addresses, this_machine, used_hosts
+from specfactory import linked, write_specs
+
+
+def test_a_server_with_one_of_this_machines_addresses_is_this_machine(tmp_path: Path) -> None:
+    servers = [{"name": "here", "address": "127.0.0.1"}, {"name": "far", "address": "192.0.2.9"}]
+    profiles = {"a": {"platform": "sw", "vm_host": "here"}, "b": {"platform": "sw"}}
+    spec = write_specs(
+        tmp_path / "lab", linked(("a:Ethernet0", "b:Ethernet0")), profiles=profiles,
+        newtlab={"servers": servers},
+    )  # fmt: skip
+    plan = Lab.load(spec).plan
+    assert this_machine(plan) == ["here"]
+    assert used_hosts(plan) == ["far", "here"]
+
+
+def test_names_resolve_once_and_a_bad_one_says_which_server() -> None:
+    assert resolve_addresses({"s1": "10.0.0.1", "s2": "localhost"}) == {"localhost": "127.0.0.1"}
+    with pytest.raises(
+        PlanError, match=r"server s3: cannot resolve its address 'no\.such\.host\.'"
+    ):
+        resolve_addresses({"s3": "no.such.host."})
