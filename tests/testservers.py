@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import ipaddress
 import json
 import os
@@ -193,6 +194,7 @@ def servers(count: int, tmp: Path, *, ready_timeout: float = 10.0) -> Iterator[l
     init_py = tmp / "testserver_init.py"
     init_py.write_text(_INIT_PY)
 
+    mounts_before = _mount_points()
     suffix = secrets.token_hex(3)
     names = [f"s{i}" for i in range(1, count + 1)]
     res = _Resources(
@@ -235,6 +237,9 @@ def servers(count: int, tmp: Path, *, ready_timeout: float = 10.0) -> Iterator[l
             wrappers.append(_start(server, tmp, init_py, home))
             result.append(server)
         _wait_ready(result, wrappers, ready_timeout)
+        leaked = {m for m in _mount_points() - mounts_before if not m.startswith("/run/netns/")}
+        if leaked:  # a server's private mounts showed up here: unsafe, stop now
+            raise TestServerError(f"test servers' mounts reached this namespace: {sorted(leaked)}")
         yield result
     finally:
         with _sigint_deferred():
@@ -289,13 +294,32 @@ def _start(server: TestServer, tmp: Path, init_py: Path, home: Path) -> subproce
         ],
     }
     (state / "init.json").write_text(json.dumps(config))
-    argv = [*_in_netns(server.netns), "unshare", "--mount", "--uts", "--pid", "--fork"]
-    argv += ["--mount-proc", PYTHON, str(init_py), str(state / "init.json")]
+    argv = [*_in_netns(server.netns), "unshare", "--mount", *_propagation(), "--uts", "--pid"]
+    argv += ["--fork", "--mount-proc", PYTHON, str(init_py), str(state / "init.json")]
     with open(server.log, "wb") as log:  # unshare's and init's errors too
         # Own session: a Ctrl-C at the terminal reaches pytest (which tears down), not the servers.
         return subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
         )
+
+
+@functools.cache
+def _propagation() -> list[str]:
+    """``unshare`` options for the servers' mount namespaces.
+
+    By default unshare makes every mount private, which needs ``/`` to be a mount
+    point. In a chroot it is not: there the mounts keep their propagation, and
+    ``servers`` checks that none of the servers' mounts reached this namespace.
+    """
+    probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True, text=True)
+    if probe.returncode != 0 and "propagation" in probe.stderr:
+        return ["--propagation", "unchanged"]
+    return []
+
+
+def _mount_points() -> set[str]:
+    with open("/proc/self/mountinfo") as handle:
+        return {line.split()[4] for line in handle}
 
 
 def _in_netns(ns: str) -> list[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,9 +26,21 @@ def test_a_server_with_one_of_this_machines_addresses_is_this_machine(tmp_path: 
     assert used_hosts(plan) == ["far", "here"]
 
 
-def test_names_resolve_once_and_a_bad_one_says_which_server() -> None:
-    assert resolve_addresses({"s1": "10.0.0.1", "s2": "localhost"}) == {"localhost": "127.0.0.1"}
-    with pytest.raises(
-        PlanError, match=r"server s3: cannot resolve its address 'no\.such\.host\.'"
-    ):
-        resolve_addresses({"s3": "no.such.host."})
+def test_names_resolve_once_and_a_bad_one_says_which_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[str] = []
+    real = socket.getaddrinfo
+
+    def lookup(host: str, *args: Any) -> Any:  # a resolver that knows one name
+        asked.append(host)
+        if host == "lab-1.example":
+            return real("10.1.2.3", *args)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    found = resolve_addresses({"s1": "10.0.0.1", "s2": "lab-1.example"})
+    assert found == {"lab-1.example": "10.1.2.3"} and asked == ["lab-1.example"]  # IPs: as given
+    expected = r"server s3: cannot resolve its address 'no\.such\.host' \(Name or service"
+    with pytest.raises(PlanError, match=expected):
+        resolve_addresses({"s3": "no.such.host"})

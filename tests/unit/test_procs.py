@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -20,9 +21,14 @@ def tagged() -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(
         [sys.executable, "-c", SLEEPER, "-name", "newtlab:unitlab:r1,process=x"]
     )
-    yield proc
-    proc.kill()
-    proc.wait()
+    try:
+        deadline = time.monotonic() + 10  # until it has exec'd: before, it shows pytest's argv
+        while "-name" not in (procs.cmdline(proc.pid) or []) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_tag_finds_and_identifies(tagged: subprocess.Popen[bytes]) -> None:
