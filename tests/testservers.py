@@ -101,7 +101,19 @@ class TestServer:
         if not self.init_pid or _start_time(self.init_pid) != self._init_start:
             raise TestServerError(f"{self.name} is not running")
         return subprocess.run(
-            ["nsenter", "-t", str(self.init_pid), "-n", "-m", "-p", "-u", "--wd=/", "--", *argv],
+            [
+                "nsenter",
+                "-t",
+                str(self.init_pid),
+                "-n",
+                "-m",
+                "-p",
+                "-u",
+                "-r",
+                "--wd=/",
+                "--",
+                *argv,
+            ],
             check=check,
             input=input,
             capture_output=True,
@@ -140,12 +152,14 @@ class TestServer:
     def pids(self) -> list[int]:
         """Host PIDs of the processes in this server, without its init and sshd."""
         return sorted(
-            pid for pid in _netns_pids(self.netns) if pid not in self._infra and _exe(pid) != SSHD
+            pid
+            for pid in _netns_pids(self.netns)
+            if pid not in self._infra and not _runs(pid, SSHD)
         )
 
     def stop_sshd(self) -> None:
         """Make the server unreachable: its listening sshd is killed, so logins are refused."""
-        if self.sshd_pid and _exe(self.sshd_pid) == SSHD:
+        if self.sshd_pid and _runs(self.sshd_pid, SSHD):
             os.kill(self.sshd_pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
         while self.ssh("true", timeout=5).returncode == 0:
@@ -162,7 +176,7 @@ class TestServer:
             if time.monotonic() > deadline:
                 raise TestServerError(f"{self.name}: sshd did not come back")
             time.sleep(0.1)
-        listening = [pid for pid in _netns_pids(self.netns) if _exe(pid) == SSHD]
+        listening = [pid for pid in _netns_pids(self.netns) if _runs(pid, SSHD)]
         self.sshd_pid = min(listening)  # the listener is the oldest sshd
 
     def holds_path(self, path: str | Path) -> bool:
@@ -372,7 +386,7 @@ def _wait_ready(
                 server._init_start = _start_time(server.init_pid) if server.init_pid else 0
             if server.init_pid and not server.sshd_pid:
                 children = _children(server.init_pid)
-                server.sshd_pid = next((p for p in children if _exe(p) == SSHD), 0)
+                server.sshd_pid = next((p for p in children if _runs(p, SSHD)), 0)
             if server.sshd_pid:  # probe all servers at once: a login takes ~0.5 s here
                 probes[i] = subprocess.Popen(
                     server.ssh_argv("true"),
@@ -588,11 +602,14 @@ def _kill_in_netns(pid: int, ns: str) -> None:
         os.close(pidfd)
 
 
-def _exe(pid: int) -> str:
+def _runs(pid: int, program: str) -> bool:
+    """Whether ``pid`` runs ``program``, compared by file identity: the link's text is
+    not a path of ours for a process in another mount namespace under a chroot."""
     try:
-        return os.readlink(f"/proc/{pid}/exe")
+        running, wanted = os.stat(f"/proc/{pid}/exe"), os.stat(program)
     except OSError:
-        return ""
+        return False
+    return (running.st_dev, running.st_ino) == (wanted.st_dev, wanted.st_ino)
 
 
 def _stat(pid: int) -> list[str]:
