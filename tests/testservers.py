@@ -41,6 +41,7 @@ from typing import Any
 SSHD = "/usr/sbin/sshd"
 PYTHON = "/usr/bin/python3"  # not a pyenv shim: the server's init runs with this
 REGISTRY = Path("/run/newtlab-testservers")
+NETNS_RUN = "/run/netns"
 BENCHMARK_NET = ipaddress.IPv4Network("198.18.0.0/15")
 SERVER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SSH_OPTIONS = (
@@ -251,7 +252,9 @@ def servers(count: int, tmp: Path, *, ready_timeout: float = 10.0) -> Iterator[l
             wrappers.append(_start(server, tmp, init_py, home))
             result.append(server)
         _wait_ready(result, wrappers, ready_timeout)
-        leaked = {m for m in _mount_points() - mounts_before if not m.startswith("/run/netns/")}
+        leaked = {  # /run/netns and the namespaces in it are iproute2's, not the servers'
+            m for m in _mount_points() - mounts_before if m.split("/")[:3] != ["", "run", "netns"]
+        }
         if leaked:  # a server's private mounts showed up here: unsafe, stop now
             raise TestServerError(f"test servers' mounts reached this namespace: {sorted(leaked)}")
         yield result
@@ -260,6 +263,10 @@ def servers(count: int, tmp: Path, *, ready_timeout: float = 10.0) -> Iterator[l
             failures = _teardown(res, wrappers)
             if not failures:
                 (REGISTRY / f"{suffix}.json").unlink(missing_ok=True)
+            # ip netns add makes /run/netns a mount point; undo that if it was ours.
+            netns_run = Path(NETNS_RUN)
+            if str(netns_run) not in mounts_before and not any(netns_run.glob("*")):
+                _try(["umount", NETNS_RUN])
         if failures:
             raise TestServerError("test servers not cleaned up: " + "; ".join(failures))
 
