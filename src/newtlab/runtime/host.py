@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from ..plan.model import Accel, NodePlan
 from ..plan.ports import PortUse
@@ -33,6 +33,11 @@ class LabProcess:
     pid: int
     kind: ProcessKind
     node: str = ""  # the VM, for kind "qemu"
+
+
+def lab_processes(rows: list[Any]) -> list[LabProcess]:
+    """``LabProcess``es from the agent's ``(pid, kind, node)`` rows."""
+    return [LabProcess(pid, cast(ProcessKind, kind), node) for pid, kind, node in rows]
 
 
 @dataclass(frozen=True)

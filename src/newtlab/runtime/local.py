@@ -17,7 +17,7 @@ from ..errors import RuntimeFailure
 from ..plan.model import LOCAL_HOST, Accel, NodePlan
 from ..plan.ports import PortUse
 from .agent import AgentError, ops
-from .host import CommandResult, LabProcess, ProcessKind, Say
+from .host import CommandResult, LabProcess, Say, lab_processes
 from .images import probe_files
 
 T = TypeVar("T")
@@ -28,10 +28,6 @@ async def _call(operation: Callable[..., T], **arguments: Any) -> T:
         return await asyncio.to_thread(operation, **arguments)
     except AgentError as exc:
         raise RuntimeFailure(str(exc)) from None
-
-
-def _processes(found: list[Any]) -> list[LabProcess]:
-    return [LabProcess(pid, cast(ProcessKind, kind), node) for pid, kind, node in found]
 
 
 class LocalHost:
@@ -78,11 +74,11 @@ class LocalHost:
         return await _call(ops.vm_running, lab=lab, node=node, pid=pid)
 
     async def processes(self, lab: str) -> list[LabProcess]:
-        return _processes(await _call(ops.processes, lab=lab))
+        return lab_processes(await _call(ops.processes, lab=lab))
 
     async def survey(self, lab: str) -> tuple[list[LabProcess], dict[str, Any] | None]:
         found = await _call(ops.survey, lab=lab)
-        return _processes(found["processes"]), found["stats"]
+        return lab_processes(found["processes"]), found["stats"]
 
     async def start_bridge(self, lab: str, config: dict[str, Any]) -> int:
         return await _call(ops.start_bridge, lab=lab, config=config)

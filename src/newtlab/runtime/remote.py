@@ -30,7 +30,7 @@ from ..plan.model import Accel, HostPlan, NodePlan
 from ..plan.ports import PortUse
 from . import bundle
 from .agent import files
-from .host import CommandResult, LabProcess, ProcessKind, Say
+from .host import CommandResult, LabProcess, Say, lab_processes
 from .images import content_digest, probe_files
 
 MAX_SESSIONS = 8
@@ -112,10 +112,6 @@ async def connect(server: HostPlan, store: Path) -> asyncssh.SSHClientConnection
     except (OSError, asyncssh.Error) as exc:
         reason = getattr(exc, "reason", "") or getattr(exc, "strerror", "") or str(exc)
         raise RuntimeFailure(f"{where}: cannot connect: {reason or type(exc).__name__}") from None
-
-
-def _processes(found: list[Any]) -> list[LabProcess]:
-    return [LabProcess(pid, cast(ProcessKind, kind), node) for pid, kind, node in found]
 
 
 class RemoteHost:
@@ -278,11 +274,11 @@ class RemoteHost:
         return bool(await self._agent("vm_running", lab=lab, node=node, pid=pid))
 
     async def processes(self, lab: str) -> list[LabProcess]:
-        return _processes(await self._agent("processes", lab=lab))
+        return lab_processes(await self._agent("processes", lab=lab))
 
     async def survey(self, lab: str) -> tuple[list[LabProcess], dict[str, Any] | None]:
         found = await self._agent("survey", lab=lab)
-        return _processes(found["processes"]), found["stats"]
+        return lab_processes(found["processes"]), found["stats"]
 
     # -- the bridge ------------------------------------------------------------------------
 
