@@ -21,10 +21,6 @@ def node_plan(state: LabState, name: str) -> NodePlan:
     raise RuntimeFailure(f"lab {state.name} has no node {name!r}")
 
 
-def connect_host(node: NodePlan) -> str:
-    return node.ssh_bind
-
-
 def ssh_argv(state: LabState, node: NodePlan, command: list[str]) -> list[str]:
     """``ssh`` with the lab's key, no host-key pinning (lab VMs are recreated often)."""
     if command and command[0] == "--":
@@ -42,4 +38,4 @@ def ssh_argv(state: LabState, node: NodePlan, command: list[str]) -> list[str]:
     ]
     if state.ssh_key_path and Path(state.ssh_key_path).exists():
         argv += ["-i", state.ssh_key_path]
-    return [*argv, f"{node.ssh_user}@{connect_host(node)}", *command]
+    return [*argv, f"{node.ssh_user}@{node.ssh_bind}", *command]

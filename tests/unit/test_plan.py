@@ -322,7 +322,8 @@ def test_cross_host_link_is_one_connection_bridge_to_bridge(tmp_path: Path) -> N
     assert [(u.host, u.bind, u.port) for u in exposed] == [("s1", "10.0.0.1", cross.z_port)]
     # SSH is forwarded on each server's own address (newtron reaches VMs there); consoles
     # stay on loopback, reached through the host.
-    assert (plan.node("b").ssh_bind, plan.node("b").host_address) == ("10.0.0.2", "10.0.0.2")
+    assert (plan.node("b").host, plan.node("b").ssh_bind) == ("s2", "10.0.0.2")
+    assert [h.ip for h in plan.hosts if h.name == "s2"] == ["10.0.0.2"]
     assert "user,id=mgmt,hostfwd=tcp:10.0.0.2:40001-:22" in plan.node("b").qemu_argv
     assert any(a.startswith("socket,id=console,host=127.0.0.1,") for a in plan.node("b").qemu_argv)
 

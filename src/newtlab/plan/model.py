@@ -67,7 +67,6 @@ class NodePlan(_Frozen):
     device_type: str
     platform: str
     host: str
-    host_address: str = Field(description="the IP its host is reached at (profiles' mgmt_ip)")
     ssh_bind: str = Field(description="where QEMU forwards SSH: loopback, or its server's IP")
     image: str
     memory: int

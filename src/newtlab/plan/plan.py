@@ -188,7 +188,6 @@ def build_plan(
             device_type=node.device_type,
             platform=node.platform,
             host=host.name,
-            host_address=host.ip,
             # newtron reaches a VM at its server's address; on one machine, loopback only
             ssh_bind=LOOPBACK if single_host else host.ip,
             image=node.image,
