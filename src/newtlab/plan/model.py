@@ -60,6 +60,37 @@ class ConsolePlan(_Frozen):
     bootstrap: list[str]
     create_user: list[str]
     install_key: list[str]
+    set_password: list[str] = Field(
+        default_factory=list, description="run when the console logged in without a password"
+    )
+
+
+class HostInterfacePlan(_Frozen):
+    """One interface of a virtual host: a NIC of its host VM, moved into its namespace."""
+
+    name: str = Field(description="its name inside the host: eth0, eth1, …")
+    nic: int = Field(description="the host VM's NIC carrying it")
+    mac: str
+    address: str = Field(default="", description="CIDR, or '' when it has none")
+    peer: str = Field(default="", description="the address at the link's other end, if any")
+
+
+class VirtualHostPlan(_Frozen):
+    """A virtual host: its own network and UTS namespaces inside a host VM."""
+
+    name: str
+    vm: str
+    index: int = Field(description="its position among the hosts of its VM")
+    interfaces: list[HostInterfacePlan]
+    gateway: str = Field(default="", description="its default route ('' for none)")
+
+    @property
+    def namespace(self) -> str:
+        return self.name
+
+    @property
+    def addresses(self) -> list[str]:
+        return [i.address for i in self.interfaces if i.address]
 
 
 class NodePlan(_Frozen):
@@ -85,6 +116,7 @@ class NodePlan(_Frozen):
     dataplane: str
     image_release: str
     hosts: list[str] = Field(default_factory=list)
+    vhosts: list[VirtualHostPlan] = Field(default_factory=list)
     nics: list[NicPlan]
     extra_devices: list[str] = Field(default_factory=list)
     qemu_argv: list[str]

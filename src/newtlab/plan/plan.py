@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..errors import PlanError
+from ..errors import PlanError, SpecError, SpecErrors
 from ..spec.load import Specs
 from ..spec.models import NewtlabSection
 from ..spec.names import SAFE_NAME_HINT, is_safe_name
@@ -17,6 +17,7 @@ from .nodes import Homes, NodeSpec, resolve_nodes
 from .placement import place_nodes, place_workers
 from .ports import check_ranges, device_ports, link_ports, stats_port
 from .qemu_args import qemu_argv
+from .vhosts import plan_vhosts
 
 
 def lab_name_for(spec_dir: Path) -> str:
@@ -179,9 +180,15 @@ def build_plan(
 
     device_index = {d: i for i, d in enumerate(sorted(specs.topology.devices))}
     node_plans = []
+    host_errors: list[SpecError] = []
     for node in nodes:
         ssh_port, console_port = device_ports(section, device_index[node.port_device])
         nics = _nics(node, listens[node.name], macs)
+        try:
+            vhosts = plan_vhosts(specs, node.name, node.hosts, nics)
+        except SpecErrors as exc:
+            host_errors += exc.errors
+            continue
         host = server[host_of[node.name]]
         planned = NodePlan(
             name=node.name,
@@ -207,6 +214,7 @@ def build_plan(
             dataplane=node.dataplane,
             image_release=node.image_release,
             hosts=node.hosts,
+            vhosts=vhosts,
             nics=nics,
             extra_devices=node.extra_devices,
             qemu_argv=[],
@@ -214,6 +222,8 @@ def build_plan(
         # The argv is one rendering of the finished node plan.
         argv = qemu_argv(lab, planned, accels[host.name])
         node_plans.append(planned.model_copy(update={"qemu_argv": argv}))
+    if host_errors:
+        raise SpecErrors(host_errors)
 
     stats_ports = {host: stats_port(section, b) for b, host in enumerate(with_bridge)}
     return Plan(

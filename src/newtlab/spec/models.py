@@ -30,9 +30,12 @@ class ConsoleDialog(_Open):
     """How to log in on a VM's serial console and prepare it for SSH.
 
     Each command list runs in order after login. ``{ssh_user}``,
-    ``{ssh_pass}``, ``{ssh_pubkey}`` and ``{hostname}`` are replaced by
-    shell-quoted values. ``create_user`` runs only when the SSH user differs
-    from the console user. Unset fields take the device type's defaults.
+    ``{ssh_pass}``, ``{ssh_pubkey}``, ``{hostname}``, ``{console_user}`` and
+    ``{console_pass}`` are replaced by shell-quoted values. ``set_password``
+    runs first when the console logged in without asking for a password
+    (autologin), so that ``vm_credentials`` work for SSH too; ``create_user``
+    runs only when the SSH user differs from the console user. Unset fields
+    take the device type's defaults.
     """
 
     login_prompt: str | None = None
@@ -41,6 +44,7 @@ class ConsoleDialog(_Open):
     bootstrap: list[str] | None = None
     create_user: list[str] | None = None
     install_key: list[str] | None = None
+    set_password: list[str] | None = None
 
 
 class PlatformSpec(_Open):
@@ -95,10 +99,13 @@ class DeviceProfile(_Open):
     vm_memory: int | None = Field(default=None, gt=0)
     vm_cpus: int | None = Field(default=None, gt=0)
     vm_host: str = ""
+    host_ip: str = ""  # a virtual host's address (CIDR); derived from its links when unset
+    host_gateway: str = ""  # a virtual host's default route; derived when unset
 
 
 class TopologyInterface(_Open):
     link: str | None = None
+    ip: str | None = None  # the interface's address (CIDR): virtual hosts derive theirs from it
 
 
 class TopologyDevice(_Open):

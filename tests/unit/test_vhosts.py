@@ -1,0 +1,205 @@
+"""Virtual hosts: address derivation, profile overrides, and the script sent to the host VM."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from newtlab.errors import SpecErrors
+from newtlab.lab import Lab
+from newtlab.plan.model import HostInterfacePlan, VirtualHostPlan
+from newtlab.plan.vhost_script import login_shell, setup_script
+from newtlab.plan.vhosts import AddressError, derive_address
+from specfactory import write_specs
+
+# -- derive_address ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("peer", "index", "expected"),
+    [
+        ("10.1.0.0/31", 0, "10.1.0.1/31"),
+        ("10.1.0.1/31", 3, "10.1.0.0/31"),  # the pair decides, not the host's index
+        ("10.1.0.1/30", 0, "10.1.0.2/30"),
+        ("10.1.0.2/30", 5, "10.1.0.1/30"),
+        ("10.1.100.1/24", 0, "10.1.100.10/24"),
+        ("10.1.100.1/24", 1, "10.1.100.20/24"),
+        ("10.1.100.254/24", 24, "10.1.100.250/24"),
+        ("10.9.0.1/16", 2, "10.9.0.30/16"),
+        ("10.1.0.1/28", 0, "10.1.0.10/28"),
+        ("2001:db8::1/64", 1, "2001:db8::14/64"),
+    ],
+)
+def test_derived_addresses(peer: str, index: int, expected: str) -> None:
+    assert derive_address(peer, index) == expected
+
+
+@pytest.mark.parametrize(
+    ("peer", "index", "why"),
+    [
+        ("10.1.0.0/30", 0, "not a usable address"),  # the network address of a /30
+        ("10.1.0.3/30", 0, "not a usable address"),  # its broadcast
+        ("10.1.0.1/32", 0, "no address for the host"),
+        ("10.1.0.1", 0, "no address for the host"),  # no prefix: nothing to derive from
+        ("10.1.0.1/28", 1, "outside 10.1.0.0/28"),  # .20 is beyond .15
+        ("10.1.0.10/24", 0, "the peer's own"),
+        ("not-an-ip/24", 0, "not an address"),
+    ],
+)
+def test_underivable_addresses(peer: str, index: int, why: str) -> None:
+    with pytest.raises(AddressError, match=why):
+        derive_address(peer, index)
+
+
+def test_derived_address_may_not_be_the_broadcast() -> None:
+    # /27: network + 10 × 3 = .30 is usable, + 10 × 4 = .40 is outside, .31 the broadcast.
+    assert derive_address("10.0.0.1/27", 2) == "10.0.0.30/27"
+    with pytest.raises(AddressError, match="outside"):
+        derive_address("10.0.0.1/27", 3)
+
+
+# -- the plan ------------------------------------------------------------------------
+
+HOST = {"platform": "host"}
+
+
+def _plan(tmp_path: Path, devices: dict[str, Any], profiles: dict[str, Any]) -> Any:
+    return Lab.load(write_specs(tmp_path / "lab", devices, profiles=profiles)).plan
+
+
+def _iface(link: str, ip: str | None = None) -> dict[str, Any]:
+    return {"link": link, **({"ip": ip} if ip else {})}
+
+
+def _fabric(**ips: str) -> dict[str, Any]:
+    """sw with Ethernet0..3 linked to h1:eth0, h2:eth0, h3:eth0, h3:eth1 (ips by interface)."""
+    sw = {
+        f"Ethernet{i}": _iface(end, ips.get(f"Ethernet{i}"))
+        for i, end in enumerate(["h1:eth0", "h2:eth0", "h3:eth0", "h3:eth1"])
+    }
+    return {
+        "sw": {"interfaces": sw},
+        "h1": {"interfaces": {"eth0": _iface("sw:Ethernet0")}},
+        "h2": {"interfaces": {"eth0": _iface("sw:Ethernet1")}},
+        "h3": {"interfaces": {"eth0": _iface("sw:Ethernet2"), "eth1": _iface("sw:Ethernet3")}},
+    }
+
+
+def test_hosts_derive_addresses_and_routes(tmp_path: Path) -> None:
+    devices = _fabric(Ethernet0="10.0.0.0/31", Ethernet1="10.0.1.1/30", Ethernet2="10.0.2.1/24",
+                      Ethernet3="10.0.3.1/24")  # fmt: skip
+    plan = _plan(tmp_path, devices, {"h1": HOST, "h2": HOST, "h3": HOST, "sw": {"platform": "sw"}})
+    h1, h2, h3 = plan.node("hostvm-0").vhosts
+    assert (h1.name, h1.index, h1.addresses, h1.gateway) == ("h1", 0, ["10.0.0.1/31"], "10.0.0.0")
+    assert (h2.addresses, h2.gateway) == (["10.0.1.2/30"], "10.0.1.1")
+    # h3 is host number 3 of the VM: .30 on both wide subnets; route via its eth0's peer.
+    assert [(i.name, i.nic, i.address) for i in h3.interfaces] == [
+        ("eth0", 3, "10.0.2.30/24"),
+        ("eth1", 4, "10.0.3.30/24"),
+    ]
+    assert h3.gateway == "10.0.2.1"
+    macs = {n.index: n.mac for n in plan.node("hostvm-0").nics}
+    assert [i.mac for i in h3.interfaces] == [macs[3], macs[4]]
+
+
+def test_profile_address_and_gateway_win(tmp_path: Path) -> None:
+    devices = _fabric(Ethernet0="10.0.0.0/31")
+    profiles = {
+        "h1": {"platform": "host", "host_ip": "192.168.5.7/24", "host_gateway": "192.168.5.1"},
+        "h2": {"platform": "host", "host_ip": "10.7.0.2/24"},
+        "h3": HOST,
+        "sw": {"platform": "sw"},
+    }
+    h1, h2, h3 = _plan(tmp_path, devices, profiles).node("hostvm-0").vhosts
+    assert (h1.addresses, h1.gateway) == (["192.168.5.7/24"], "192.168.5.1")
+    assert (h2.addresses, h2.gateway) == (["10.7.0.2/24"], "")  # no peer ip: no route
+    assert (h3.addresses, h3.gateway) == ([], "")  # neither: no address at all
+
+
+def test_address_problems_are_reported_together(tmp_path: Path) -> None:
+    devices = _fabric(Ethernet0="10.0.0.1/32", Ethernet1="10.0.1.3/30")
+    profiles = {
+        "h1": HOST,
+        "h2": HOST,
+        "h3": {"platform": "host", "host_ip": "10.5.0.1", "host_gateway": "nope"},
+        "sw": {"platform": "sw"},
+    }
+    with pytest.raises(SpecErrors) as caught:
+        _plan(tmp_path, devices, profiles)
+    found = {(Path(e.file).name, e.path) for e in caught.value.errors}
+    assert found == {
+        ("topology.json", "devices.sw.interfaces.Ethernet0.ip"),
+        ("topology.json", "devices.sw.interfaces.Ethernet1.ip"),
+        ("h3.json", "host_ip"),
+        ("h3.json", "host_gateway"),
+    }
+    assert "set \"host_ip\" in profiles/h1.json" in str(caught.value)
+
+
+def test_gateway_off_every_subnet_is_refused(tmp_path: Path) -> None:
+    devices = _fabric(Ethernet0="10.0.0.0/31")
+    profiles = {"h1": {"platform": "host", "host_gateway": "10.9.9.9"}, "h2": HOST, "h3": HOST,
+                "sw": {"platform": "sw"}}  # fmt: skip
+    with pytest.raises(SpecErrors, match=r"gateway 10\.9\.9\.9 is on none of h1's subnets"):
+        _plan(tmp_path, devices, profiles)
+
+
+def test_host_without_links_gets_only_lo(tmp_path: Path) -> None:
+    devices = {"lonely": {"interfaces": {}}}
+    plan = _plan(tmp_path, devices, {"lonely": HOST})
+    (vhost,) = plan.node("hostvm-0").vhosts
+    assert vhost.interfaces == [] and vhost.gateway == ""
+    with pytest.raises(SpecErrors, match="no link to carry host_ip"):
+        _plan(tmp_path / "b", devices, {"lonely": {"platform": "host", "host_ip": "10.0.0.2/24"}})
+
+
+# -- the script ----------------------------------------------------------------------
+
+
+def _host(name: str = "h1", *ifaces: HostInterfacePlan, gateway: str = "") -> VirtualHostPlan:
+    return VirtualHostPlan(name=name, vm="hostvm-0", index=0, interfaces=list(ifaces),
+                           gateway=gateway)  # fmt: skip
+
+
+def test_script_builds_each_host_in_order() -> None:
+    eth0 = HostInterfacePlan(name="eth0", nic=1, mac="52:54:00:00:00:01", address="10.0.0.1/31",
+                             peer="10.0.0.0")  # fmt: skip
+    eth1 = HostInterfacePlan(name="eth1", nic=2, mac="52:54:00:00:00:02")
+    script = setup_script([_host("h1", eth0, eth1, gateway="10.0.0.0")], "root", "ssh-ed25519 AA k")
+    lines = script.splitlines()
+
+    def at(line: str) -> int:
+        return lines.index(line)
+
+    assert at("ip netns add h1") < at("unshare --uts=/run/newtlab/uts/h1 hostname h1")
+    assert at("dev=$(nic 52:54:00:00:00:01)") < at('ip -n h1 link set dev "$dev" name eth0')
+    assert at("ip -n h1 addr add 10.0.0.1/31 dev eth0") < at(
+        "ip -n h1 route add default via 10.0.0.0"
+    )
+    eth1_part = script.split("dev=$(nic 52:54:00:00:00:02)")[1].split("cat >")[0]
+    assert "addr add" not in eth1_part  # no address: the NIC is only moved and up
+    assert "echo 'ssh-ed25519 AA k' > /home/h1/.ssh/authorized_keys" in lines
+    assert "ip -n h1 link set lo up" in lines
+
+
+def test_script_quotes_every_name() -> None:
+    odd = "h'1 $(x)"
+    script = setup_script([_host(odd)], "ro ot", "")
+    assert f"ip netns add {shlex.quote(odd)}" in script
+    assert "-v u='ro ot'" in script
+    # Outside single quotes (and comments), the name's $(x) never reaches the shell.
+    for line in script.splitlines():
+        if not line.lstrip().startswith("#"):
+            assert "$(x)" not in re.sub(r"'[^']*'|\"[^\"]*\"", "", line), line
+
+
+def test_script_is_valid_sh() -> None:
+    eth0 = HostInterfacePlan(name="eth0", nic=1, mac="52:54:00:00:00:01", address="10.0.0.1/31")
+    script = setup_script([_host("h1", eth0), _host("h2")], "root", "ssh-ed25519 AA k")
+    subprocess.run(["sh", "-n"], input=script, text=True, check=True)
+    subprocess.run(["sh", "-n"], input=login_shell("h1"), text=True, check=True)
