@@ -51,9 +51,25 @@ def create_key_pair(path: Path) -> str:
     return public
 
 
-async def run(target: SSHTarget, command: str, timeout: float = 60) -> asyncssh.SSHCompletedProcess:
+async def run(
+    target: SSHTarget, command: str, timeout: float = 60, stdin: str | None = None
+) -> asyncssh.SSHCompletedProcess:
     async with asyncssh.connect(**target.options(min(timeout, 15))) as conn:
-        return await asyncio.wait_for(conn.run(command, check=False), timeout)
+        return await asyncio.wait_for(conn.run(command, input=stdin, check=False), timeout)
+
+
+async def run_checked(
+    target: SSHTarget, command: str, what: str, timeout: float, stdin: str | None = None
+) -> str:
+    """Run ``command`` and return its output; a failure says ``what`` failed and why."""
+    try:
+        result = await run(target, command, timeout, stdin)
+    except (TimeoutError, OSError, asyncssh.Error) as exc:
+        raise RuntimeFailure(f"{what} failed: {exc or type(exc).__name__}") from None
+    if result.exit_status != 0:
+        said = str(result.stderr or result.stdout or "").strip().splitlines()[-5:]
+        raise RuntimeFailure(f"{what} failed (exit {result.exit_status}): " + " / ".join(said))
+    return str(result.stdout or "")
 
 
 async def wait_ready(target: SSHTarget, deadline: float, interval: float = 0.5) -> None:
