@@ -21,6 +21,7 @@ CONSOLE = ConsolePlan(
     bootstrap=["echo net-up {hostname}"],
     create_user=["echo create {ssh_user}"],
     install_key=["echo key {ssh_pubkey}"],
+    set_password=["echo password {console_user}:{console_pass}"],
 )
 
 
@@ -31,14 +32,17 @@ class FakeConsole:
     prompts, and runs each line with /bin/sh.
     """
 
-    def __init__(self, password: str = "secret", boot_delay: float = 0.0) -> None:
+    def __init__(
+        self, password: str = "secret", boot_delay: float = 0.0, autologin: bool = False
+    ) -> None:
         self.password = password
         self.boot_delay = boot_delay
+        self.autologin = autologin  # a shell from the start, like a getty with autologin
         self.commands: list[str] = []
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(self.boot_delay)
-        state = "login"
+        state = "shell" if self.autologin else "login"
         try:
             while True:
                 line = await reader.readuntil(b"\r")
@@ -97,6 +101,19 @@ def test_same_user_skips_user_creation() -> None:
         run_against(fake, {"ssh_user": "root", "ssh_pubkey": "", "hostname": "h"})
     )
     assert outputs == ["net-up h"]
+
+
+def test_autologin_console_sets_the_credentials_password_first() -> None:
+    fake = FakeConsole(autologin=True)
+    values = {"ssh_user": "root", "hostname": "h", "console_user": "root",
+              "console_pass": "p w"}  # fmt: skip
+    outputs = asyncio.run(run_against(fake, values))
+    assert outputs == ["password root:p w", "net-up h"]
+
+
+def test_password_login_does_not_set_the_password() -> None:
+    values = {"ssh_user": "root", "hostname": "h", "console_user": "root", "console_pass": "s"}
+    assert asyncio.run(run_against(FakeConsole(), values)) == ["net-up h"]
 
 
 def test_wrong_password_is_reported() -> None:

@@ -119,12 +119,16 @@ def fill(template: str, values: Mapping[str, str]) -> str:
     return template.format_map(quoted)
 
 
-async def login(session: ConsoleSession, console: ConsolePlan, deadline: float) -> None:
-    """Get to a shell prompt, logging in if the console shows a login prompt."""
+async def login(session: ConsoleSession, console: ConsolePlan, deadline: float) -> bool:
+    """Get to a shell prompt, logging in if the console shows a login prompt.
+
+    True if a password was typed; False for a console that logs in by itself.
+    """
     login_re = re.compile(console.login_prompt)
     password_re = re.compile(console.password_prompt)
     shell_re = re.compile(console.shell_prompt)
     incorrect = re.compile(r"(?i)login incorrect|authentication failure|permission denied")
+    typed = False
     while True:
         which, _ = await session.expect([login_re, shell_re], deadline, nudge="\r")
         if which == 1:
@@ -133,6 +137,7 @@ async def login(session: ConsoleSession, console: ConsolePlan, deadline: float) 
         which, _ = await session.expect([password_re, shell_re, login_re, incorrect], deadline)
         if which == 0:
             await session.send(console.password + "\r")
+            typed = True
             which, _ = await session.expect([shell_re, incorrect, login_re], deadline)
             if which == 0:
                 break
@@ -145,6 +150,7 @@ async def login(session: ConsoleSession, console: ConsolePlan, deadline: float) 
             raise RuntimeFailure(f"console login as {console.user!r} was refused")
     # Synchronise: from here on, output belongs to our commands.
     await session.run("true", deadline)
+    return typed
 
 
 async def bootstrap(
@@ -155,16 +161,19 @@ async def bootstrap(
     deadline: float,
     step: Callable[[str], None] = lambda _: None,
 ) -> list[CommandResult]:
-    """Log in on the console and run the bootstrap, user and key commands in order."""
+    """Log in on the console and run the password, bootstrap, user and key commands in order."""
     session = await ConsoleSession.connect(host, port, deadline)
     try:
         try:
-            await login(session, console, deadline)
+            typed_password = await login(session, console, deadline)
         except TimeoutError as exc:
             raise RuntimeFailure(
                 f"no login prompt on the serial console (last output: {str(exc)[-200:]!r})"
             ) from None
-        commands = list(console.bootstrap)
+        commands = []
+        if not typed_password and console.user and console.password:
+            commands += console.set_password  # so vm_credentials work over SSH as well
+        commands += console.bootstrap
         if values.get("ssh_user") and values["ssh_user"] != console.user:
             commands += console.create_user
         if values.get("ssh_pubkey"):
