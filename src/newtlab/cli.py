@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .access import node_plan, ssh_argv
+from .access import node_plan, resolve_target, ssh_argv
 from .errors import NewtlabError, PortConflictError, RuntimeFailure
 from .home import cache_dir, images_dir
 from .lab import Lab, destroy_lab, lab_of_node
@@ -214,27 +214,57 @@ def list_(json_out: JsonOpt = False) -> None:
     out.print(table)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def ssh(
-    ctx: typer.Context,
-    node: Annotated[str, typer.Argument(help="node name")],
-    lab: LabOpt = None,
-) -> None:
-    """Open an SSH session to a node (with the lab's key); `-- CMD` runs a command."""
+def _exec_ssh(node: str, lab: str | None, command: list[str], exact: bool) -> None:
     target = lab_of_node(node, lab)
     state = load_state(target.name)
-    argv = ssh_argv(state, node_plan(state, node), list(ctx.args))
+    argv = ssh_argv(state, resolve_target(state, node), command, exact=exact)
     try:
         os.execvp(argv[0], argv)
     except FileNotFoundError:
         raise NewtlabError("ssh not found — install openssh-client") from None
 
 
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+@app.command(context_settings=_PASS_THROUGH)
+def ssh(
+    ctx: typer.Context,
+    node: Annotated[str, typer.Argument(help="node or virtual host name")],
+    lab: LabOpt = None,
+) -> None:
+    """Open an SSH session to a node or virtual host (with the lab's key).
+
+    `-- CMD…` runs a command as ssh does: the words, joined by spaces, are read
+    by the remote shell (or the device's CLI).
+    """
+    _exec_ssh(node, lab, list(ctx.args), exact=False)
+
+
+@app.command("exec", context_settings=_PASS_THROUGH)
+def exec_(
+    ctx: typer.Context,
+    node: Annotated[str, typer.Argument(help="node or virtual host name")],
+    lab: LabOpt = None,
+) -> None:
+    """Run exactly `-- ARGV…` on a Linux node or virtual host; exit with its status.
+
+    Each word is quoted for the remote shell, like `docker exec`:
+    `newtlab exec host1 -- sh -c 'echo $HOSTNAME'` runs that one `sh -c`.
+    """
+    args = list(ctx.args)
+    if args and args[0] == "--":
+        args = args[1:]
+    if not args:
+        raise NewtlabError(f"nothing to run: newtlab exec {node} -- COMMAND [ARG…]")
+    _exec_ssh(node, lab, args, exact=True)
+
+
 @app.command()
 def console(node: Annotated[str, typer.Argument(help="node name")], lab: LabOpt = None) -> None:
     """Attach to a node's serial console (Ctrl-] leaves)."""
     target = lab_of_node(node, lab)
-    plan_node = node_plan(load_state(target.name), node)
+    plan_node = node_plan(load_state(target.name), node, "console")
     err.print(
         f"console of {node} on port {plan_node.console_port} — Ctrl-] to leave",
         highlight=False,
@@ -280,7 +310,7 @@ def logs(
 ) -> None:
     """Print a node's serial console log (or QEMU's log with --qemu)."""
     target = lab_of_node(node, lab)
-    node_plan(load_state(target.name), node)
+    node_plan(load_state(target.name), node, "logs")
     target.logs(node, qemu=qemu_log, follow=follow)
 
 

@@ -146,7 +146,7 @@ class Lab:
         """Power a node off (its disk and its links' other ends are kept)."""
         with lab_lock(self.name):
             state = load_state(self.name)
-            plan_node = node_plan(state, node)
+            plan_node = node_plan(state, node, "stop")
 
             async def work(hosts: Hosts) -> None:
                 host = hosts[plan_node.host]
@@ -163,7 +163,7 @@ class Lab:
         """
         with lab_lock(self.name):
             state = load_state(self.name)
-            plan_node = node_plan(state, node)
+            plan_node = node_plan(state, node, "start")
 
             async def work(hosts: Hosts) -> None:
                 host = hosts[plan_node.host]
@@ -203,7 +203,7 @@ class Lab:
     def console(self, node: str) -> None:
         """Attach this terminal to the node's serial console until Ctrl-]."""
         state = load_state(self.name)
-        plan_node = node_plan(state, node)
+        plan_node = node_plan(state, node, "console")
 
         async def work(hosts: Hosts) -> None:
             async with hosts[plan_node.host].reach(plan_node.console_port) as (address, port):
@@ -214,7 +214,7 @@ class Lab:
     def logs(self, node: str, *, qemu: bool = False, follow: bool = False) -> None:
         """Copy the node's console log (or QEMU's log) to stdout; ``follow`` keeps going."""
         state = load_state(self.name)
-        plan_node = node_plan(state, node)
+        plan_node = node_plan(state, node, "logs")
         relative = layout.qemu_log(node) if qemu else layout.console_log(node)
 
         async def work(hosts: Hosts) -> None:

@@ -49,7 +49,17 @@ def plan_tables(plan: Plan) -> list[Table]:
     for link in plan.links:
         where = link.a_host if link.a_host == link.z_host else f"{link.a_host} ↔ {link.z_host}"
         links.add_row(link.a, link.z, str(link.a_port), str(link.z_port), where)
-    return [nodes, links] if plan.links else [nodes]
+    tables = [nodes, links] if plan.links else [nodes]
+    vhosts = [vhost for node in plan.nodes for vhost in node.vhosts]
+    if vhosts:
+        table = Table(title=f"{len(vhosts)} virtual hosts", title_justify="left")
+        for column in ("HOST", "VM", "INTERFACES", "GATEWAY"):
+            table.add_column(column)
+        for vhost in vhosts:
+            ifaces = ", ".join(f"{i.name} {i.address or '(no address)'}" for i in vhost.interfaces)
+            table.add_row(vhost.name, vhost.vm, ifaces or "lo only", vhost.gateway or "none")
+        tables.append(table)
+    return tables
 
 
 def print_plan(console: Console, plan: Plan) -> None:
@@ -112,6 +122,17 @@ def print_status(console: Console, status: dict[str, Any]) -> None:
             boot,
             note[:60],
         )
+    for vhost in status.get("vhosts", []):
+        style = _STATUS_STYLE.get(vhost["status"], "")
+        nodes.add_row(
+            vhost["id"],
+            f"[{style}]{vhost['status']}[/]" if style else vhost["status"],
+            str(vhost["ssh_port"]),
+            str(vhost["console_port"]),
+            str(vhost["pid"] or ""),
+            "",
+            _vhost_note(vhost),
+        )
     console.print(nodes)
     if status["links"]:
         links = Table(title_justify="left")
@@ -134,6 +155,13 @@ def print_status(console: Console, status: dict[str, Any]) -> None:
         console.print(
             f"[red]server {server} did not answer[/]: {why}", highlight=False, soft_wrap=True
         )
+
+
+def _vhost_note(vhost: dict[str, Any]) -> str:
+    if not vhost["addresses"]:
+        return "no address (no host_ip, no peer ip in topology.json)"
+    via = f", via {vhost['gateway']}" if vhost["gateway"] else ""
+    return ", ".join(vhost["addresses"]) + via
 
 
 def bridge_line(lab: str, bridge: dict[str, Any]) -> str:

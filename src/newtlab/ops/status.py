@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..plan.model import NodePlan
 from ..runtime.host import Host, LabProcess
 from ..runtime.hosts import Hosts
 from ..state import LabState
@@ -88,10 +89,33 @@ def _link_stats(view: HostView, a: str, z: str) -> dict[str, Any]:
     return {}
 
 
+def _vhosts(node: dict[str, Any], plan: NodePlan) -> list[dict[str, Any]]:
+    """One row per virtual host of a host VM: the VM's process and ports, its own addresses."""
+    return [
+        {
+            "name": vhost.name,
+            "id": f"vhost:{vhost.vm}/{vhost.name}",
+            "vm": vhost.vm,
+            "namespace": vhost.namespace,
+            "host": node["host"],
+            "status": node["status"],
+            "pid": node["pid"],
+            "ssh_port": node["ssh_port"],
+            "console_port": node["console_port"],
+            "ssh_user": vhost.name,
+            "interfaces": [{"name": i.name, "address": i.address} for i in vhost.interfaces],
+            "addresses": vhost.addresses,
+            "gateway": vhost.gateway,
+        }
+        for vhost in plan.vhosts
+    ]
+
+
 def lab_status(state: LabState, views: dict[str, HostView]) -> dict[str, Any]:
     """The JSON-able status of a deployed lab (``newtlab status --json``)."""
     plan = state.plan
-    nodes = []
+    nodes: list[dict[str, Any]] = []
+    vhosts: list[dict[str, Any]] = []
     for node in plan.nodes:
         record = state.nodes.get(node.name)
         nodes.append(
@@ -111,6 +135,7 @@ def lab_status(state: LabState, views: dict[str, HostView]) -> dict[str, Any]:
                 "error": views[node.host].unreachable or (record.error if record else ""),
             }
         )
+        vhosts += _vhosts(nodes[-1], node)
     links = []
     for link in plan.links:
         # Each bridge on the link's hosts sees the link whole: its own VM's end and the
@@ -136,6 +161,7 @@ def lab_status(state: LabState, views: dict[str, HostView]) -> dict[str, Any]:
         "accels": plan.accels,
         "accel_note": state.accel_note,
         "nodes": nodes,
+        "vhosts": vhosts,
         "links": links,
         "bridges": [_bridge(host, state, views[host]) for host in plan.bridges],
         "unreachable": {host: view.unreachable for host, view in views.items() if view.unreachable},
