@@ -379,9 +379,15 @@ def test_unknown_fields_are_accepted_everywhere(tmp_path: Path) -> None:
     assert plan.node("a").platform == "sw"
 
 
-def test_default_example_uses_the_image_platform_entry() -> None:
-    """examples/line3 must stay in step with the host image's own console contract."""
+def test_examples_use_the_image_platform_entry() -> None:
+    """The examples must stay in step with the host image's own console contract."""
     from newtlab.image import host_platform
 
-    example = Path(__file__).parents[2] / "examples" / "line3" / "platforms.json"
-    assert json.loads(example.read_text())["platforms"]["newtlab-host"] == host_platform()
+    examples = Path(__file__).parents[2] / "examples"
+    for example in ("line3", "hosts2"):
+        platforms = json.loads((examples / example / "platforms.json").read_text())["platforms"]
+        assert platforms["newtlab-host"] == host_platform()
+    vhost = {**platforms["newtlab-vhost"], "device_type": "router"}
+    assert {k: v for k, v in vhost.items() if k != "description"} == {
+        k: v for k, v in host_platform().items() if k != "description"
+    }
