@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import re
+import os
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,7 @@ def test_address_problems_are_reported_together(tmp_path: Path) -> None:
         ("h3.json", "host_ip"),
         ("h3.json", "host_gateway"),
     }
-    assert "set \"host_ip\" in profiles/h1.json" in str(caught.value)
+    assert 'set "host_ip" in profiles/h1.json' in str(caught.value)
 
 
 def test_gateway_off_every_subnet_is_refused(tmp_path: Path) -> None:
@@ -166,36 +167,121 @@ def _host(name: str = "h1", *ifaces: HostInterfacePlan, gateway: str = "") -> Vi
                            gateway=gateway)  # fmt: skip
 
 
-def test_script_builds_each_host_in_order() -> None:
-    eth0 = HostInterfacePlan(name="eth0", nic=1, mac="52:54:00:00:00:01", address="10.0.0.1/31",
+STUB = """#!/bin/sh
+# Records how it was called (and, for -batch, the commands it was given).
+echo "$(basename "$0") $*" >> "$LOG"
+case " $* " in *" -batch "*) sed 's/^/  /' >> "$LOG" ;; esac
+"""
+SANDBOX = """set -e
+for d in /home /run /sys/class/net; do mount -t tmpfs none "$d"; done
+mkdir -p /run/etc/upper /run/etc/work  # /etc takes writes in an overlay: the real one is kept
+mount -t overlay none -o lowerdir=/etc,upperdir=/run/etc/upper,workdir=/run/etc/work /etc
+printf 'root:x:0:0:root:/root:/bin/sh\\nh1:x:0:0:old:/x:/bin/sh\\n' > /etc/passwd
+printf 'root:$6$salt$hash:19000:0:99999:7:::\\n' > /etc/shadow
+printf '/bin/sh\\n' > /etc/shells
+for n in 0 1 2 3; do
+  mkdir /sys/class/net/eth$n; echo 52:54:00:00:00:0$n > /sys/class/net/eth$n/address
+done
+sh -s < "$SCRIPT"
+for f in /etc/passwd /etc/shadow /etc/shells /etc/newtlab/hosts/h1.sh \\
+    /home/h2/.ssh/authorized_keys; do if [ -f "$f" ]; then cat "$f"; fi; done > "$LOG.files"
+"""
+
+
+def _run_in_sandbox(tmp_path: Path, script: str) -> tuple[list[str], str]:
+    """Run the script as root in a private mount namespace with stub ip/unshare/umount."""
+    real_unshare = shutil.which("unshare")  # before the stubs shadow it
+    if os.geteuid() != 0 or not real_unshare:
+        pytest.skip("needs root and util-linux unshare for a private mount namespace")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for stub in ("ip", "unshare", "umount"):
+        (bin_dir / stub).write_text(STUB)
+        (bin_dir / stub).chmod(0o755)
+    (tmp_path / "script.sh").write_text(script)
+    log = tmp_path / "log"
+    env = {"PATH": f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin", "LOG": str(log),
+           "SCRIPT": str(tmp_path / "script.sh")}  # fmt: skip
+    subprocess.run([real_unshare, "--mount", "--propagation", "private", "sh", "-c", SANDBOX],
+                   env=env, check=True, capture_output=True, text=True)  # fmt: skip
+    return log.read_text().splitlines(), (tmp_path / "log.files").read_text()
+
+
+def test_script_commands_and_logins(tmp_path: Path) -> None:
+    eth0 = HostInterfacePlan(name="eth0", nic=2, mac="52:54:00:00:00:02", address="10.0.0.1/31",
                              peer="10.0.0.0")  # fmt: skip
-    eth1 = HostInterfacePlan(name="eth1", nic=2, mac="52:54:00:00:00:02")
-    script = setup_script([_host("h1", eth0, eth1, gateway="10.0.0.0")], "root", "ssh-ed25519 AA k")
-    lines = script.splitlines()
+    eth1 = HostInterfacePlan(name="eth1", nic=3, mac="52:54:00:00:00:03")
+    hosts = [_host("h1", eth0, eth1, gateway="10.0.0.0"), _host("h2")]
+    calls, files = _run_in_sandbox(tmp_path, setup_script(hosts, "root", "ssh-ed25519 AA k"))
+    assert calls == [
+        "ip netns list",
+        "ip -force -batch -", "  netns delete h1", "  netns delete h2",
+        "ip -batch -", "  netns add h1", "  netns add h2",
+        "umount /run/newtlab/uts/h1 /run/newtlab/uts/h2",
+        "unshare --uts=/run/newtlab/uts/h1 hostname h1",
+        "unshare --uts=/run/newtlab/uts/h2 hostname h2",
+        # NICs found by MAC (eth2, eth3 in the VM), moved, renamed to the host's names.
+        "ip -batch -", "  link set dev eth2 netns h1", "  link set dev eth3 netns h1",
+        "ip -n h1 -batch -", "  link set lo up",
+        "  link set dev eth2 name eth0", "  link set dev eth0 up",
+        "  addr add 10.0.0.1/31 dev eth0",
+        "  link set dev eth3 name eth1", "  link set dev eth1 up",
+        "  route add default via 10.0.0.0",
+        "ip -n h2 -batch -", "  link set lo up",  # no links: only lo
+    ]  # fmt: skip
+    assert files.splitlines()[:3] == [
+        "root:x:0:0:root:/root:/bin/sh",  # h1's old line replaced, root kept
+        "h1:x:0:0:virtual host h1:/home/h1:/etc/newtlab/hosts/h1.sh",
+        "h2:x:0:0:virtual host h2:/home/h2:/etc/newtlab/hosts/h2.sh",
+    ]
+    assert "h2:$6$salt$hash:19000:0:99999:7:::" in files  # root's password hash
+    assert "/bin/sh\n/etc/newtlab/hosts/h1.sh\n/etc/newtlab/hosts/h2.sh\n" in files
+    assert login_shell("h1") in files
+    assert files.endswith("ssh-ed25519 AA k\n")
 
-    def at(line: str) -> int:
-        return lines.index(line)
 
-    assert at("ip netns add h1") < at("unshare --uts=/run/newtlab/uts/h1 hostname h1")
-    assert at("dev=$(nic 52:54:00:00:00:01)") < at('ip -n h1 link set dev "$dev" name eth0')
-    assert at("ip -n h1 addr add 10.0.0.1/31 dev eth0") < at(
-        "ip -n h1 route add default via 10.0.0.0"
-    )
-    eth1_part = script.split("dev=$(nic 52:54:00:00:00:02)")[1].split("cat >")[0]
-    assert "addr add" not in eth1_part  # no address: the NIC is only moved and up
-    assert "echo 'ssh-ed25519 AA k' > /home/h1/.ssh/authorized_keys" in lines
-    assert "ip -n h1 link set lo up" in lines
+def test_script_is_rerunnable_in_the_sandbox(tmp_path: Path) -> None:
+    eth0 = HostInterfacePlan(name="eth0", nic=1, mac="52:54:00:00:00:01")
+    script = setup_script([_host("h1", eth0)], "root", "")
+    twice = script + script.split("\n", 1)[1]  # the same script again, in one run
+    calls, files = _run_in_sandbox(tmp_path, twice)
+    assert calls.count("  netns add h1") == 2
+    # One passwd line and one /etc/shells line, however often it runs.
+    assert files.count("virtual host h1") == 1 and files.count("/etc/newtlab/hosts/h1.sh\n") == 2
+
+
+def test_missing_nic_fails_the_script(tmp_path: Path) -> None:
+    gone = HostInterfacePlan(name="eth0", nic=1, mac="52:54:00:00:00:99")
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        _run_in_sandbox(tmp_path, setup_script([_host("h1", gone)], "root", ""))
+    assert "no NIC with MAC 52:54:00:00:00:99" in failed.value.stderr
+
+
+def _unquoted(script: str) -> str:
+    """The script's text outside single quotes, double quotes and comments."""
+    out, quote, comment, prev = [], "", False, "\n"
+    for ch in script:
+        if comment:
+            comment = ch != "\n"
+        elif quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and prev in " \t\n;":
+            comment = True
+        else:
+            out.append(ch)
+        prev = ch
+    return "".join(out)
 
 
 def test_script_quotes_every_name() -> None:
     odd = "h'1 $(x)"
     script = setup_script([_host(odd)], "ro ot", "")
-    assert f"ip netns add {shlex.quote(odd)}" in script
+    assert f"printf '%s\\n' {shlex.quote('netns add ' + odd)} | ip -batch -" in script
     assert "-v u='ro ot'" in script
-    # Outside single quotes (and comments), the name's $(x) never reaches the shell.
-    for line in script.splitlines():
-        if not line.lstrip().startswith("#"):
-            assert "$(x)" not in re.sub(r"'[^']*'|\"[^\"]*\"", "", line), line
+    # Outside quotes and comments, the name's $(x) never reaches the shell.
+    assert "$(x)" not in _unquoted(script)
 
 
 def test_script_is_valid_sh() -> None:
