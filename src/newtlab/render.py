@@ -105,7 +105,8 @@ def print_status(console: Console, status: dict[str, Any]) -> None:
     if status.get("accel_note"):
         console.print(f"  {status['accel_note']}", style="dim")
     nodes = Table(title_justify="left")
-    for column in ("NODE", "STATUS", "SSH", "CONSOLE", "PID", "BOOT", "NOTE"):
+    nodes.add_column("NODE", no_wrap=True)  # vhost:hostvm-0/host1 stays whole
+    for column in ("STATUS", "SSH", "CONSOLE", "PID", "BOOT", "NOTE"):
         nodes.add_column(column)
     for node in status["nodes"]:
         style = _STATUS_STYLE.get(node["status"], "")
