@@ -81,12 +81,16 @@ def ping(host: str, address: str) -> None:
 
 def check_hosts() -> None:
     for host, (address, gateway) in HOSTS.items():
-        links = re.findall(r"^\d+: ([^:@]+)", exec_(host, "ip", "-o", "link"), re.M)
-        assert sorted(links) == ["eth0", "lo"], (host, links)
-        assert exec_(host, "hostname").strip() == host
-        assert f"inet {address} " in exec_(host, "ip", "-o", "-4", "addr", "show", "dev", "eth0")
-        assert f"default via {gateway} dev eth0" in exec_(host, "ip", "route")
-        ping(host, gateway)
+        # One login per host: its links, name, address and routes, then a ping of its gateway.
+        probe = (
+            "ip -o link; echo @; hostname; echo @; ip -o -4 addr show dev eth0; echo @; ip route;"
+            f" ping -c 2 -W 2 {gateway} >/dev/null || ping -c 3 -W 2 {gateway} >/dev/null"
+        )
+        links, name, addr, routes = exec_(host, "sh", "-c", probe).split("@\n")
+        assert sorted(re.findall(r"^\d+: ([^:@]+)", links, re.M)) == ["eth0", "lo"], (host, links)
+        assert name.strip() == host
+        assert f"inet {address} " in addr, (host, addr)
+        assert f"default via {gateway} dev eth0" in routes, (host, routes)
     ping("host1", "10.2.4.5")  # across both switches
     ping("host5", "10.1.3.30")
 
