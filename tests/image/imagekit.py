@@ -226,15 +226,20 @@ class Console:
                 raise ConnectionError("the console closed")
             self.buffer += chunk
 
-    def login(self, user: str, password: str, timeout: float = 60) -> float:
-        """Log in; the VM's age when the login prompt showed."""
-        self.expect(self.contract["login_prompt"], timeout, nudge=True)
+    def login(self, user: str, password: str, timeout: float = 60) -> tuple[float, bool]:
+        """Get to the shell prompt as newtlab's deploy does, logging in only if the
+        console asks: (the VM's age at the first prompt, whether a password was typed)."""
+        shell = self.contract["shell_prompt"]
+        login = self.contract.get("login_prompt")
+        first = self.expect(f"(?P<login>{login})|{shell}" if login else shell, timeout, nudge=True)
         at = self.vm.elapsed()
+        if not first.groupdict().get("login"):
+            return at, False
         self.send(user + "\r")
         self.expect(self.contract["password_prompt"], 10)
         self.send(password + "\r")
-        self.expect(self.contract["shell_prompt"], 10)
-        return at
+        self.expect(shell, 10)
+        return at, True
 
     def run(self, command: str, timeout: float = 60) -> tuple[int, str]:
         """Run one command at the shell prompt: (exit status, output)."""
@@ -254,7 +259,7 @@ class Console:
         """Run the platform's command lists, filled in as newtlab's deploy fills them."""
         quoted = {k: _shell_quote(v) for k, v in values.items()}
         done = []
-        for template in [t for name in lists for t in self.contract[name]]:
+        for template in [t for name in lists for t in self.contract.get(name, [])]:
             command = template.format_map(quoted)
             status, output = self.run(command)
             done.append((command, status, output))

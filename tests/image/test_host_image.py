@@ -9,6 +9,7 @@ them); the asserted bounds are deliberately generous.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import stat
@@ -69,17 +70,24 @@ def test_platform_entry_is_a_valid_newtlab_platform() -> None:
     assert "virtio-rng-pci" in platform.vm_extra_devices
     console = entry["vm_console"]
     for name in ("login_prompt", "password_prompt", "shell_prompt"):
-        re.compile(console[name])
+        re.compile(console.get(name) or "")
     assert re.search(console["shell_prompt"], "r1# ") and re.search(console["shell_prompt"], "# ")
-    assert re.search(console["login_prompt"], "newtlab login: ")
-    commands = [*console["bootstrap"], *console["create_user"], *console["install_key"]]
+    lists = ("set_password", "bootstrap", "create_user", "install_key")
+    commands = [command for name in lists for command in console.get(name, [])]
     placeholders = set(re.findall(r"\{(\w+)\}", " ".join(commands)))
-    assert placeholders <= {"ssh_user", "ssh_pass", "ssh_pubkey", "hostname"}
+    assert placeholders <= {
+        "ssh_user",
+        "ssh_pass",
+        "ssh_pubkey",
+        "hostname",
+        "console_user",
+        "console_pass",
+    }
 
 
 def test_guest_scripts_are_valid_shell() -> None:
     scripts = sorted(GUEST.glob("*.sh"))
-    assert len(scripts) >= 9
+    assert len(scripts) >= 11
     for script in scripts:
         result = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True)
         assert result.returncode == 0, f"{script.name}: {result.stderr}"
@@ -111,6 +119,74 @@ def test_missing_tools_are_named_with_their_package(monkeypatch: pytest.MonkeyPa
         build._tools()
     message = str(caught.value)
     assert "mformat not found" in message and "apt-get install mtools" in message
+
+
+def test_a_library_no_package_holds_is_named_with_its_binary(tmp_path: Path) -> None:
+    from newtlab.image import build
+
+    ls = Path(shutil.which("ls") or "/bin/ls").resolve()
+    tree = build._Tree()
+    tree.file("usr/bin/ls", ls.read_bytes(), 0o755)
+    tree.file("etc/motd", b"not an ELF file\n")
+    loader = tmp_path / "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+    loader.parent.mkdir(parents=True)
+    loader.write_bytes(b"")  # the loader alone: every other library is missing
+    (tmp_path / "lib64").mkdir()
+    (tmp_path / "lib64/ld-linux-x86-64.so.2").symlink_to(
+        "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+    )
+    with pytest.raises(
+        ImageBuildError, match=r"lib\S+\.so\.\d+, needed by /usr/bin/ls, is in none"
+    ):
+        build._add_libraries(tree, tmp_path)
+    # The loader came in through its symlink, resolved inside the packages, not here.
+    assert (
+        tree.entries["lib64/ld-linux-x86-64.so.2"].data
+        == b"/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+    )
+    assert "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" in tree.entries
+
+
+@pytest.mark.parametrize(
+    "name", ["", "x", "a/b.qcow2", "../x.qcow2", ".x.qcow2", "x.img", "x y.qcow2"]
+)
+def test_an_image_name_must_be_a_plain_qcow2_file_name(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ImageBuildError, match=r"plain file name ending in \.qcow2"):
+        build_host_image(tmp_path / "images", tmp_path / "cache", name=name)
+    assert not (tmp_path / "images").exists()
+
+
+@pytest.mark.parametrize("can_link", [True, False])
+def test_a_named_image_follows_its_rebuilds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, can_link: bool
+) -> None:
+    from newtlab.image import build
+
+    def no_hard_links(*args: object) -> None:
+        raise OSError("this filesystem has no hard links")
+
+    if not can_link:
+        monkeypatch.setattr(os, "link", no_hard_links)
+    image = tmp_path / "newtlab-host.qcow2"
+    image.write_bytes(b"first build")
+    built = BuiltImage(image, tmp_path / "k", tmp_path / "p", "key1")
+    named = build._named(built, "alpine-testhost.qcow2")
+    assert named == BuiltImage(
+        tmp_path / "alpine-testhost.qcow2", built.kernel, built.probe_initrd, "key1"
+    )
+    assert named.image.read_bytes() == b"first build"
+    stamp = named.image.stat().st_mtime_ns, named.image.stat().st_ino
+    assert build._named(built, "alpine-testhost.qcow2") == named  # current: left alone
+    assert (named.image.stat().st_mtime_ns, named.image.stat().st_ino) == stamp
+    rebuilt = tmp_path / "new.qcow2"
+    rebuilt.write_bytes(b"second build")
+    os.utime(rebuilt, ns=(1, 2))
+    os.replace(rebuilt, image)  # what a rebuild does
+    assert build._named(built, "alpine-testhost.qcow2").image.read_bytes() == b"second build"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "alpine-testhost.qcow2",
+        "newtlab-host.qcow2",
+    ]
 
 
 # -- the build ------------------------------------------------------------------------------
@@ -157,13 +233,27 @@ def test_a_current_image_is_reused_at_once(built: BuiltImage) -> None:
 # -- one VM ---------------------------------------------------------------------------------
 
 
+def console_values(hostname: str, **values: str) -> dict[str, str]:
+    """The placeholders newtlab's deploy fills in (root is the SSH user unless given)."""
+    console = {"console_user": ROOT_USER, "console_pass": ROOT_PASSWORD}
+    return {"hostname": hostname, "ssh_user": ROOT_USER, **console, **values}
+
+
+def shell(console: Console) -> float:
+    """The console's shell prompt, with no login (autologin); the VM's age then."""
+    at, typed_password = console.login(ROOT_USER, ROOT_PASSWORD)
+    assert not typed_password, "the console asked for a login instead of logging root in"
+    return at
+
+
 def bootstrap(vm: Vm, key: asyncssh.SSHKey, hostname: str) -> dict[str, float]:
-    """Console login and the platform's bootstrap, then a key login over SSH; timings."""
+    """The console's shell and the platform's commands (as after an autologin), then a
+    key login over SSH; timings."""
     console = Console(vm)
     try:
-        login_at = console.login(ROOT_USER, ROOT_PASSWORD)
-        values = {"hostname": hostname, "ssh_user": ROOT_USER, "ssh_pubkey": public_line(key)}
-        done = console.bootstrap(values)
+        shell_at = shell(console)
+        values = console_values(hostname, ssh_pubkey=public_line(key))
+        done = console.bootstrap(values, ("set_password", "bootstrap", "install_key"))
     finally:
         console.close()
     outputs = {command.split()[0]: output for command, _, output in done}
@@ -172,7 +262,7 @@ def bootstrap(vm: Vm, key: asyncssh.SSHKey, hostname: str) -> dict[str, float]:
     assert outputs["newtlab-add-key"] == f"newtlab-add-key: key added for {ROOT_USER}"
     bootstrapped_at = vm.elapsed()
     ssh_ok(vm, "true", key)
-    return {"login": login_at, "bootstrap": bootstrapped_at, "ssh": vm.elapsed()}
+    return {"shell": shell_at, "bootstrap": bootstrapped_at, "ssh": vm.elapsed()}
 
 
 @integration
@@ -185,7 +275,7 @@ def test_console_bootstrap_then_ssh_with_nics_in_qemu_order(
     with vms(vm):
         times = bootstrap(vm, client_key, "alpha")
         print(
-            f"\nmgmt {mgmt}: QEMU start -> login prompt {times['login']:.1f} s, "
+            f"\nmgmt {mgmt}: QEMU start -> shell prompt {times['shell']:.1f} s, "
             f"bootstrapped {times['bootstrap']:.1f} s, SSH login {times['ssh']:.1f} s"
         )
         assert times["ssh"] < 60
@@ -212,6 +302,7 @@ def test_console_bootstrap_then_ssh_with_nics_in_qemu_order(
         print(f"system_powerdown -> QEMU exit: {time.monotonic() - started:.1f} s")
     log = vm.console_log.read_text(errors="replace")
     assert "The system is going down" in log and "reboot: Power down" in log
+    assert "login: " not in log and "Password: " not in log  # autologin: never a prompt
 
 
 def _rss_mib(vm: Vm) -> float:
@@ -223,29 +314,89 @@ def _rss_mib(vm: Vm) -> float:
 
 
 @integration
-def test_a_second_user_from_the_console(
+def test_users_and_passwords_from_the_console(
     built: BuiltImage, client_key: asyncssh.SSHKey, tmp_path: Path
 ) -> None:
-    """The platform's create_user/install_key commands, for an SSH user other than root;
-    at the smallest memory the image boots with (``-m 96``)."""
-    vm = Vm("vm0", built.image, tmp_path, drivers=["virtio-net-pci", "virtio-net-pci"], memory=96)
+    """The platform's create_user/install_key commands, for an SSH user other than root,
+    and chpasswd; at the smallest memory the image boots with (``-m 112``)."""
+    vm = Vm("vm0", built.image, tmp_path, drivers=["virtio-net-pci", "virtio-net-pci"], memory=112)
     with vms(vm):
         console = Console(vm)
         try:
-            console.login(ROOT_USER, ROOT_PASSWORD)
-            values = {
-                "hostname": "beta",
-                "ssh_user": "admin",
-                "ssh_pass": "s3cret pass",
-                "ssh_pubkey": public_line(client_key),
-            }
-            console.bootstrap(values, ("bootstrap", "create_user", "install_key"))
+            shell(console)
+            values = console_values(
+                "beta", ssh_user="admin", ssh_pass="s3cret pass", ssh_pubkey=public_line(client_key)
+            )
+            lists = ("set_password", "bootstrap", "create_user", "install_key")
+            console.bootstrap(values, lists)
             assert console.run("newtlab-add-key 'not a key'")[0] == 2
+            # The generic Linux way to set a password; bad input changes nothing.
+            assert console.run("echo root:N3w-pass | chpasswd") == (0, "")
+            for bad, message in (("nobody:x", "user 'nobody' does not exist"), ("root", "missing")):
+                status, output = console.run(f"echo {bad} | chpasswd")
+                assert status == 1 and message in output, output
         finally:
             console.close()
         result = ssh(vm, "id -u; echo $HOME", password="s3cret pass", user="admin")
         assert (result.exit_status, str(result.stdout).split()) == (0, ["0", "/home/admin"])
         ssh_ok(vm, "ip link set eth1 down && ip link set eth1 up", client_key, user="admin")
+        assert str(ssh(vm, "id -un", password="N3w-pass").stdout).strip() == "root"
+        with pytest.raises(asyncssh.PermissionDenied):
+            ssh(vm, "true", password=ROOT_PASSWORD)
+
+
+# -- network namespaces, iproute2, tcpdump, iperf3 ------------------------------------------
+
+
+NETNS_STEPS = (
+    # The real ip wins over busybox's, also in sh -c and through env.
+    ("ip -V; sh -c 'ip -V'; env ip -V", r"(?s)(iproute2-6.*){3}"),
+    # A data NIC moved into a namespace and renamed there, as a virtual host's eth0.
+    ("ip netns add h1 && ip link set eth1 netns h1 && ip -n h1 link set eth1 name eth0"
+     " && ip -n h1 link set eth0 up && ip -n h1 link set lo up"
+     " && ip -n h1 addr add 192.0.2.1/24 dev eth0 && ip netns exec h1 ip -o link",
+     rf"eth0: <.*UP.* link/ether {mac(0, 1)}"),
+    # A persistent UTS namespace (busybox unshare/nsenter, long options).
+    ("mkdir -p /run/newtlab/uts && touch /run/newtlab/uts/h1"
+     " && unshare --uts=/run/newtlab/uts/h1 hostname h1"
+     " && ip netns exec h1 nsenter --uts=/run/newtlab/uts/h1 hostname && hostname",
+     r"^h1\ndelta$"),
+    # tcpdump in the namespace sees the ARP requests arping sends there.
+    ("ip netns exec h1 sh -c 'tcpdump -n -i eth0 -c 1 & p=$!; n=0; while kill -0 $p"
+     " 2>/dev/null && [ $n -lt 20 ]; do arping -c 1 -w 1 -I eth0 192.0.2.2 >/dev/null;"
+     " n=$((n + 1)); done; wait $p'",
+     r"1 packet captured"),
+    # iperf3 server and client on the namespace's loopback, for 1 s.
+    ("iperf3 --version && ip netns exec h1 sh -c 'iperf3 -s -1 >/dev/null & for i in 1 2 3 4"
+     " 5; do iperf3 -c 127.0.0.1 -t 1 -f m 2>/dev/null && break; sleep 0.3; done'",
+     r"(?s)iperf 3\..*[0-9.]+ Mbits/sec +receiver"),
+    ("ip netns delete h1 && ip netns list", r"\A\Z"),
+    # Plain DHCP on the (still down) mgmt NIC, with the image's default script.
+    ("udhcpc -i eth0 -n -q >/dev/null && ip -4 -o addr show dev eth0", r"inet 10\.0\.2\.15/24"),
+)  # fmt: skip
+
+
+@integration
+def test_network_namespaces_with_iproute2_tcpdump_and_iperf3(
+    built: BuiltImage, tmp_path: Path
+) -> None:
+    vm = Vm("vm0", built.image, tmp_path)
+    with vms(vm):
+        console = Console(vm)
+        try:
+            shell(console)
+            console.bootstrap(console_values("delta"), ("set_password",))
+            assert console.run("hostname delta")[0] == 0
+            for command, expected in NETNS_STEPS:
+                started = time.monotonic()
+                status, output = console.run(command)
+                assert status == 0 and re.search(expected, output, re.M), (command, output)
+                if "iperf3 -c" in command:
+                    rate = re.findall(r"([0-9.]+ Mbits/sec) +receiver", output)
+                    print(f"\niperf3 on a namespace's loopback: {rate[0]}", end="")
+                print(f"\n{time.monotonic() - started:4.1f} s  {command[:60]}", end="")
+        finally:
+            console.close()
 
 
 # -- two VMs and a link ---------------------------------------------------------------------

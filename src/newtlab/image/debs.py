@@ -21,10 +21,25 @@ from pathlib import Path
 from .errors import ImageBuildError
 
 KERNEL_META = "linux-image-amd64"
-# The guest's userland. Its shared libraries come from these packages too,
-# never from the building machine.
-PACKAGES = ("busybox-static", "dropbear-bin", "libtomcrypt1", "libtommath1", "libgmp10",
-            "libc6", "libcrypt1", "zlib1g")  # fmt: skip
+# Two builds of busybox. Debian's "busybox" (dynamically linked) is the
+# guest's: its shell runs what the PATH finds, so iproute2's ip wins over the
+# ip applet. "busybox-static" starts several times faster under TCG but its
+# shell (and env, nsenter, xargs, ...) always runs its own applet for a name
+# it has, whatever the PATH: it runs newtlab's own scripts and the KVM probe.
+STATIC_BUSYBOX = "busybox-static"
+# The guest's userland, then the packages holding the shared libraries its
+# binaries need (their DT_NEEDED closure; the builder copies only those
+# libraries and fails naming any it cannot find here, never taking one from
+# the building machine).
+PACKAGES = (
+    "busybox", STATIC_BUSYBOX, "dropbear-bin", "iproute2", "iperf3", "tcpdump",
+    "libc6",  # busybox (libc, libresolv) and all the others
+    "libcrypt1", "zlib1g", "libtomcrypt1", "libtommath1", "libgmp10",  # dropbear
+    "libbpf1", "libelf1", "libmnl0", "libbsd0", "libmd0", "libcap2",  # ip
+    "libiperf0", "libssl3", "libsctp1",  # iperf3 (libssl3 holds libcrypto, tcpdump's too)
+    "libpcap0.8", "libdbus-1-3", "libsystemd0", "libgcrypt20", "libgpg-error0",  # tcpdump
+    "liblzma5", "libzstd1", "liblz4-1",  # libsystemd's
+)  # fmt: skip
 APT_STATE = ("/var/lib/apt/lists", "/etc/apt/sources.list", "/etc/apt/sources.list.d",
              "/etc/apt/preferences", "/etc/apt/preferences.d")  # fmt: skip
 APT_ARCHIVES = Path("/var/cache/apt/archives")

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/busybox-static sh
 # newtlab-add-key '<ssh public key line>' [user]: authorize a key for SSH
 # logins as user (default: the current user, root). Idempotent.
 # Success: prints "newtlab-add-key: key added for <user>" (or "... already

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/busybox-static sh
 # newtlab-name-nics (run once at boot): name the NICs eth0..N in PCI order,
 # so that ethN is always QEMU NIC N whatever the mix of drivers (the kernel
 # numbers them in driver load order instead). A virtio NIC's device is a

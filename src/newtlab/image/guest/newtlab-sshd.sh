@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/busybox-static sh
 # newtlab-sshd: start the SSH server (dropbear) unless it already runs.
 # Its ed25519 host key is made first: fast even under TCG once the kernel has
 # randomness (virtio-rng-pci gives it at once). A client preferring another
@@ -15,6 +15,7 @@ if ! pidof dropbear >/dev/null; then
   /usr/sbin/dropbear -R -r "$ed25519" -p 22 || { sleep 1; pidof dropbear >/dev/null || exit 1; }
 fi
 if [ ! -s "$rsa" ]; then
-  nice -n 19 sh -c "dropbearkey -t rsa -f $rsa.$$ && mv -f $rsa.$$ $rsa" </dev/null >/dev/null 2>&1 &
+  # busybox has renice but no nice.
+  sh -c "renice -n 19 \$\$ && dropbearkey -t rsa -f $rsa.$$ && mv -f $rsa.$$ $rsa" </dev/null >/dev/null 2>&1 &
 fi
 exit 0
