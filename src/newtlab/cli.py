@@ -375,6 +375,12 @@ app.add_typer(image_app, name="image")
 @image_app.command("build")
 def image_build(
     kind: Annotated[str, typer.Argument(help="image to build: host")],
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="also make it available under this file name (e.g. alpine-testhost.qcow2)"
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Build newtlab's small Linux host/router image into NEWTLAB_HOME/images."""
@@ -384,7 +390,7 @@ def image_build(
 
     try:
         built = build_host_image(
-            images_dir(), cache_dir(), lambda line: err.print(line, highlight=False)
+            images_dir(), cache_dir(), lambda line: err.print(line, highlight=False), name=name
         )
     except ImageBuildError as exc:
         raise RuntimeFailure(str(exc)) from None
