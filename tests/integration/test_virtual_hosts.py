@@ -20,6 +20,7 @@ import pytest
 from labkit import SpecDir, run_cli, status
 
 from newtlab.image import host_platform
+from newtlab.runtime.agent import procs
 
 pytestmark = pytest.mark.integration
 
@@ -109,6 +110,7 @@ def test_2node_virtual_hosts(make_lab, newtlab_home: Path) -> None:  # type: ign
     (images / "alpine-testhost.qcow2").symlink_to((images / "newtlab-host.qcow2").resolve())
     spec: SpecDir = make_lab(SPECS, edit=_edit_topology)
     _prepare(spec)
+    profiles_before = spec.profiles()
 
     result = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg", "--json", timeout=600)
     assert result.returncode == 0, result.stderr
@@ -144,3 +146,8 @@ def test_2node_virtual_hosts(make_lab, newtlab_home: Path) -> None:  # type: ign
     started = run_cli("start", "hostvm-0", timeout=300)
     assert started.returncode == 0, started.stderr
     check_hosts()
+
+    assert run_cli("destroy", spec.lab).returncode == 0
+    assert procs.lab_vms(spec.lab) == {} and procs.find(procs.bridge_tag(spec.lab)) == []
+    assert not (newtlab_home / "labs" / spec.lab).exists()
+    assert spec.profiles() == profiles_before

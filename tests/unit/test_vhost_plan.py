@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from newtlab.errors import SpecErrors
+from newtlab.image import elf
 from newtlab.lab import Lab
 from newtlab.plan.model import HostInterfacePlan, VirtualHostPlan
 from newtlab.plan.vhost_script import login_shell, setup_script
@@ -169,42 +170,68 @@ def _host(name: str = "h1", *ifaces: HostInterfacePlan, gateway: str = "") -> Vi
 
 STUB = """#!/bin/sh
 # Records how it was called (and, for -batch, the commands it was given).
-echo "$(basename "$0") $*" >> "$LOG"
-case " $* " in *" -batch "*) sed 's/^/  /' >> "$LOG" ;; esac
+echo "${0##*/} $*" >> /log
+case " $* " in *" -batch "*) while IFS= read -r l; do echo "  $l"; done >> /log ;; esac
 """
-SANDBOX = """set -e
-for d in /home /run /sys/class/net; do mount -t tmpfs none "$d"; done
-mkdir -p /run/etc/upper /run/etc/work  # /etc takes writes in an overlay: the real one is kept
-mount -t overlay none -o lowerdir=/etc,upperdir=/run/etc/upper,workdir=/run/etc/work /etc
-printf 'root:x:0:0:root:/root:/bin/sh\\nh1:x:0:0:old:/x:/bin/sh\\n' > /etc/passwd
-printf 'root:$6$salt$hash:19000:0:99999:7:::\\n' > /etc/shadow
-printf '/bin/sh\\n' > /etc/shells
-for n in 0 1 2 3; do
-  mkdir /sys/class/net/eth$n; echo 52:54:00:00:00:0$n > /sys/class/net/eth$n/address
-done
-sh -s < "$SCRIPT"
-for f in /etc/passwd /etc/shadow /etc/shells /etc/newtlab/hosts/h1.sh \\
-    /home/h2/.ssh/authorized_keys; do if [ -f "$f" ]; then cat "$f"; fi; done > "$LOG.files"
-"""
+TOOLS = ("sh", "mkdir", "sleep", "chmod", "awk", "mv")  # what the script runs, besides stubs
+LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64")
+
+
+def _copy_with_libraries(program: Path, root: Path, as_name: str) -> None:
+    """Copy ``program`` to root/bin/as_name, and the libraries it needs to their places."""
+    todo, seen = [(program.resolve(), f"bin/{as_name}")], set()
+    while todo:
+        source, dest = todo.pop()
+        if dest in seen:
+            continue
+        seen.add(dest)
+        (root / dest).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, root / dest)
+        info = elf.read(source)
+        for lib in info.needed if info else ():
+            found = next(Path(d) / lib for d in LIB_DIRS if (Path(d) / lib).exists())
+            todo.append((found.resolve(), f"lib/{lib}"))
+        if info and info.interpreter:
+            todo.append((Path(info.interpreter).resolve(), info.interpreter.lstrip("/")))
 
 
 def _run_in_sandbox(tmp_path: Path, script: str) -> tuple[list[str], str]:
-    """Run the script as root in a private mount namespace with stub ip/unshare/umount."""
-    real_unshare = shutil.which("unshare")  # before the stubs shadow it
-    if os.geteuid() != 0 or not real_unshare:
-        pytest.skip("needs root and util-linux unshare for a private mount namespace")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    """Run the script as root, chrooted into a tiny root with stub ip/unshare/umount.
+
+    The root holds copies of the few tools the script runs, a fake
+    /sys/class/net with four NICs, and /etc files to edit: nothing of this
+    machine is touched, and no mount is needed (so it works in a chroot too).
+    """
+    if os.geteuid() != 0:
+        pytest.skip("chroot needs root")
+    root = tmp_path / "root"
+    for tool in TOOLS:
+        found = shutil.which(tool)
+        assert found, f"{tool} is needed to run the script"
+        _copy_with_libraries(Path(found), root, tool)
     for stub in ("ip", "unshare", "umount"):
-        (bin_dir / stub).write_text(STUB)
-        (bin_dir / stub).chmod(0o755)
-    (tmp_path / "script.sh").write_text(script)
-    log = tmp_path / "log"
-    env = {"PATH": f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin", "LOG": str(log),
-           "SCRIPT": str(tmp_path / "script.sh")}  # fmt: skip
-    subprocess.run([real_unshare, "--mount", "--propagation", "private", "sh", "-c", SANDBOX],
-                   env=env, check=True, capture_output=True, text=True)  # fmt: skip
-    return log.read_text().splitlines(), (tmp_path / "log.files").read_text()
+        (root / "bin" / stub).write_text(STUB)
+        (root / "bin" / stub).chmod(0o755)
+    for n in range(4):
+        nic = root / "sys" / "class" / "net" / f"eth{n}"
+        nic.mkdir(parents=True)
+        (nic / "address").write_text(f"52:54:00:00:00:0{n}\n")
+    etc = root / "etc"
+    etc.mkdir()
+    (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nh1:x:0:0:old:/x:/bin/sh\n")
+    (etc / "shadow").write_text("root:$6$salt$hash:19000:0:99999:7:::\n")
+    (etc / "shells").write_text("/bin/sh\n")
+    for directory in ("run", "home", "tmp", "dev"):
+        (root / directory).mkdir()
+    (root / "dev" / "null").write_text("")  # a plain file takes what is thrown away
+    (root / "log").write_text("")
+    chroot = shutil.which("chroot") or "/usr/sbin/chroot"
+    subprocess.run([chroot, str(root), "/bin/sh", "-s"], input=script, env={"PATH": "/bin"},
+                   check=True, capture_output=True, text=True)  # fmt: skip
+    names = ("etc/passwd", "etc/shadow", "etc/shells", "etc/newtlab/hosts/h1.sh",
+             "home/h2/.ssh/authorized_keys")  # fmt: skip
+    files = "".join((root / n).read_text() for n in names if (root / n).exists())
+    return (root / "log").read_text().splitlines(), files
 
 
 def test_script_commands_and_logins(tmp_path: Path) -> None:
