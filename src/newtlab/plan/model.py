@@ -45,6 +45,7 @@ class NicPlan(_Frozen):
     device: str = Field(description="topology device owning the interface")
     interface: str = Field(description="topology interface name ('' if unnamed)")
     mac: str
+    pci: str = Field(default="", description="the guest's PCI address of this NIC, 0000:BB:SS.0")
     listen: str | None = Field(
         default=None, description="loopback address it listens on for its bridge (None: unlinked)"
     )
@@ -119,6 +120,9 @@ class NodePlan(_Frozen):
     vhosts: list[VirtualHostPlan] = Field(default_factory=list)
     nics: list[NicPlan]
     extra_devices: list[str] = Field(default_factory=list)
+    pci_bridges: list[int] = Field(
+        default_factory=list, description="bus-0 slots of pci-bridges for NICs beyond bus 0"
+    )
     qemu_argv: list[str]
 
 

@@ -14,6 +14,7 @@ from .ifmap import interface_name
 from .macs import assign_macs
 from .model import LOCAL_HOST, Accel, HostPlan, LinkPlan, NicPlan, NodePlan, Plan
 from .nodes import Homes, NodeSpec, resolve_nodes
+from .pci import PciError, PciLayout, pci_layout, unaddressed_devices
 from .placement import place_nodes, place_workers
 from .ports import check_ranges, device_ports, link_ports, stats_port
 from .qemu_args import qemu_argv
@@ -73,7 +74,10 @@ def _placement(
 
 
 def _nics(
-    node: NodeSpec, listens: dict[int, tuple[str, str]], macs: dict[tuple[str, int], str]
+    node: NodeSpec,
+    listens: dict[int, tuple[str, str]],
+    macs: dict[tuple[str, int], str],
+    pci: PciLayout,
 ) -> list[NicPlan]:
     """NICs 0..highest linked index; gaps get unconnected NICs so guest names stay in order."""
     highest = max(node.nic_of.values(), default=0)
@@ -100,6 +104,7 @@ def _nics(
                 device=device,
                 interface=iface,
                 mac=mac,
+                pci=pci.nics[index].address,
                 listen=listen,
                 link=link,
             )
@@ -183,7 +188,14 @@ def build_plan(
     host_errors: list[SpecError] = []
     for node in nodes:
         ssh_port, console_port = device_ports(section, device_index[node.port_device])
-        nics = _nics(node, listens[node.name], macs)
+        try:
+            pci = pci_layout(
+                max(node.nic_of.values(), default=0) + 1,
+                unaddressed_devices(node.disk_driver, node.extra_devices),
+            )
+        except PciError as exc:
+            raise PlanError(f"{node.name}: {exc}") from None
+        nics = _nics(node, listens[node.name], macs, pci)
         try:
             vhosts = plan_vhosts(specs, node.name, node.hosts, nics)
         except SpecErrors as exc:
@@ -217,6 +229,7 @@ def build_plan(
             vhosts=vhosts,
             nics=nics,
             extra_devices=node.extra_devices,
+            pci_bridges=pci.bridges,
             qemu_argv=[],
         )
         # The argv is one rendering of the finished node plan.

@@ -7,6 +7,7 @@ The argv is run with the lab's state directory as working directory (see
 from __future__ import annotations
 
 from ..runtime.agent import layout
+from . import pci
 from .model import Accel, NicPlan, NodePlan
 
 QEMU_BINARY = "qemu-system-x86_64"
@@ -26,7 +27,8 @@ def cpu_model(features: str, accel: Accel) -> str:
 
 
 def _nic_device(driver: str, nic: NicPlan) -> str:
-    parts = [driver, f"mac={nic.mac}", "romfile="]
+    slot = pci.parse(nic.pci)
+    parts = [driver, f"mac={nic.mac}", f"bus={slot.qemu_bus}", f"addr={slot.slot:#x}", "romfile="]
     if nic.index == 0 or nic.listen is not None:
         parts.insert(1, f"netdev={nic.netdev_id}")
     return ",".join(parts)
@@ -66,6 +68,9 @@ def qemu_argv(lab: str, node: NodePlan, accel: Accel) -> list[str]:
         "-netdev",
         f"user,id=mgmt,hostfwd=tcp:{node.ssh_bind}:{node.ssh_port}-:22",
     ]
+    for bus, slot in enumerate(node.pci_bridges, start=1):
+        bridge = f"pci-bridge,id={pci.bridge_id(bus)},chassis_nr={bus},bus=pci.0,addr={slot:#x}"
+        argv += ["-device", bridge]
     for nic in node.nics:
         if nic.index and nic.listen is not None:
             # The VM listens and its host's bridge dials it: QEMU re-accepts after every
