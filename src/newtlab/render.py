@@ -59,6 +59,15 @@ def plan_tables(plan: Plan) -> list[Table]:
             ifaces = ", ".join(f"{i.name} {i.address or '(no address)'}" for i in vhost.interfaces)
             table.add_row(vhost.name, vhost.vm, ifaces or "lo only", vhost.gateway or "none")
         tables.append(table)
+    after_boot = [n for n in plan.nodes if n.patches or n.post_boot]
+    if after_boot:
+        table = Table(title="After boot (in this order, on every start)", title_justify="left")
+        for column in ("NODE", "BOOT PATCHES", "POST-BOOT COMMANDS"):
+            table.add_column(column)
+        for node in after_boot:
+            patches = "\n".join(f"{p.name} ({p.source})" for p in node.patches) or "none"
+            table.add_row(node.name, patches, "\n".join(node.post_boot) or "none")
+        tables.append(table)
     return tables
 
 

@@ -13,6 +13,7 @@ from ..runtime import console, ssh
 from ..runtime.agent import layout
 from ..runtime.host import Host
 from ..state import LabState, save_state
+from .after_boot import run_after_boot
 from .events import Event, Progress
 
 
@@ -78,6 +79,8 @@ async def _reach(state: LabState, host: Host, node: NodePlan, progress: Progress
         if node.vhosts:
             progress(Event(node.name, "hosts", f"making {len(node.vhosts)} virtual hosts"))
             await make_vhosts(target, node, public_key(state), deadline)
+        if node.patches or node.post_boot:
+            await run_after_boot(target, node, deadline, progress)
 
 
 async def make_vhosts(target: ssh.SSHTarget, node: NodePlan, pubkey: str, deadline: float) -> None:

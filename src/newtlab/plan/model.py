@@ -94,6 +94,29 @@ class VirtualHostPlan(_Frozen):
         return [i.address for i in self.interfaces if i.address]
 
 
+class PatchFilePlan(_Frozen):
+    dest: str
+    content: str
+
+
+class PatchRedisPlan(_Frozen):
+    db: int
+    commands: str
+
+
+class PatchPlan(_Frozen):
+    """One boot patch, rendered for its node: applied in this order after SSH answers."""
+
+    name: str = Field(description="the descriptor's file name")
+    source: str = Field(description="the descriptor's path ('built-in:' for newtlab's own)")
+    description: str = ""
+    pre_commands: list[str] = Field(default_factory=list)
+    disable_files: list[str] = Field(default_factory=list)
+    files: list[PatchFilePlan] = Field(default_factory=list)
+    redis: list[PatchRedisPlan] = Field(default_factory=list)
+    post_commands: list[str] = Field(default_factory=list)
+
+
 class NodePlan(_Frozen):
     name: str
     device_type: str
@@ -120,6 +143,8 @@ class NodePlan(_Frozen):
     vhosts: list[VirtualHostPlan] = Field(default_factory=list)
     nics: list[NicPlan]
     extra_devices: list[str] = Field(default_factory=list)
+    patches: list[PatchPlan] = Field(default_factory=list)
+    post_boot: list[str] = Field(default_factory=list, description="commands run after patches")
     pci_bridges: list[int] = Field(
         default_factory=list, description="bus-0 slots of pci-bridges for NICs beyond bus 0"
     )

@@ -9,11 +9,13 @@ from ..errors import PlanError, SpecError, SpecErrors
 from ..spec.load import Specs
 from ..spec.models import NewtlabSection
 from ..spec.names import SAFE_NAME_HINT, is_safe_name
+from ..templates import TemplateError, render
 from .bridges import LOOPBACK, bridge_hosts, plan_bridges
 from .ifmap import interface_name
 from .macs import assign_macs
-from .model import LOCAL_HOST, Accel, HostPlan, LinkPlan, NicPlan, NodePlan, Plan
+from .model import LOCAL_HOST, Accel, HostPlan, LinkPlan, NicPlan, NodePlan, PatchPlan, Plan
 from .nodes import Homes, NodeSpec, resolve_nodes
+from .patches import patch_variables, render_patch, resolve_patches
 from .pci import PciError, PciLayout, pci_layout, unaddressed_devices
 from .placement import place_nodes, place_workers
 from .ports import check_ranges, device_ports, link_ports, stats_port
@@ -112,6 +114,39 @@ def _nics(
     return nics
 
 
+def _after_boot(
+    specs: Specs, node: NodeSpec, nics: list[NicPlan]
+) -> tuple[list[PatchPlan], list[str]]:
+    """The node's boot patches and post-boot commands, rendered; every problem at once."""
+    platform = specs.platform_of(node.port_device)
+    profile = specs.profiles[node.port_device]
+    variables = patch_variables(node.name, node.platform, platform, nics)
+    key = platform.dataplane or node.platform
+    errors: list[SpecError] = []
+    patches = []
+    for name, directory, builtin in resolve_patches(
+        key, platform.vm_image_release, specs.directory
+    ):
+        try:
+            patches.append(render_patch(name, directory, builtin, variables))
+        except SpecError as exc:
+            errors.append(exc)
+    post_boot = []
+    platforms_file = str(specs.directory / "platforms.json")
+    sources = [(platforms_file, f"platforms.{node.platform}", platform.vm_post_boot),
+               (str(profile.path), "", profile.profile.vm_post_boot)]  # fmt: skip
+    for file, prefix, commands in sources:
+        for i, command in enumerate(commands):
+            try:
+                post_boot.append(render(command, variables))
+            except TemplateError as exc:
+                field = f"{prefix}.vm_post_boot[{i}]".lstrip(".")
+                errors.append(SpecError(file, field, str(exc), "fix the template"))
+    if errors:
+        raise SpecErrors(errors)
+    return patches, post_boot
+
+
 def build_plan(
     specs: Specs,
     lab: str,
@@ -198,6 +233,7 @@ def build_plan(
         nics = _nics(node, listens[node.name], macs, pci)
         try:
             vhosts = plan_vhosts(specs, node.name, node.hosts, nics)
+            patches, post_boot = _after_boot(specs, node, nics)
         except SpecErrors as exc:
             host_errors += exc.errors
             continue
@@ -229,6 +265,8 @@ def build_plan(
             vhosts=vhosts,
             nics=nics,
             extra_devices=node.extra_devices,
+            patches=patches,
+            post_boot=post_boot,
             pci_bridges=pci.bridges,
             qemu_argv=[],
         )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,18 +60,44 @@ async def run(
         return await asyncio.wait_for(conn.run(command, input=stdin, check=False), timeout)
 
 
+class Session:
+    """Commands over one SSH connection; a failure says what failed, how, and its output."""
+
+    def __init__(self, conn: asyncssh.SSHClientConnection) -> None:
+        self.conn = conn
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, target: SSHTarget, what: str) -> AsyncIterator[Session]:
+        try:
+            conn = await asyncssh.connect(**target.options(15))
+        except (TimeoutError, OSError, asyncssh.Error) as exc:
+            raise RuntimeFailure(f"{what}: no SSH login ({exc or type(exc).__name__})") from None
+        async with conn:
+            yield cls(conn)
+
+    async def check(self, command: str, what: str, timeout: float, stdin: str | None = None) -> str:
+        """Run ``command`` and return its output."""
+        try:
+            result = await asyncio.wait_for(
+                self.conn.run(command, input=stdin, check=False), timeout
+            )
+        except (TimeoutError, OSError, asyncssh.Error) as exc:
+            raise RuntimeFailure(f"{what} failed: {exc or type(exc).__name__}") from None
+        if result.exit_status != 0:
+            said = (str(result.stdout or "") + str(result.stderr or "")).strip().splitlines()
+            raise RuntimeFailure(
+                f"{what} failed (exit {result.exit_status}): " + " / ".join(said[-5:])
+            )
+        return str(result.stdout or "")
+
+
 async def run_checked(
     target: SSHTarget, command: str, what: str, timeout: float, stdin: str | None = None
 ) -> str:
-    """Run ``command`` and return its output; a failure says ``what`` failed and why."""
-    try:
-        result = await run(target, command, timeout, stdin)
-    except (TimeoutError, OSError, asyncssh.Error) as exc:
-        raise RuntimeFailure(f"{what} failed: {exc or type(exc).__name__}") from None
-    if result.exit_status != 0:
-        said = str(result.stderr or result.stdout or "").strip().splitlines()[-5:]
-        raise RuntimeFailure(f"{what} failed (exit {result.exit_status}): " + " / ".join(said))
-    return str(result.stdout or "")
+    """Run one ``command`` and return its output; a failure says ``what`` failed and why."""
+    async with Session.open(target, what) as session:
+        return await session.check(command, what, timeout, stdin)
 
 
 async def wait_ready(target: SSHTarget, deadline: float, interval: float = 0.5) -> None:

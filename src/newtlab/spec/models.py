@@ -69,6 +69,7 @@ class PlatformSpec(_Open):
     vm_console: ConsoleDialog | None = None
     dataplane: str = ""
     vm_image_release: str = ""
+    vm_post_boot: list[str] = Field(default_factory=list)  # over SSH, after boot patches
 
     @field_validator("vm_interface_map_custom")
     @classmethod
@@ -99,6 +100,7 @@ class DeviceProfile(_Open):
     vm_memory: int | None = Field(default=None, gt=0)
     vm_cpus: int | None = Field(default=None, gt=0)
     vm_host: str = ""
+    vm_post_boot: list[str] = Field(default_factory=list)  # after the platform's
     host_ip: str = ""  # a virtual host's address (CIDR); derived from its links when unset
     host_gateway: str = ""  # a virtual host's default route; derived when unset
 

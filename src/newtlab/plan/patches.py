@@ -1,0 +1,202 @@
+"""Boot patches (LLD §9.3): which apply to a node, rendered from the plan alone.
+
+A patch is a JSON descriptor — ``pre_commands``, ``disable_files``,
+``files`` [{``template``, ``dest``}], ``redis`` [{``db``, ``template``}],
+``post_commands`` — next to its template files. The resolution key is the
+platform's ``dataplane``, or its name when it has none: newtlab's own
+``patches/<key>/always/*.json`` then ``patches/<key>/<release>/*.json``
+(release = ``vm_image_release``), each sorted by file name. A spec dir's
+``patches/<key>/…`` adds patches; a file of the same name replaces newtlab's.
+Every string is a Jinja2 template over the variables of ``patch_variables``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path, PurePosixPath
+from shlex import quote
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..errors import SpecError
+from ..spec.models import PlatformSpec
+from ..templates import TemplateError, render
+from .model import NicPlan, PatchFilePlan, PatchPlan, PatchRedisPlan
+from .vhost_script import as_root
+
+ALWAYS = "always"
+SONIC_DEVICE_DIR = "/usr/share/sonic/device/x86_64-kvm_x86_64-r0"
+_SPEED = re.compile(r"(\d+)\s*([GM]?)", re.I)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FilePatch(_Strict):
+    template: str
+    dest: str
+
+
+class RedisPatch(_Strict):
+    db: int
+    template: str
+
+
+class BootPatch(_Strict):
+    description: str = ""
+    pre_commands: list[str] = []
+    disable_files: list[str] = []
+    files: list[FilePatch] = []
+    redis: list[RedisPatch] = []
+    post_commands: list[str] = []
+
+
+def port_speed(default_speed: str) -> int:
+    """Mb/s, as SONiC writes it: "100G" → 100000, "25000" → 25000, "" → 0."""
+    m = _SPEED.fullmatch(default_speed.strip())
+    if not m:
+        return 0
+    return int(m.group(1)) * {"G": 1000, "M": 1, "": 1}[m.group(2).upper()]
+
+
+def patch_variables(
+    node: str, platform_name: str, platform: PlatformSpec, nics: list[NicPlan]
+) -> dict[str, Any]:
+    """What every template may use; all from the plan, nothing asked of the VM."""
+    data = nics[1:]
+    return {
+        "node": node,
+        "platform": platform_name,
+        "dataplane": platform.dataplane,
+        "release": platform.vm_image_release,
+        "num_ports": len(data),
+        "pci_addrs": [nic.pci for nic in data],
+        "hwsku_dir": f"{SONIC_DEVICE_DIR}/{platform.hwsku}",
+        "port_speed": port_speed(platform.default_speed),
+    }
+
+
+def _builtin_root() -> Traversable:
+    return resources.files("newtlab").joinpath("patches")
+
+
+Directory = Traversable | Path
+
+
+def _descriptors(root: Directory, key: str, group: str) -> dict[str, Directory]:
+    """File name → the directory holding it (and its templates)."""
+    directory = root.joinpath(key).joinpath(group)
+    if not directory.is_dir():
+        return {}
+    return {f.name: directory for f in directory.iterdir() if f.name.endswith(".json")}
+
+
+def resolve_patches(key: str, release: str, spec_dir: Path) -> list[tuple[str, Directory, bool]]:
+    """(file name, its directory, is built-in) in application order."""
+    found: list[tuple[str, Directory, bool]] = []
+    for group in [ALWAYS, release] if release else [ALWAYS]:
+        chosen: dict[str, tuple[Directory, bool]] = {
+            name: (path, True) for name, path in _descriptors(_builtin_root(), key, group).items()
+        }
+        chosen.update(
+            {n: (p, False) for n, p in _descriptors(spec_dir / "patches", key, group).items()}
+        )
+        found += [(name, *chosen[name]) for name in sorted(chosen)]
+    return found
+
+
+def _render_all(templates: Iterable[str], variables: Mapping[str, Any]) -> list[str]:
+    return [render(t, variables) for t in templates]
+
+
+def render_patch(
+    name: str, directory: Directory, builtin: bool, variables: Mapping[str, Any]
+) -> PatchPlan:
+    """The patch with every template rendered; SpecError naming file and field on failure."""
+    descriptor = directory.joinpath(name)
+    where = f"built-in:{_tail(descriptor)}" if builtin else str(descriptor)
+    field = "(file)"
+    try:
+        patch = BootPatch.model_validate(json.loads(descriptor.read_text()))
+        field = "pre_commands"
+        pre = _render_all(patch.pre_commands, variables)
+        field = "disable_files"
+        disable = _render_all(patch.disable_files, variables)
+        files = []
+        for i, item in enumerate(patch.files):
+            field = f"files[{i}]"
+            text = directory.joinpath(item.template).read_text()
+            files.append(
+                PatchFilePlan(dest=render(item.dest, variables), content=render(text, variables))
+            )
+        redis = []
+        for i, entry in enumerate(patch.redis):
+            field = f"redis[{i}]"
+            text = directory.joinpath(entry.template).read_text()
+            redis.append(PatchRedisPlan(db=entry.db, commands=render(text, variables)))
+        field = "post_commands"
+        post = _render_all(patch.post_commands, variables)
+    except (OSError, ValueError, ValidationError, TemplateError) as exc:
+        problem = str(exc).splitlines()[0] if isinstance(exc, ValidationError) else str(exc)
+        raise SpecError(where, field, f"boot patch {name}: {problem}", _FIX) from None
+    return PatchPlan(
+        name=name,
+        source=where,
+        description=patch.description,
+        pre_commands=pre,
+        disable_files=disable,
+        files=files,
+        redis=redis,
+        post_commands=post,
+    )
+
+
+_FIX = "see the README's boot patches section for the descriptor's fields and variables"
+
+
+def _tail(descriptor: Directory) -> str:
+    """``<key>/<group>/<file>``: where a descriptor sits under a patches directory."""
+    parts = str(descriptor).replace("\\", "/").split("/")
+    return "/".join(parts[-3:])
+
+
+@dataclass(frozen=True)
+class PatchStep:
+    """One command of a patch, in the LLD's order; ``shown`` is how a failure names it."""
+
+    kind: str  # pre_commands, disable_files, files, redis, post_commands
+    shown: str
+    command: str
+    stdin: str | None = None
+
+
+# redis-cli exits 0 after a refused command; its reply says so.
+_REDIS = (
+    'out=$(redis-cli -n {db}) || exit $?; printf "%s\\n" "$out"; '
+    '! printf "%s\\n" "$out" | grep -q "^(error)\\|^ERR "'
+)
+
+
+def patch_steps(patch: PatchPlan) -> list[PatchStep]:
+    """What runs over SSH for one patch: commands as the SSH user, file changes as root."""
+    steps = [PatchStep("pre_commands", c, c) for c in patch.pre_commands]
+    for path in patch.disable_files:
+        p = quote(path)
+        script = f"if [ -e {p} ]; then mv -f {p} {p}.disabled; fi"
+        steps.append(PatchStep("disable_files", path, as_root(f"sh -c {quote(script)}")))
+    for file in patch.files:
+        parent = quote(str(PurePosixPath(file.dest).parent))
+        script = f"mkdir -p {parent} && cat > {quote(file.dest)}"
+        steps.append(PatchStep("files", file.dest, as_root(f"sh -c {quote(script)}"), file.content))
+    for entry in patch.redis:
+        script = _REDIS.format(db=entry.db)
+        steps.append(PatchStep("redis", f"db {entry.db}", f"sh -c {quote(script)}", entry.commands))
+    steps += [PatchStep("post_commands", c, c) for c in patch.post_commands]
+    return steps
