@@ -119,9 +119,9 @@ def print_status(console: Console, status: dict[str, Any]) -> None:
         nodes.add_column(column)
     for node in status["nodes"]:
         style = _STATUS_STYLE.get(node["status"], "")
-        note = (
-            ", ".join(node["hosts"]) if node["hosts"] else (node["error"].splitlines() or [""])[0]
-        )
+        note = (node["error"].splitlines() or [""])[0] or ", ".join(node["hosts"])
+        if node["status"] == "starting" and node["phase"]:
+            note = node["phase"]  # e.g. the readiness probe it waits on
         boot = f"{node['boot_seconds']:.1f}s" if node.get("boot_seconds") else ""
         nodes.add_row(
             node["name"],

@@ -29,6 +29,7 @@ class NodeState(BaseModel):
     phase: str = ""
     error: str = ""
     started_at: float = 0.0
+    console_offset: int = 0  # console log size when QEMU started: console probes look after it
     boot_seconds: float | None = None
 
 

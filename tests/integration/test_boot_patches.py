@@ -1,4 +1,4 @@
-"""Boot patches and post-boot commands from a spec dir, applied over SSH on real VMs."""
+"""Readiness probes, boot patches and post-boot commands from a spec dir, on real VMs."""
 
 from __future__ import annotations
 
@@ -39,6 +39,10 @@ def _add_patches(spec: SpecDir) -> None:
     platform = platforms["platforms"]["newtlab-host"]
     platform["vm_image_release"] = "2024"
     platform["vm_post_boot"] = ["echo postboot {{ node }} >> /tmp/order"]
+    platform["vm_readiness"] = [  # what the bootstrap prints, then a data NIC that is up
+        {"console": r"newtlab-net-up: eth0 \d+\.\d+"},
+        {"command": "ip -o link show eth1", "match": "state UP", "timeout": 60},
+    ]
     _write(platforms_path, platforms)
     r1 = spec.path / "profiles" / "r1.json"
     _write(r1, {**json.loads(r1.read_text()), "vm_post_boot": ["echo r1-only >> /tmp/order"]})
@@ -70,6 +74,8 @@ def test_patches_post_boot_and_a_failing_node(make_lab, newtlab_home: Path) -> N
 
     result = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg", "--json")
     assert result.returncode != 0
+    for probe in ("SSH login", "console shows /newtlab-net-up", "`ip -o link show eth1`"):
+        assert f"r1: ready? {probe}" in result.stderr
     assert "r3: boot patch" in result.stderr and "10-base.json, post_commands" in result.stderr
     assert "broken on purpose" in result.stderr, result.stderr
     nodes = {n["name"]: n["status"] for n in status()["nodes"]}

@@ -15,6 +15,7 @@ from ..runtime.host import Host
 from ..state import LabState, save_state
 from .after_boot import run_after_boot
 from .events import Event, Progress
+from .readiness import console_size, wait_until_ready
 
 
 def public_key(state: LabState) -> str:
@@ -37,6 +38,7 @@ async def start_process(state: LabState, host: Host, node: NodePlan, progress: P
     record.status, record.phase, record.error = "starting", "qemu", ""
     record.started_at = time.time()
     try:
+        record.console_offset = await console_size(host, state.name, node)
         record.pid = await host.start_vm(state.name, node)
     except RuntimeFailure as exc:
         record.status, record.error = "error", str(exc)
@@ -71,11 +73,9 @@ async def _reach(state: LabState, host: Host, node: NodePlan, progress: Progress
     progress(Event(node.name, phase, "waiting for login prompt"))
     async with host.reach(node.console_port) as (address, port):
         await console.bootstrap(address, port, node.console, values, deadline, step)
-    phase = "ssh"
-    progress(Event(node.name, phase, "waiting for SSH login"))
     async with host.reach(node.ssh_port, node.ssh_bind) as (address, port):
         target = ssh.SSHTarget(address, port, node.ssh_user, node.ssh_pass, state.ssh_key_path)
-        await ssh.wait_ready(target, deadline)
+        await wait_until_ready(state, host, node, target, deadline, progress)
         if node.vhosts:
             progress(Event(node.name, "hosts", f"making {len(node.vhosts)} virtual hosts"))
             await make_vhosts(target, node, public_key(state), deadline)

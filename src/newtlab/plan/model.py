@@ -94,6 +94,24 @@ class VirtualHostPlan(_Frozen):
         return [i.address for i in self.interfaces if i.address]
 
 
+class ProbePlan(_Frozen):
+    """A readiness probe: ``kind`` console (regex seen), ssh (login) or command (output matches)."""
+
+    kind: Literal["console", "ssh", "command"]
+    pattern: str = Field(default="", description="console: the regex; command: what must match")
+    command: str = ""
+    timeout: int = Field(default=0, description="seconds; 0: what the boot timeout leaves")
+
+    @property
+    def label(self) -> str:
+        if self.kind == "console":
+            return f"console shows /{self.pattern}/"
+        if self.kind == "command":
+            wanted = f" matching /{self.pattern}/" if self.pattern else ""
+            return f"`{self.command}`{wanted}"
+        return "SSH login"
+
+
 class PatchFilePlan(_Frozen):
     dest: str
     content: str
@@ -143,6 +161,7 @@ class NodePlan(_Frozen):
     vhosts: list[VirtualHostPlan] = Field(default_factory=list)
     nics: list[NicPlan]
     extra_devices: list[str] = Field(default_factory=list)
+    readiness: list[ProbePlan] = Field(default_factory=lambda: [ProbePlan(kind="ssh")])
     patches: list[PatchPlan] = Field(default_factory=list)
     post_boot: list[str] = Field(default_factory=list, description="commands run after patches")
     pci_bridges: list[int] = Field(

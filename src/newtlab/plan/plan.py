@@ -7,13 +7,23 @@ from pathlib import Path
 
 from ..errors import PlanError, SpecError, SpecErrors
 from ..spec.load import Specs
-from ..spec.models import NewtlabSection
+from ..spec.models import NewtlabSection, ReadinessProbe
 from ..spec.names import SAFE_NAME_HINT, is_safe_name
 from ..templates import TemplateError, render
 from .bridges import LOOPBACK, bridge_hosts, plan_bridges
 from .ifmap import interface_name
 from .macs import assign_macs
-from .model import LOCAL_HOST, Accel, HostPlan, LinkPlan, NicPlan, NodePlan, PatchPlan, Plan
+from .model import (
+    LOCAL_HOST,
+    Accel,
+    HostPlan,
+    LinkPlan,
+    NicPlan,
+    NodePlan,
+    PatchPlan,
+    Plan,
+    ProbePlan,
+)  # fmt: skip
 from .nodes import Homes, NodeSpec, resolve_nodes
 from .patches import patch_variables, render_patch, resolve_patches
 from .pci import PciError, PciLayout, pci_layout, unaddressed_devices
@@ -112,6 +122,21 @@ def _nics(
             )
         )
     return nics
+
+
+def _readiness(probes: list[ReadinessProbe]) -> list[ProbePlan]:
+    """The platform's probes; an SSH login comes first unless the list places it."""
+    planned = [
+        ProbePlan(kind="console", pattern=p.console, timeout=p.timeout or 0)
+        if p.console
+        else ProbePlan(kind="command", command=p.command, pattern=p.match, timeout=p.timeout or 0)
+        if p.command
+        else ProbePlan(kind="ssh", timeout=p.timeout or 0)
+        for p in probes
+    ]
+    if not any(p.kind == "ssh" for p in planned):
+        planned.insert(0, ProbePlan(kind="ssh"))  # everything after boot needs it
+    return planned
 
 
 def _after_boot(
@@ -265,6 +290,7 @@ def build_plan(
             vhosts=vhosts,
             nics=nics,
             extra_devices=node.extra_devices,
+            readiness=_readiness(specs.platform_of(node.port_device).vm_readiness),
             patches=patches,
             post_boot=post_boot,
             pci_bridges=pci.bridges,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -117,3 +118,21 @@ async def wait_ready(target: SSHTarget, deadline: float, interval: float = 0.5) 
         except (TimeoutError, OSError, asyncssh.Error) as exc:
             last_error = str(exc) or type(exc).__name__
         await asyncio.sleep(interval)
+
+
+async def wait_output(target: SSHTarget, command: str, pattern: str, until: float) -> None:
+    """Poll ``command`` until its output matches ``pattern`` (or, without one, it exits 0)."""
+    last = "no attempt"
+    while True:
+        remaining = until - time.monotonic()
+        try:
+            result = await run(target, command, timeout=max(min(remaining, 30), 1))
+            output = str(result.stdout or "") + str(result.stderr or "")
+            if re.search(pattern, output, re.M) if pattern else result.exit_status == 0:
+                return
+            last = f"exit {result.exit_status}: {output.strip()[-200:]!r}"
+        except (TimeoutError, OSError, asyncssh.Error) as exc:
+            last = str(exc) or type(exc).__name__
+        if time.monotonic() + 2 > until:
+            raise RuntimeFailure(f"`{command}` never matched /{pattern}/ (last: {last})")
+        await asyncio.sleep(2)

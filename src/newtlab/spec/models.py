@@ -6,9 +6,10 @@ carry its own settings, and profiles must be written back without loss.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .names import SAFE_NAME_HINT, is_interface_name, is_safe_name
 
@@ -47,6 +48,35 @@ class ConsoleDialog(_Open):
     set_password: list[str] | None = None
 
 
+class ReadinessProbe(_Open):
+    """One thing a node must show before it counts as ready; exactly one kind per probe.
+
+    ``console``: a regex its serial console shows (since QEMU started);
+    ``ssh``: a real SSH login; ``command``: run over SSH until its output
+    matches the regex ``match`` (without one: until it exits 0), retried every
+    2 s. ``timeout``: seconds from when the probe starts (default: what the
+    boot timeout leaves).
+    """
+
+    console: str | None = None
+    ssh: bool | None = None
+    command: str | None = None
+    match: str = ""
+    timeout: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ReadinessProbe:
+        kinds = [k for k in ("console", "ssh", "command") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError('a probe has exactly one of "console", "ssh" (true) or "command"')
+        for pattern in (self.console, self.match):
+            try:
+                re.compile(pattern or "")
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+        return self
+
+
 class PlatformSpec(_Open):
     hwsku: str = ""
     description: str = ""
@@ -70,6 +100,7 @@ class PlatformSpec(_Open):
     dataplane: str = ""
     vm_image_release: str = ""
     vm_post_boot: list[str] = Field(default_factory=list)  # over SSH, after boot patches
+    vm_readiness: list[ReadinessProbe] = Field(default_factory=list)  # default: an SSH login
 
     @field_validator("vm_interface_map_custom")
     @classmethod
