@@ -25,6 +25,7 @@ from typing import Any
 import asyncssh
 
 from newtlab.image import host_platform
+from newtlab.runtime.console import fill
 
 _ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -257,19 +258,14 @@ class Console:
         self, values: dict[str, str], lists: tuple[str, ...] = ("bootstrap", "install_key")
     ) -> list[tuple[str, int, str]]:
         """Run the platform's command lists, filled in as newtlab's deploy fills them."""
-        quoted = {k: _shell_quote(v) for k, v in values.items()}
         done = []
         for template in [t for name in lists for t in self.contract.get(name, [])]:
-            command = template.format_map(quoted)
+            command = fill(template, values)
             status, output = self.run(command)
             done.append((command, status, output))
             if status != 0:
                 raise AssertionError(f"{command!r} failed ({status}): {output}")
         return done
-
-
-def _shell_quote(value: str) -> str:
-    return "'" + value.replace("'", "'\"'\"'") + "'"
 
 
 # newtlab's own client preference (ed25519 first); None: asyncssh's defaults (RSA first).

@@ -18,10 +18,10 @@ CONSOLE = ConsolePlan(
     login_prompt="login:",
     password_prompt="assword:",
     shell_prompt=r"[#$] ?(\x1b\[6n)?$",
-    bootstrap=["echo net-up {hostname}"],
-    create_user=["echo create {ssh_user}"],
-    install_key=["echo key {ssh_pubkey}"],
-    set_password=["echo password {console_user}:{console_pass}"],
+    bootstrap=["echo net-up {{ hostname }}"],
+    create_user=["echo create {{ ssh_user }}"],
+    install_key=["echo key {{ ssh_pubkey }}"],
+    set_password=["echo password {{ console_user }}:{{ console_pass }}"],
 )
 
 
@@ -146,4 +146,4 @@ def test_no_console_times_out() -> None:
 
 
 def test_placeholders_are_shell_quoted() -> None:
-    assert fill("echo {a}:{b}", {"a": "x", "b": "it's"}) == "echo x:'it'\"'\"'s'"
+    assert fill("echo {{ a }}:{{ b }}", {"a": "x", "b": "it's"}) == "echo x:'it'\"'\"'s'"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from newtlab.errors import SpecErrors
 from newtlab.lab import Lab
 from newtlab.plan.bridges import newtlink_config
 from newtlab.plan.model import BridgeSidePlan
@@ -391,3 +392,19 @@ def test_examples_use_the_image_platform_entry() -> None:
     assert {k: v for k, v in vhost.items() if k != "description"} == {
         k: v for k, v in host_platform().items() if k != "description"
     }
+
+
+def test_dialog_templates_are_jinja2_and_the_old_form_is_named(tmp_path: Path) -> None:
+    devices = linked(("a:Ethernet0", "b:Ethernet0"))
+
+    def load(bootstrap: list[str]) -> None:
+        platform = {**SWITCH_PLATFORM, "vm_console": {"bootstrap": bootstrap}}
+        Lab.load(write_specs(tmp_path / str(len(bootstrap)), devices, platforms={"sw": platform}))
+
+    load(["hostname {{ hostname }}"])
+    with pytest.raises(SpecErrors) as old:
+        load(["true", "hostname {hostname}"])
+    assert "platforms.sw.vm_console.bootstrap[1]" in str(old.value)
+    assert "write {{ hostname }}" in str(old.value)
+    with pytest.raises(SpecErrors, match=r"bootstrap\[0\]: .*undefined"):
+        load(["echo {{ nope }}", "x", "y"])

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from ..errors import RuntimeFailure
 from ..plan.model import ConsolePlan
+from ..templates import render
 
 NUDGE_INTERVAL = 1.5
 _ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
@@ -114,9 +115,8 @@ class ConsoleSession:
 
 
 def fill(template: str, values: Mapping[str, str]) -> str:
-    """Replace ``{name}`` placeholders with shell-quoted values."""
-    quoted = {k: shlex.quote(v) for k, v in values.items()}
-    return template.format_map(quoted)
+    """Render a dialog command (Jinja2) with shell-quoted values."""
+    return render(template, {k: shlex.quote(v) for k, v in values.items()})
 
 
 async def login(session: ConsoleSession, console: ConsolePlan, deadline: float) -> bool:

@@ -30,9 +30,10 @@ class VMCredentials(_Open):
 class ConsoleDialog(_Open):
     """How to log in on a VM's serial console and prepare it for SSH.
 
-    Each command list runs in order after login. ``{ssh_user}``,
-    ``{ssh_pass}``, ``{ssh_pubkey}``, ``{hostname}``, ``{console_user}`` and
-    ``{console_pass}`` are replaced by shell-quoted values. ``set_password``
+    Each command list runs in order after login. The commands are Jinja2
+    templates: ``{{ ssh_user }}``, ``{{ ssh_pass }}``, ``{{ ssh_pubkey }}``,
+    ``{{ hostname }}``, ``{{ console_user }}`` and ``{{ console_pass }}`` are
+    shell-quoted values. ``set_password``
     runs first when the console logged in without asking for a password
     (autologin), so that ``vm_credentials`` work for SSH too; ``create_user``
     runs only when the SSH user differs from the console user. Unset fields
