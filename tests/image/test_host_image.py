@@ -34,6 +34,7 @@ from newtlab.image import (
     host_platform,
 )
 from newtlab.image.cpio import Entry, archive
+from newtlab.plan.nodes import DIALOG_VARIABLES
 from newtlab.spec.models import PlatformSpec
 
 GUEST = Path(__file__).parents[2] / "src" / "newtlab" / "image" / "guest"
@@ -74,15 +75,8 @@ def test_platform_entry_is_a_valid_newtlab_platform() -> None:
     assert re.search(console["shell_prompt"], "r1# ") and re.search(console["shell_prompt"], "# ")
     lists = ("set_password", "bootstrap", "create_user", "install_key")
     commands = [command for name in lists for command in console.get(name, [])]
-    placeholders = set(re.findall(r"\{(\w+)\}", " ".join(commands)))
-    assert placeholders <= {
-        "ssh_user",
-        "ssh_pass",
-        "ssh_pubkey",
-        "hostname",
-        "console_user",
-        "console_pass",
-    }
+    placeholders = set(re.findall(r"\{\{\s*(\w+)\s*\}\}", " ".join(commands)))
+    assert {"ssh_user", "ssh_pubkey", "hostname"} <= placeholders <= set(DIALOG_VARIABLES)
 
 
 def test_guest_scripts_are_valid_shell() -> None:
