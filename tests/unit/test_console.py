@@ -33,12 +33,29 @@ class FakeConsole:
     """
 
     def __init__(
-        self, password: str = "secret", boot_delay: float = 0.0, autologin: bool = False
+        self,
+        password: str = "secret",
+        boot_delay: float = 0.0,
+        autologin: bool = False,
+        chatty: bool = False,
+        stall_after_password: bool = False,
     ) -> None:
         self.password = password
         self.boot_delay = boot_delay
         self.autologin = autologin  # a shell from the start, like a getty with autologin
+        self.chatty = chatty  # prompts in pieces, kernel log lines before them
+        self.stall_after_password = stall_after_password
         self.commands: list[str] = []
+
+    async def prompt(self, writer: asyncio.StreamWriter, text: bytes) -> None:
+        if self.chatty:
+            writer.write(b"\r\n[    7.123456] e1000: eth1 NIC Link is Up\r\n")
+            for piece in (text[:3], text[3:]):
+                writer.write(piece)
+                await writer.drain()
+                await asyncio.sleep(0.2)  # the reader sees a half prompt first
+        else:
+            writer.write(text)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(self.boot_delay)
@@ -47,20 +64,26 @@ class FakeConsole:
             while True:
                 line = await reader.readuntil(b"\r")
                 text = line.decode().rstrip("\r")
-                writer.write(line + b"\n")  # echo
+                # Echo what is typed, except a password (as a real console does).
+                writer.write(b"\r\n" if state == "password" else line + b"\n")
                 if state == "login":
                     if text:
                         state = "password"
-                        writer.write(b"Password: ")
+                        await self.prompt(writer, b"Password: ")
                     else:
-                        writer.write(b"\r\nnewtlab login: ")
+                        await self.prompt(writer, b"\r\nnewtlab login: ")
                 elif state == "password":
-                    if text == self.password:
+                    if self.stall_after_password:
+                        writer.write(b"\r\nWelcome\r\nloading profile...")
+                        state = "stalled"
+                    elif text == self.password:
                         state = "shell"
                         writer.write(b"\r\n# \x1b[6n")
                     else:
                         writer.write(b"\r\nLogin incorrect\r\nnewtlab login: ")
                         state = "login"
+                elif state == "stalled":
+                    pass  # it never answers again
                 else:
                     if text == "exit":
                         break
@@ -116,6 +139,21 @@ def test_password_login_does_not_set_the_password() -> None:
     assert asyncio.run(run_against(FakeConsole(), values)) == ["net-up h"]
 
 
+def test_prompts_in_pieces_between_log_lines() -> None:
+    fake = FakeConsole(chatty=True)
+    assert asyncio.run(run_against(fake, {"ssh_user": "root", "hostname": "h"})) == ["net-up h"]
+
+
+def test_a_stall_names_its_step_and_the_last_console_lines() -> None:
+    fake = FakeConsole(stall_after_password=True)
+    with pytest.raises(RuntimeFailure) as stalled:
+        asyncio.run(run_against(fake, {"hostname": "h"}, timeout=3))
+    message = str(stalled.value)
+    assert "stalled waiting for the shell prompt" in message and "after the password" in message
+    assert message.endswith("Welcome\n  loading profile...")
+    assert "secret" not in message  # the password typed is not echoed back
+
+
 def test_wrong_password_is_reported() -> None:
     with pytest.raises(RuntimeFailure, match="refused"):
         asyncio.run(run_against(FakeConsole(password="other"), {"hostname": "h"}))
@@ -141,7 +179,7 @@ def test_no_console_times_out() -> None:
             port = server.sockets[0].getsockname()[1]
             await bootstrap("127.0.0.1", port, CONSOLE, {}, time.monotonic() + 2)
 
-    with pytest.raises(RuntimeFailure, match="no login prompt"):
+    with pytest.raises(RuntimeFailure, match="stalled waiting for the login prompt /login:/"):
         asyncio.run(go())
 
 

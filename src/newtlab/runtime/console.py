@@ -119,6 +119,15 @@ def fill(template: str, values: Mapping[str, str]) -> str:
     return render(template, {k: shlex.quote(v) for k, v in values.items()})
 
 
+class Stalled(RuntimeFailure):
+    """The console stopped short: the step it waited in, and its last lines."""
+
+    def __init__(self, step: str, tail: str) -> None:
+        lines = [line.strip() for line in tail.replace("\r", "").splitlines() if line.strip()]
+        shown = "\n  ".join(lines[-4:]) or "(nothing)"
+        super().__init__(f"the serial console stalled {step}; its last lines:\n  {shown}")
+
+
 async def login(session: ConsoleSession, console: ConsolePlan, deadline: float) -> bool:
     """Get to a shell prompt, logging in if the console shows a login prompt.
 
@@ -129,16 +138,31 @@ async def login(session: ConsoleSession, console: ConsolePlan, deadline: float) 
     shell_re = re.compile(console.shell_prompt)
     incorrect = re.compile(r"(?i)login incorrect|authentication failure|permission denied")
     typed = False
+
+    async def wait(step: str, patterns: list[re.Pattern[str]], nudge: str | None = None) -> int:
+        try:
+            which, _ = await session.expect(patterns, deadline, nudge)
+        except TimeoutError as exc:
+            raise Stalled(step, str(exc)) from None
+        return which
+
     while True:
-        which, _ = await session.expect([login_re, shell_re], deadline, nudge="\r")
+        which = await wait(f"waiting for the login prompt /{login_re.pattern}/ "
+                           "(or a shell prompt)", [login_re, shell_re], nudge="\r")  # fmt: skip
         if which == 1:
             break
         await session.send(console.user + "\r")
-        which, _ = await session.expect([password_re, shell_re, login_re, incorrect], deadline)
+        which = await wait(
+            f"waiting for the password prompt /{password_re.pattern}/ after the user name",
+            [password_re, shell_re, login_re, incorrect],
+        )
         if which == 0:
             await session.send(console.password + "\r")
             typed = True
-            which, _ = await session.expect([shell_re, incorrect, login_re], deadline)
+            which = await wait(
+                f"waiting for the shell prompt /{shell_re.pattern}/ after the password",
+                [shell_re, incorrect, login_re],
+            )
             if which == 0:
                 break
             raise RuntimeFailure(
@@ -149,7 +173,10 @@ async def login(session: ConsoleSession, console: ConsolePlan, deadline: float) 
         if which == 3:
             raise RuntimeFailure(f"console login as {console.user!r} was refused")
     # Synchronise: from here on, output belongs to our commands.
-    await session.run("true", deadline)
+    try:
+        await session.run("true", deadline)
+    except TimeoutError as exc:
+        raise Stalled("running a first command after login", str(exc)) from None
     return typed
 
 
@@ -164,12 +191,7 @@ async def bootstrap(
     """Log in on the console and run the password, bootstrap, user and key commands in order."""
     session = await ConsoleSession.connect(host, port, deadline)
     try:
-        try:
-            typed_password = await login(session, console, deadline)
-        except TimeoutError as exc:
-            raise RuntimeFailure(
-                f"no login prompt on the serial console (last output: {str(exc)[-200:]!r})"
-            ) from None
+        typed_password = await login(session, console, deadline)
         commands = []
         if not typed_password and console.user and console.password:
             commands += console.set_password  # so vm_credentials work over SSH as well
@@ -184,8 +206,8 @@ async def bootstrap(
             step(template)
             try:
                 result = await session.run(command, deadline)
-            except TimeoutError:
-                raise RuntimeFailure(f"console command timed out: {command}") from None
+            except TimeoutError as exc:
+                raise Stalled(f"running `{template}`", str(exc)) from None
             if result.status != 0:
                 raise RuntimeFailure(
                     f"console command failed (exit {result.status}): {command}\n{result.output}"
