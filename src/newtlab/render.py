@@ -118,31 +118,13 @@ def print_status(console: Console, status: dict[str, Any]) -> None:
     for column in ("STATUS", "SSH", "CONSOLE", "PID", "BOOT", "NOTE"):
         nodes.add_column(column)
     for node in status["nodes"]:
-        style = _STATUS_STYLE.get(node["status"], "")
         note = (node["error"].splitlines() or [""])[0] or ", ".join(node["hosts"])
         if node["status"] == "starting" and node["phase"]:
             note = node["phase"]  # e.g. the readiness probe it waits on
         boot = f"{node['boot_seconds']:.1f}s" if node.get("boot_seconds") else ""
-        nodes.add_row(
-            node["name"],
-            f"[{style}]{node['status']}[/]" if style else node["status"],
-            str(node["ssh_port"]),
-            str(node["console_port"]),
-            str(node["pid"] or ""),
-            boot,
-            note[:60],
-        )
+        nodes.add_row(*_process_row(node["name"], node, boot, note[:60]))
     for vhost in status.get("vhosts", []):
-        style = _STATUS_STYLE.get(vhost["status"], "")
-        nodes.add_row(
-            vhost["id"],
-            f"[{style}]{vhost['status']}[/]" if style else vhost["status"],
-            str(vhost["ssh_port"]),
-            str(vhost["console_port"]),
-            str(vhost["pid"] or ""),
-            "",
-            _vhost_note(vhost),
-        )
+        nodes.add_row(*_process_row(vhost["id"], vhost, "", _vhost_note(vhost)))
     console.print(nodes)
     if status["links"]:
         links = Table(title_justify="left")
@@ -165,6 +147,14 @@ def print_status(console: Console, status: dict[str, Any]) -> None:
         console.print(
             f"[red]server {server} did not answer[/]: {why}", highlight=False, soft_wrap=True
         )
+
+
+def _process_row(name: str, row: dict[str, Any], boot: str, note: str) -> list[str]:
+    """A status table row: a VM, or a virtual host (which shows its VM's process and ports)."""
+    style = _STATUS_STYLE.get(row["status"], "")
+    shown = f"[{style}]{row['status']}[/]" if style else row["status"]
+    ports = [str(row["ssh_port"]), str(row["console_port"]), str(row["pid"] or "")]
+    return [name, shown, *ports, boot, note]
 
 
 def _vhost_note(vhost: dict[str, Any]) -> str:

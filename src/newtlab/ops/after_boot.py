@@ -1,4 +1,4 @@
-"""What runs on a node once it answers SSH: its boot patches, then its post-boot commands.
+"""What runs on a node once it is ready: its virtual hosts, boot patches, post-boot commands.
 
 All of it runs again on every start of the node, so patches and commands
 must be safe to repeat. The first failure stops the node, naming the patch
@@ -11,14 +11,24 @@ import time
 
 from ..plan.model import NodePlan
 from ..plan.patches import patch_steps
+from ..plan.vhost_script import as_root, setup_script
 from ..runtime import ssh
 from .events import Event, Progress
 
 
 async def run_after_boot(
-    target: ssh.SSHTarget, node: NodePlan, deadline: float, progress: Progress
+    target: ssh.SSHTarget, node: NodePlan, pubkey: str, deadline: float, progress: Progress
 ) -> None:
-    async with ssh.Session.open(target, f"{node.name}: boot patches") as session:
+    """All of it over one SSH connection, in that order."""
+    if not (node.vhosts or node.patches or node.post_boot):
+        return
+    async with ssh.Session.open(target, f"{node.name}: after boot") as session:
+        if node.vhosts:
+            progress(Event(node.name, "hosts", f"making {len(node.vhosts)} virtual hosts"))
+            script = setup_script(node.vhosts, node.ssh_user, pubkey)
+            await session.check(
+                as_root("sh -s"), "making its virtual hosts", _left(deadline, 30), script
+            )
         for patch in node.patches:
             progress(Event(node.name, "patching", patch.name))
             for step in patch_steps(patch):
@@ -29,6 +39,6 @@ async def run_after_boot(
             await session.check(command, f"post-boot command `{command}`", _left(deadline))
 
 
-def _left(deadline: float) -> float:
-    """Time for one step: what the boot timeout leaves, but never under a minute."""
-    return max(deadline - time.monotonic(), 60)
+def _left(deadline: float, floor: float = 60) -> float:
+    """Time for one step: what the boot timeout leaves, but never under ``floor`` seconds."""
+    return max(deadline - time.monotonic(), floor)

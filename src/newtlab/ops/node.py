@@ -8,7 +8,6 @@ from pathlib import Path
 
 from ..errors import RuntimeFailure
 from ..plan.model import NodePlan
-from ..plan.vhost_script import as_root, setup_script
 from ..runtime import console, ssh
 from ..runtime.agent import layout
 from ..runtime.host import Host
@@ -76,18 +75,7 @@ async def _reach(state: LabState, host: Host, node: NodePlan, progress: Progress
     async with host.reach(node.ssh_port, node.ssh_bind) as (address, port):
         target = ssh.SSHTarget(address, port, node.ssh_user, node.ssh_pass, state.ssh_key_path)
         await wait_until_ready(state, host, node, target, deadline, progress)
-        if node.vhosts:
-            progress(Event(node.name, "hosts", f"making {len(node.vhosts)} virtual hosts"))
-            await make_vhosts(target, node, public_key(state), deadline)
-        if node.patches or node.post_boot:
-            await run_after_boot(target, node, deadline, progress)
-
-
-async def make_vhosts(target: ssh.SSHTarget, node: NodePlan, pubkey: str, deadline: float) -> None:
-    """Make the host VM's virtual hosts (namespaces, addresses, logins) over SSH."""
-    script = setup_script(node.vhosts, node.ssh_user, pubkey)
-    timeout = max(deadline - time.monotonic(), 30)
-    await ssh.run_checked(target, as_root("sh -s"), "making its virtual hosts", timeout, script)
+        await run_after_boot(target, node, public_key(state), deadline, progress)
 
 
 async def bring_up(state: LabState, host: Host, node: NodePlan, progress: Progress) -> None:

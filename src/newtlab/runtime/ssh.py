@@ -93,14 +93,6 @@ class Session:
         return str(result.stdout or "")
 
 
-async def run_checked(
-    target: SSHTarget, command: str, what: str, timeout: float, stdin: str | None = None
-) -> str:
-    """Run one ``command`` and return its output; a failure says ``what`` failed and why."""
-    async with Session.open(target, what) as session:
-        return await session.check(command, what, timeout, stdin)
-
-
 async def wait_ready(target: SSHTarget, deadline: float, interval: float = 0.5) -> None:
     """Poll until an SSH login runs ``echo ready``; QEMU's port forward accepts TCP long before."""
     last_error = "no attempt"
