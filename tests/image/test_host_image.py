@@ -34,7 +34,7 @@ from newtlab.image import (
     host_platform,
 )
 from newtlab.image.cpio import Entry, archive
-from newtlab.plan.nodes import DIALOG_VARIABLES
+from newtlab.plan.dialogs import DIALOG_VARIABLES
 from newtlab.spec.models import PlatformSpec
 
 GUEST = Path(__file__).parents[2] / "src" / "newtlab" / "image" / "guest"

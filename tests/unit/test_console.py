@@ -3,25 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from newtlab.errors import RuntimeFailure
-from newtlab.plan.model import ConsolePlan
-from newtlab.runtime.console import bootstrap, fill
+from newtlab.plan.dialogs import console_plan
+from newtlab.plan.model import ConsolePlan, DialogStepPlan
+from newtlab.plan.nodes import builtin_defaults
+from newtlab.runtime.console import bootstrap, clean, fill
+from newtlab.spec.models import ConsoleDialog
 
-CONSOLE = ConsolePlan(
-    user="root",
-    password="secret",
-    login_prompt="login:",
-    password_prompt="assword:",
-    shell_prompt=r"[#$] ?(\x1b\[6n)?$",
-    bootstrap=["echo net-up {{ hostname }}"],
-    create_user=["echo create {{ ssh_user }}"],
-    install_key=["echo key {{ ssh_pubkey }}"],
-    set_password=["echo password {{ console_user }}:{{ console_pass }}"],
+# The built-in Linux dialog (prompts, ignore and fail patterns) with commands
+# that show what ran.
+CONSOLE = console_plan(
+    None,
+    {
+        **builtin_defaults()["consoles"]["linux"],
+        "bootstrap": ["echo net-up {{ hostname }}"],
+        "create_user": ["echo create {{ ssh_user }}"],
+        "install_key": ["echo key {{ ssh_pubkey }}"],
+        "set_password": ["echo password {{ console_user }}:{{ console_pass }}"],
+    },
+    "root",
+    "secret",
+    "platforms.json",
+    "platforms.test.vm_console",
 )
 
 
@@ -43,17 +54,18 @@ class FakeConsole:
         self.password = password
         self.boot_delay = boot_delay
         self.autologin = autologin  # a shell from the start, like a getty with autologin
-        self.chatty = chatty  # prompts in pieces, kernel log lines before them
+        self.chatty = chatty  # prompts in pieces with a kernel log line in the middle
         self.stall_after_password = stall_after_password
         self.commands: list[str] = []
 
     async def prompt(self, writer: asyncio.StreamWriter, text: bytes) -> None:
         if self.chatty:
-            writer.write(b"\r\n[    7.123456] e1000: eth1 NIC Link is Up\r\n")
-            for piece in (text[:3], text[3:]):
+            log = b"[    7.123456] e1000: eth1 NIC Link is Up\r\n"
+            for piece in (b"Loading 10%\rLoading 99%\r\n" + text[:3], log, text[3:], log[:9]):
                 writer.write(piece)
                 await writer.drain()
                 await asyncio.sleep(0.2)  # the reader sees a half prompt first
+            writer.write(log[9:])  # a log line after the prompt, in two reads
         else:
             writer.write(text)
 
@@ -97,11 +109,16 @@ class FakeConsole:
             writer.close()
 
 
-async def run_against(fake: FakeConsole, values: dict[str, str], timeout: float = 10) -> list[str]:
+async def run_against(
+    fake: FakeConsole,
+    values: dict[str, str],
+    timeout: float = 10,
+    console: ConsolePlan = CONSOLE,
+) -> list[str]:
     server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     async with server:
-        results = await bootstrap("127.0.0.1", port, CONSOLE, values, time.monotonic() + timeout)
+        results = await bootstrap("127.0.0.1", port, console, values, time.monotonic() + timeout)
     return [r.output for r in results]
 
 
@@ -128,14 +145,13 @@ def test_same_user_skips_user_creation() -> None:
 
 def test_autologin_console_sets_the_credentials_password_first() -> None:
     fake = FakeConsole(autologin=True)
-    values = {"ssh_user": "root", "hostname": "h", "console_user": "root",
-              "console_pass": "p w"}  # fmt: skip
-    outputs = asyncio.run(run_against(fake, values))
+    console = CONSOLE.model_copy(update={"password": "p w"})
+    outputs = asyncio.run(run_against(fake, {"ssh_user": "root", "hostname": "h"}, console=console))
     assert outputs == ["password root:p w", "net-up h"]
 
 
 def test_password_login_does_not_set_the_password() -> None:
-    values = {"ssh_user": "root", "hostname": "h", "console_user": "root", "console_pass": "s"}
+    values = {"ssh_user": "root", "hostname": "h"}
     assert asyncio.run(run_against(FakeConsole(), values)) == ["net-up h"]
 
 
@@ -149,14 +165,17 @@ def test_a_stall_names_its_step_and_the_last_console_lines() -> None:
     with pytest.raises(RuntimeFailure) as stalled:
         asyncio.run(run_against(fake, {"hostname": "h"}, timeout=3))
     message = str(stalled.value)
-    assert "stalled waiting for the shell prompt" in message and "after the password" in message
+    assert "stalled waiting for step 'shell'" in message
     assert message.endswith("Welcome\n  loading profile...")
     assert "secret" not in message  # the password typed is not echoed back
 
 
-def test_wrong_password_is_reported() -> None:
-    with pytest.raises(RuntimeFailure, match="refused"):
-        asyncio.run(run_against(FakeConsole(password="other"), {"hostname": "h"}))
+def test_wrong_password_ends_the_dialog_on_its_fail_pattern() -> None:
+    with pytest.raises(RuntimeFailure) as failed:
+        asyncio.run(run_against(FakeConsole(password="other"), {"hostname": "h"}, timeout=30))
+    message = str(failed.value)
+    assert "printed 'Login incorrect'" in message and "step 'shell'" in message
+    assert "vm_credentials" in message
 
 
 def test_failing_command_is_reported_with_its_output() -> None:
@@ -179,9 +198,130 @@ def test_no_console_times_out() -> None:
             port = server.sockets[0].getsockname()[1]
             await bootstrap("127.0.0.1", port, CONSOLE, {}, time.monotonic() + 2)
 
-    with pytest.raises(RuntimeFailure, match="stalled waiting for the login prompt /login:/"):
+    with pytest.raises(RuntimeFailure, match="stalled waiting for step 'login' /login:/"):
         asyncio.run(go())
 
 
 def test_placeholders_are_shell_quoted() -> None:
     assert fill("echo {{ a }}:{{ b }}", {"a": "x", "b": "it's"}) == "echo x:'it'\"'\"'s'"
+
+
+def test_clean_shows_what_a_terminal_would() -> None:
+    ignore = [re.compile(p) for p in CONSOLE.ignore]
+    raw = "\x1b[1mboot\x1b[0m\r\nLoading 10%\rLoading 99%\r\nlo[    3.5] eth0: up\r\ngin: "
+    assert clean(raw, ignore) == "boot\nLoading 99%\nlogin: "
+    assert clean("[  OK  ] Started getty.\r\nPassword: ", ignore) == "Password: "
+    assert clean("half a line\r") == "half a line"  # its \n may be in the next read
+
+
+class RouterConsole:
+    """An IOS-like CLI: an optional setup question, Press RETURN, then > and #.
+
+    ``drop_enable`` ignores the first ``enable`` typed (a console not ready yet).
+    """
+
+    def __init__(self, setup_question: bool, drop_enable: bool = False) -> None:
+        self.setup_question = setup_question
+        self.drop_enable = drop_enable
+        self.typed: list[str] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        question = b"Would you like to enter the initial configuration dialog? [yes/no]: "
+        state = "setup" if self.setup_question else "return"
+        writer.write(question if state == "setup" else b"Press RETURN to get started!\r\n")
+        try:
+            while True:
+                line = (await reader.readuntil(b"\r")).decode().strip()
+                self.typed.append(line)
+                writer.write(line.encode() + b"\r\n")
+                if state == "setup":
+                    if line == "no":
+                        state = "return"
+                        writer.write(b"\r\n\r\nPress RETURN to get started!\r\n\r\n")
+                    else:
+                        writer.write(b"% Please answer 'yes' or 'no'.\r\n" + question)
+                elif state == "return":
+                    state = "user"
+                    writer.write(b"Router>")
+                elif state == "user" and line == "enable":
+                    if self.drop_enable:
+                        self.drop_enable = False
+                        continue
+                    state = "enabled"
+                    writer.write(b"Router#")
+                else:
+                    writer.write(b"Router" + (b"#" if state == "enabled" else b">"))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+ROUTER = console_plan(
+    None,
+    {
+        **builtin_defaults()["consoles"]["linux"],
+        "login": [
+            {
+                "name": "setup",
+                "expect": r"initial configuration dialog\? \[yes/no\]:",
+                "send": "no",
+                "optional": True,
+            },
+            {
+                "name": "press-return",
+                "expect": "Press RETURN to get started!",
+                "send": "",
+                "optional": True,
+            },
+            {"name": "user-exec", "expect": "Router>", "send": "enable"},
+            {"name": "privileged", "expect": "Router#", "timeout": 1, "retries": 2},
+        ],
+        **{k: [] for k in ("bootstrap", "create_user", "install_key", "set_password")},
+    },
+    "",
+    "",
+    "platforms.json",
+    "platforms.router.vm_console",
+)
+
+
+@pytest.mark.parametrize("setup_question", [True, False])
+def test_a_dialog_of_steps_skips_optional_prompts_that_do_not_show(setup_question: bool) -> None:
+    fake = RouterConsole(setup_question)
+    assert asyncio.run(run_against(fake, {}, console=ROUTER)) == []  # type: ignore[arg-type]
+    assert fake.typed[-2:] == ["enable", "exit"]
+    assert ("no" in fake.typed) == setup_question
+
+
+def test_a_step_that_times_out_types_the_previous_input_again() -> None:
+    fake = RouterConsole(setup_question=False, drop_enable=True)
+    asyncio.run(run_against(fake, {}, console=ROUTER))  # type: ignore[arg-type]
+    assert fake.typed.count("enable") == 2
+
+
+def test_retries_run_out_with_the_step_named() -> None:
+    console = ROUTER.model_copy(
+        update={
+            "login": [
+                *ROUTER.login[:3],
+                DialogStepPlan(name="never", expect="Router\\(x\\)#", timeout=0.5, retries=1),
+            ]
+        }
+    )
+    with pytest.raises(RuntimeFailure, match=r"stalled waiting for step 'never'.*\n  Router>"):
+        asyncio.run(run_against(RouterConsole(False), {}, console=console))  # type: ignore[arg-type]
+
+
+def test_the_readme_dialog_runs_against_a_router_console() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## Console dialogs", 1)[1]
+    example = section.split("```json\n", 1)[1].split("```", 1)[0]
+    dialog = ConsoleDialog.model_validate(json.loads("{" + example + "}")["vm_console"])
+    defaults = builtin_defaults()["consoles"]["linux"]
+    console = console_plan(dialog, defaults, "admin", "pw", "platforms.json", "x")
+    for setup_question in (True, False):
+        fake = RouterConsole(setup_question, drop_enable=setup_question)
+        asyncio.run(run_against(fake, {}, timeout=20, console=console))  # type: ignore[arg-type]
+        assert fake.typed.count("enable") == 1 + setup_question and fake.typed[-1] == "exit"

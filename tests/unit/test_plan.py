@@ -13,7 +13,7 @@ import pytest
 from newtlab.errors import SpecErrors
 from newtlab.lab import Lab
 from newtlab.plan.bridges import newtlink_config
-from newtlab.plan.model import BridgeSidePlan
+from newtlab.plan.model import BridgeSidePlan, ConsolePlan
 from newtlab.plan.nodes import Homes
 from newtlab.plan.plan import build_plan, lab_name_for
 from newtlab.plan.ports import collect_ports
@@ -408,3 +408,41 @@ def test_dialog_templates_are_jinja2_and_the_old_form_is_named(tmp_path: Path) -
     assert "write {{ hostname }}" in str(old.value)
     with pytest.raises(SpecErrors, match=r"bootstrap\[0\]: .*undefined"):
         load(["echo {{ nope }}", "x", "y"])
+
+
+def test_console_dialogs_become_explicit_steps_and_bad_ones_are_spec_errors(
+    tmp_path: Path,
+) -> None:
+    devices = linked(("a:Ethernet0", "b:Ethernet0"))
+
+    def console(vm_console: dict[str, object]) -> ConsolePlan:
+        directory = tmp_path / str(len(list(tmp_path.iterdir())))
+        platform = {**SWITCH_PLATFORM, "vm_console": vm_console}
+        return (
+            Lab.load(write_specs(directory, devices, platforms={"sw": platform}))
+            .plan.node("a")
+            .console
+        )
+
+    usual = console({"shell_prompt": "sonic# $"})
+    assert [(s.name, s.expect, s.send, s.optional, s.nudge) for s in usual.login] == [
+        ("login", "login:", "{{ console_user }}", True, True),
+        ("password", "assword:", "{{ console_pass }}", True, False),
+        ("shell", "sonic# $", None, False, False),
+    ]
+    assert usual.fail and usual.ignore  # the device type's
+    own = console({"login": [{"expect": "Router>", "send": "enable"}, {"expect": "#"}],
+                   "ignore": []})  # fmt: skip
+    assert [(s.name, s.nudge) for s in own.login] == [("1", True), ("2", False)]
+    assert own.ignore == [] and own.fail == usual.fail
+    for bad, where in [
+        ({"login": []}, "vm_console.login: the login dialog has no steps"),
+        ({"login": [{"expect": "(oops"}]}, "vm_console.login[0].expect: '(oops' is not a regular"),
+        ({"login": [{"expect": "#", "send": "{console_user}"}]}, "login[0].send: {console_user}"),
+        ({"login": [{"expect": "#", "send": "{{ nope }}"}]}, "login[0].send: 'nope' is undefined"),
+        ({"fail": ["[x"]}, "vm_console.fail[0]: '[x' is not a regular expression"),
+        ({"login": [{"expect": "#", "retries": -1}]}, "retries"),
+    ]:
+        with pytest.raises(SpecErrors) as error:
+            console(bad)
+        assert where in str(error.value), (bad, str(error.value))

@@ -120,22 +120,24 @@ def _deb(record: dict[str, str]) -> Deb:
     )
 
 
+def candidates(names: Iterable[str]) -> list[Deb]:
+    """Each named package at apt's candidate version, in order."""
+    wanted = list(names)
+    records = _show(wanted)
+    missing = [name for name in wanted if name not in records]
+    if missing:
+        raise ImageBuildError(f"apt knows no {', '.join(missing)}: {APT_UPDATE_HINT}.")
+    return [_deb(records[name]) for name in wanted]
+
+
 def resolve() -> list[Deb]:
     """The exact packages to fetch: the kernel ``linux-image-amd64`` depends on
     (naming it exactly: a glob would fetch every version) and the userland."""
-    records = _show([KERNEL_META, *PACKAGES])
-    meta = records.get(KERNEL_META, {})
+    meta = _show([KERNEL_META]).get(KERNEL_META, {})
     match = re.search(r"\b(linux-image-[0-9][^\s,]*-amd64)\b", meta.get("Depends", ""))
-    missing = [name for name in (KERNEL_META, *PACKAGES) if name not in records]
-    if missing or match is None:
-        raise ImageBuildError(
-            f"apt knows no {', '.join(missing) or 'kernel behind ' + KERNEL_META}: "
-            f"{APT_UPDATE_HINT}."
-        )
-    kernel = _show([match.group(1)]).get(match.group(1))
-    if kernel is None:
-        raise ImageBuildError(f"apt knows no {match.group(1)}: {APT_UPDATE_HINT}.")
-    return [_deb(kernel), *(_deb(records[name]) for name in PACKAGES)]
+    if match is None:
+        raise ImageBuildError(f"apt knows no kernel behind {KERNEL_META}: {APT_UPDATE_HINT}.")
+    return candidates([match.group(1), *PACKAGES])
 
 
 def _valid(path: Path, deb: Deb) -> bool:

@@ -61,15 +61,12 @@ async def _reach(state: LabState, host: Host, node: NodePlan, progress: Progress
         "ssh_pass": node.ssh_pass,
         "ssh_pubkey": public_key(state),
         "hostname": node.name,
-        "console_user": node.console.user,
-        "console_pass": node.console.password,
     }
     phase = "console"
 
     def step(detail: str) -> None:
         progress(Event(node.name, phase, detail))
 
-    progress(Event(node.name, phase, "waiting for login prompt"))
     async with host.reach(node.console_port) as (address, port):
         await console.bootstrap(address, port, node.console, values, deadline, step)
     async with host.reach(node.ssh_port, node.ssh_bind) as (address, port):

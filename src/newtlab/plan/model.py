@@ -52,12 +52,26 @@ class NicPlan(_Frozen):
     link: str | None = None
 
 
+class DialogStepPlan(_Frozen):
+    """One console dialog step (see ``spec.models.DialogStep``), defaults filled in."""
+
+    name: str
+    expect: str
+    send: str | None = None
+    optional: bool = False
+    timeout: float | None = None
+    retries: int = 0
+    nudge: bool = False
+
+
 class ConsolePlan(_Frozen):
     user: str
     password: str
-    login_prompt: str
-    password_prompt: str
-    shell_prompt: str
+    login: list[DialogStepPlan]
+    ignore: list[str] = Field(
+        default_factory=list, description="removed from the output before prompts are matched"
+    )
+    fail: list[str] = Field(default_factory=list, description="end the dialog with an error")
     bootstrap: list[str]
     create_user: list[str]
     install_key: list[str]

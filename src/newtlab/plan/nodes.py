@@ -18,8 +18,7 @@ from typing import Any
 
 from ..errors import SpecError, SpecErrors
 from ..spec.load import Specs
-from ..spec.models import ConsoleDialog
-from ..templates import TemplateError, render
+from .dialogs import console_plan
 from .ifmap import InterfaceMapError, nic_index
 from .model import ConsolePlan
 
@@ -86,42 +85,6 @@ def resolve_image(image: str, spec_dir: Path, homes: Homes) -> str:
     return str(spec_dir / path)
 
 
-def _console(dialog: ConsoleDialog | None, kind: str, user: str, password: str) -> ConsolePlan:
-    defaults = builtin_defaults()["consoles"][kind]
-    given = dialog.model_dump(exclude_none=True, include=set(defaults)) if dialog else {}
-    return ConsolePlan(user=user, password=password, **{**defaults, **given})
-
-
-DIALOG_VARIABLES = (
-    "ssh_user",
-    "ssh_pass",
-    "ssh_pubkey",
-    "hostname",
-    "console_user",
-    "console_pass",
-)
-_OLD_PLACEHOLDER = re.compile(r"(?<!\{)\{(" + "|".join(DIALOG_VARIABLES) + r")\}(?!\})")
-
-
-def _check_dialog(console: ConsolePlan, file: str, where: str) -> None:
-    """Every dialog command must render (Jinja2); the old ``{name}`` form is named."""
-    sample = {name: name for name in DIALOG_VARIABLES}
-    for commands in ("set_password", "bootstrap", "create_user", "install_key"):
-        for i, template in enumerate(getattr(console, commands)):
-            path = f"{where}.{commands}[{i}]"
-            old = _OLD_PLACEHOLDER.search(template)
-            if old:
-                name = old.group(1)
-                raise SpecError(
-                    file, path, f"{{{name}}} is the old placeholder form",
-                    f"write {{{{ {name} }}}}: newtlab's templates are Jinja2",
-                )  # fmt: skip
-            try:
-                render(template, sample)
-            except TemplateError as exc:
-                raise SpecError(file, path, str(exc), "fix the Jinja2 template") from None
-
-
 def _resolve_vm(specs: Specs, name: str, device: str, homes: Homes) -> NodeSpec:
     """Settings of the VM named ``name`` configured from topology device ``device``."""
     pf = specs.profiles[device]
@@ -151,9 +114,14 @@ def _resolve_vm(specs: Specs, name: str, device: str, homes: Homes) -> NodeSpec:
             'vm_interface_map is "custom" but no custom map is given',
             'add "vm_interface_map_custom": {"<interface>": <nic index>, ...}',
         )
-    console = _console(platform.vm_console, by_type["console"], console_user, console_pass)
-    platforms_file = str(specs.directory / "platforms.json")
-    _check_dialog(console, platforms_file, f"platforms.{platform_name}.vm_console")
+    console = console_plan(
+        platform.vm_console,
+        defaults["consoles"][by_type["console"]],
+        console_user,
+        console_pass,
+        str(specs.directory / "platforms.json"),
+        f"platforms.{platform_name}.vm_console",
+    )
     return NodeSpec(
         name=name,
         device_type=platform.device_type,

@@ -1,28 +1,56 @@
 """Serial-console automation: log in on a VM's console and run the bootstrap commands.
 
-QEMU serves the console on a TCP port (``server=on,wait=off``), so output
-printed before we connect is lost: we nudge with a carriage return until a
-login or shell prompt shows. Each command is followed by an ``echo`` of a
-marker and ``$?`` written so that its echo differs from its output; the
-marker line tells us the command finished and how.
+The login is the platform's dialog (``ConsolePlan.login``): expect/send
+steps whose prompts match only at the end of the output so far, after ANSI
+codes, carriage-return redraws and the dialog's ``ignore`` patterns are
+removed. QEMU serves the console on a TCP port (``server=on,wait=off``), so
+output printed before we connect is lost: a step that nudges presses Enter
+until its prompt shows. Each command is followed by an ``echo`` of a marker
+and ``$?`` written so that its echo differs from its output; the marker line
+tells us the command finished and how.
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import re
 import shlex
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import RuntimeFailure
-from ..plan.model import ConsolePlan
+from ..plan.model import ConsolePlan, DialogStepPlan
 from ..templates import render
 
 NUDGE_INTERVAL = 1.5
-_ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
+PROMPT_WINDOW = 4096  # patterns are matched within this many characters of the end
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def clean(raw: str, ignore: Sequence[re.Pattern[str]] = ()) -> str:
+    """What a terminal would show: no ANSI codes, redrawn lines (``\\r``) at their
+    last state, ``\\n`` line ends, and no text matching an ignore pattern."""
+    text = _ANSI.sub("", raw)
+    lines = [line.rstrip("\r") for line in text.split("\n")]
+    text = "\n".join(line[line.rfind("\r") + 1 :] for line in lines)
+    for pattern in ignore:
+        text = pattern.sub("", text)
+    return text
+
+
+def prompt_pattern(expect: str) -> re.Pattern[str]:
+    """A prompt matches only at the very end of the output (whitespace aside)."""
+    return re.compile(rf"(?:{expect})\s*\Z")
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "******")
+    return text
 
 
 @dataclass
@@ -33,20 +61,29 @@ class CommandResult:
 
 
 class ConsoleSession:
-    """A line-oriented conversation with one serial console."""
+    """A conversation with one serial console."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        ignore: Sequence[str] = (),
+    ) -> None:
         self.reader = reader
         self.writer = writer
-        self.buffer = b""
+        self.ignore = [re.compile(pattern) for pattern in ignore]
+        self.buffer = ""
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._serial = 0
 
     @classmethod
-    async def connect(cls, host: str, port: int, deadline: float) -> ConsoleSession:
+    async def connect(
+        cls, host: str, port: int, deadline: float, ignore: Sequence[str] = ()
+    ) -> ConsoleSession:
         while True:
             try:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
-                return cls(reader, writer)
+                return cls(reader, writer, ignore)
             except (TimeoutError, OSError):
                 if time.monotonic() > deadline:
                     raise RuntimeFailure(
@@ -64,24 +101,31 @@ class ConsoleSession:
         await self.writer.drain()
 
     def text(self) -> str:
-        return _ANSI.sub(b"", self.buffer).decode(errors="replace")
+        return clean(self.buffer, self.ignore)
 
     async def expect(
-        self, patterns: list[re.Pattern[str]], deadline: float, nudge: str | None = None
+        self,
+        patterns: Sequence[re.Pattern[str]],
+        deadline: float,
+        nudge: str | None = None,
     ) -> tuple[int, re.Match[str]]:
-        """Read until one pattern matches the (ANSI-stripped) output; consume up to it."""
+        """Read until a pattern matches the cleaned output; consume up to its end.
+
+        Patterns are tried on the last ``PROMPT_WINDOW`` characters only
+        (what is waited for shows at the end), so a long boot log costs nothing.
+        On timeout, ``TimeoutError`` carries the last output.
+        """
         last_nudge = float("-inf")  # nudge at once: output before we connected is lost
         while True:
             text = self.text()
             for i, pattern in enumerate(patterns):
-                match = pattern.search(text)
+                match = pattern.search(text, max(len(text) - PROMPT_WINDOW, 0))
                 if match:
-                    self.buffer = text[match.end() :].encode()
+                    self.buffer = text[match.end() :]
                     return i, match
             now = time.monotonic()
             if now > deadline:
-                tail = text[-300:].strip()
-                raise TimeoutError(tail)
+                raise TimeoutError(text[-300:].strip())
             if nudge is not None and now - last_nudge > NUDGE_INTERVAL:
                 await self.send(nudge)
                 last_nudge = now
@@ -93,7 +137,7 @@ class ConsoleSession:
                 continue
             if not chunk:
                 raise RuntimeFailure("the serial console closed (did the VM stop?)")
-            self.buffer += chunk
+            self.buffer += self._decoder.decode(chunk)
             # Keep memory bounded while a long boot scrolls past.
             if len(self.buffer) > 256 * 1024:
                 self.buffer = self.buffer[-64 * 1024 :]
@@ -110,7 +154,7 @@ class ConsoleSession:
         echo_at = before.rfind(typed)
         if echo_at >= 0:
             before = before[echo_at + len(typed) :]
-        lines = before.replace("\r", "").split("\n")
+        lines = before.split("\n")
         return CommandResult(command, int(match.group(1)), "\n".join(lines[1:]).strip())
 
 
@@ -122,62 +166,69 @@ def fill(template: str, values: Mapping[str, str]) -> str:
 class Stalled(RuntimeFailure):
     """The console stopped short: the step it waited in, and its last lines."""
 
-    def __init__(self, step: str, tail: str) -> None:
-        lines = [line.strip() for line in tail.replace("\r", "").splitlines() if line.strip()]
+    def __init__(self, step: str, tail: str, secrets: Sequence[str] = ()) -> None:
+        lines = [line.strip() for line in redact(tail, secrets).splitlines() if line.strip()]
         shown = "\n  ".join(lines[-4:]) or "(nothing)"
         super().__init__(f"the serial console stalled {step}; its last lines:\n  {shown}")
 
 
-async def login(session: ConsoleSession, console: ConsolePlan, deadline: float) -> bool:
-    """Get to a shell prompt, logging in if the console shows a login prompt.
+def _watched(steps: Sequence[DialogStepPlan], at: int) -> list[int]:
+    """Steps whose prompts may show next: this one and, past optional ones, the next."""
+    watched = [at]
+    while steps[watched[-1]].optional and watched[-1] + 1 < len(steps):
+        watched.append(watched[-1] + 1)
+    return watched
 
-    True if a password was typed; False for a console that logs in by itself.
-    """
-    login_re = re.compile(console.login_prompt)
-    password_re = re.compile(console.password_prompt)
-    shell_re = re.compile(console.shell_prompt)
-    incorrect = re.compile(r"(?i)login incorrect|authentication failure|permission denied")
-    typed = False
 
-    async def wait(step: str, patterns: list[re.Pattern[str]], nudge: str | None = None) -> int:
-        try:
-            which, _ = await session.expect(patterns, deadline, nudge)
-        except TimeoutError as exc:
-            raise Stalled(step, str(exc)) from None
-        return which
-
-    while True:
-        which = await wait(f"waiting for the login prompt /{login_re.pattern}/ "
-                           "(or a shell prompt)", [login_re, shell_re], nudge="\r")  # fmt: skip
-        if which == 1:
-            break
-        await session.send(console.user + "\r")
-        which = await wait(
-            f"waiting for the password prompt /{password_re.pattern}/ after the user name",
-            [password_re, shell_re, login_re, incorrect],
-        )
-        if which == 0:
-            await session.send(console.password + "\r")
-            typed = True
-            which = await wait(
-                f"waiting for the shell prompt /{shell_re.pattern}/ after the password",
-                [shell_re, incorrect, login_re],
-            )
-            if which == 0:
+async def log_in(
+    session: ConsoleSession,
+    console: ConsolePlan,
+    values: Mapping[str, str],
+    deadline: float,
+    step: Callable[[str], None] = lambda _: None,
+) -> bool:
+    """Run the login dialog to its last step. True if the console password was typed."""
+    steps = console.login
+    prompts = [prompt_pattern(s.expect) for s in steps]
+    fails = [re.compile(pattern) for pattern in console.fail]
+    secrets = [console.password, values.get("ssh_pass", "")]
+    typed_password = False
+    previous = "\r"  # what the previous step typed; a retry types it again
+    at = 0
+    while at < len(steps):
+        current = steps[at]
+        watched = _watched(steps, at)
+        where = f"waiting for step {current.name!r} /{current.expect}/"
+        step(f"waiting for {current.name!r}")
+        for attempt in range(current.retries + 1):
+            until = deadline
+            if current.timeout is not None:
+                until = min(deadline, time.monotonic() + current.timeout)
+            try:
+                which, match = await session.expect(
+                    [prompts[i] for i in watched] + fails,
+                    until,
+                    "\r" if current.nudge else None,
+                )
                 break
+            except TimeoutError as exc:
+                if attempt == current.retries or time.monotonic() >= deadline:
+                    raise Stalled(where, str(exc), secrets) from None
+                await session.send(previous)
+        if which >= len(watched):
+            shown = redact(match.group(0).strip(), secrets)
             raise RuntimeFailure(
-                f"console login as {console.user!r} was refused — check vm_credentials"
+                f"the console dialog failed {where}: the console printed {shown!r} "
+                "(a fail pattern) — check vm_credentials and the platform's vm_console"
             )
-        if which == 1:
-            break
-        if which == 3:
-            raise RuntimeFailure(f"console login as {console.user!r} was refused")
-    # Synchronise: from here on, output belongs to our commands.
-    try:
-        await session.run("true", deadline)
-    except TimeoutError as exc:
-        raise Stalled("running a first command after login", str(exc)) from None
-    return typed
+        at = watched[which]
+        send = steps[at].send
+        if send is not None:
+            previous = render(send, values) + "\r"
+            await session.send(previous)
+            typed_password |= bool(console.password) and console.password in previous
+        at += 1
+    return typed_password
 
 
 async def bootstrap(
@@ -189,9 +240,11 @@ async def bootstrap(
     step: Callable[[str], None] = lambda _: None,
 ) -> list[CommandResult]:
     """Log in on the console and run the password, bootstrap, user and key commands in order."""
-    session = await ConsoleSession.connect(host, port, deadline)
+    values = {**values, "console_user": console.user, "console_pass": console.password}
+    session = await ConsoleSession.connect(host, port, deadline, console.ignore)
+    secrets = [console.password, values.get("ssh_pass", "")]
     try:
-        typed_password = await login(session, console, deadline)
+        typed_password = await log_in(session, console, values, deadline, step)
         commands = []
         if not typed_password and console.user and console.password:
             commands += console.set_password  # so vm_credentials work over SSH as well
@@ -201,16 +254,25 @@ async def bootstrap(
         if values.get("ssh_pubkey"):
             commands += console.install_key
         results = []
+        if commands:  # synchronise: from here on, output belongs to our commands
+            try:
+                await session.run("true", deadline)
+            except TimeoutError as exc:
+                raise Stalled("running a first command after login", str(exc), secrets) from None
         for template in commands:
             command = fill(template, values)
             step(template)
             try:
                 result = await session.run(command, deadline)
             except TimeoutError as exc:
-                raise Stalled(f"running `{template}`", str(exc)) from None
+                raise Stalled(f"running `{template}`", str(exc), secrets) from None
             if result.status != 0:
                 raise RuntimeFailure(
-                    f"console command failed (exit {result.status}): {command}\n{result.output}"
+                    redact(
+                        f"console command failed (exit {result.status}): {command}\n"
+                        f"{result.output}",
+                        secrets,
+                    )
                 )
             results.append(result)
         await session.send("exit\r")

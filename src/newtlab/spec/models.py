@@ -27,8 +27,39 @@ class VMCredentials(_Open):
     password: str = Field(alias="pass")
 
 
+class DialogStep(_Open):
+    """One step of a console dialog: wait for a prompt, then type something.
+
+    ``expect`` is a regex matched only at the end of what the console has
+    printed so far (a prompt waits for input there). ``send`` (Jinja2, the
+    dialog variables unquoted) is typed followed by Enter; without it the
+    step only waits. An ``optional`` prompt may not show: while waiting for
+    it the next steps' prompts are watched too (up to the next required one)
+    and the dialog moves on to whichever shows. ``timeout``: seconds for
+    this step (default: what the boot timeout leaves); ``retries``: on a
+    timeout, type again what the previous step typed and wait again, this
+    many times; ``nudge``: press Enter while waiting (default: the first
+    step only, for a prompt printed before newtlab connected).
+    """
+
+    name: str | None = None
+    expect: str
+    send: str | None = None
+    optional: bool = False
+    timeout: float | None = Field(default=None, gt=0)
+    retries: int = Field(default=0, ge=0)
+    nudge: bool | None = None
+
+
 class ConsoleDialog(_Open):
     """How to log in on a VM's serial console and prepare it for SSH.
+
+    ``login`` is the dialog as ordered expect/send steps; without it the
+    usual three are built from ``login_prompt`` (user name, optional),
+    ``password_prompt`` (password, optional) and ``shell_prompt``.
+    ``ignore``: regexes removed from the output before prompts are matched
+    (log lines that interrupt a prompt); ``fail``: regexes that end the
+    dialog at once (``Login incorrect``).
 
     Each command list runs in order after login. The commands are Jinja2
     templates: ``{{ ssh_user }}``, ``{{ ssh_pass }}``, ``{{ ssh_pubkey }}``,
@@ -40,9 +71,12 @@ class ConsoleDialog(_Open):
     take the device type's defaults.
     """
 
+    login: list[DialogStep] | None = None
     login_prompt: str | None = None
     password_prompt: str | None = None
     shell_prompt: str | None = None
+    ignore: list[str] | None = None
+    fail: list[str] | None = None
     bootstrap: list[str] | None = None
     create_user: list[str] | None = None
     install_key: list[str] | None = None
