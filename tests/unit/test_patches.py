@@ -144,3 +144,53 @@ def test_steps_follow_the_lld_order_with_file_changes_as_root() -> None:
     assert "mv -f '\"'\"'/etc/a b'\"'\"'" in steps[1].command and "sudo -n" in steps[1].command
     assert steps[2].stdin == "x=1\n" and "cat > /etc/d/f.ini" in steps[2].command
     assert steps[3].stdin == "HSET k f v\n" and "redis-cli -n 4" in steps[3].command
+
+
+def test_commands_that_render_to_nothing_are_left_out(tmp_path: Path, builtin: Path) -> None:
+    spec = _spec(tmp_path, vm_post_boot=["{% if node == 'b' %}echo b{% endif %}", "echo all"])
+    _write(spec / "patches" / "vpp" / "always" / "10.json",
+           {"pre_commands": ["{% if false %}never{% endif %}", "echo pre"]})  # fmt: skip
+    plan = Lab.load(spec).plan
+    assert plan.node("a").post_boot == ["echo all"]
+    assert plan.node("b").post_boot == ["echo b", "echo all"]
+    assert plan.node("a").patches[0].pre_commands == ["echo pre"]
+
+
+SHIPPED = Path(patches.__file__).parents[1] / "patches"
+
+
+@pytest.mark.parametrize(
+    "descriptor", sorted(SHIPPED.glob("*/*/*.json")), ids=lambda p: str(p.relative_to(SHIPPED))
+)
+def test_each_shipped_patch_says_what_it_fixes_and_that_it_is_safe_to_repeat(
+    descriptor: Path,
+) -> None:
+    patch = patches.BootPatch.model_validate_json(descriptor.read_text())
+    assert len(patch.description) > 80 and "Safe to repeat" in patch.description
+    for template in [f.template for f in patch.files] + [r.template for r in patch.redis]:
+        assert (descriptor.parent / template).is_file()
+
+
+@pytest.mark.parametrize(
+    ("ifmap", "second"), [("sequential", "Ethernet1"), ("stride-4", "Ethernet4")]
+)
+def test_the_vpp_set_names_ports_as_the_interface_map_does(
+    tmp_path: Path, ifmap: str, second: str
+) -> None:
+    devices = linked(("a:Ethernet0", "b:Ethernet0"), (f"a:{second}", f"b:{second}"))
+    platform = {**PLATFORM, "vm_interface_map": ifmap, "vm_image_release": ""}
+    node = Lab.load(write_specs(tmp_path, devices, platforms={"sw": platform})).plan.node("a")
+    assert [p.source for p in node.patches] == [
+        "built-in:vpp/always/01-disable-factory-hook.json",
+        "built-in:vpp/always/02-port-config.json",
+    ]
+    files = {f.dest.rsplit("/", 1)[1]: f.content for f in node.patches[1].files}
+    pci = [nic.pci for nic in node.nics[1:]]
+    assert files["syncd_vpp_env"].splitlines()[1:4] == [
+        f"VPP_DPDK_PORTS={pci[0]},{pci[1]}",
+        "SONIC_NUM_PORTS=2",
+        "VPP_PORT_LIST=eth1,eth2",
+    ]
+    assert files["port_config.ini"].splitlines()[2] == f"{second} 4 {second} 1 100000"
+    assert files["sonic_vpp_ifmap.ini"] == f"Ethernet0 bobm0\n{second} bobm1\n"
+    assert node.patches[1].redis[0].commands.splitlines()[1].startswith(f'HSET "PORT|{second}" ')

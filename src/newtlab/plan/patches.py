@@ -78,6 +78,7 @@ def patch_variables(
         "release": platform.vm_image_release,
         "num_ports": len(data),
         "pci_addrs": [nic.pci for nic in data],
+        "port_names": [nic.guest for nic in data],
         "hwsku_dir": f"{SONIC_DEVICE_DIR}/{platform.hwsku}",
         "port_speed": port_speed(platform.default_speed),
     }
@@ -112,8 +113,10 @@ def resolve_patches(key: str, release: str, spec_dir: Path) -> list[tuple[str, D
     return found
 
 
-def _render_all(templates: Iterable[str], variables: Mapping[str, Any]) -> list[str]:
-    return [render(t, variables) for t in templates]
+def render_commands(templates: Iterable[str], variables: Mapping[str, Any]) -> list[str]:
+    """Each rendered; one that renders to nothing (``{% if %}`` false) is left out."""
+    rendered = (render(t, variables) for t in templates)
+    return [command for command in rendered if command.strip()]
 
 
 def render_patch(
@@ -126,9 +129,9 @@ def render_patch(
     try:
         patch = BootPatch.model_validate(json.loads(descriptor.read_text()))
         field = "pre_commands"
-        pre = _render_all(patch.pre_commands, variables)
+        pre = render_commands(patch.pre_commands, variables)
         field = "disable_files"
-        disable = _render_all(patch.disable_files, variables)
+        disable = render_commands(patch.disable_files, variables)
         files = []
         for i, item in enumerate(patch.files):
             field = f"files[{i}]"
@@ -142,7 +145,7 @@ def render_patch(
             text = directory.joinpath(entry.template).read_text()
             redis.append(PatchRedisPlan(db=entry.db, commands=render(text, variables)))
         field = "post_commands"
-        post = _render_all(patch.post_commands, variables)
+        post = render_commands(patch.post_commands, variables)
     except (OSError, ValueError, ValidationError, TemplateError) as exc:
         problem = str(exc).splitlines()[0] if isinstance(exc, ValidationError) else str(exc)
         raise SpecError(where, field, f"boot patch {name}: {problem}", _FIX) from None

@@ -9,7 +9,7 @@ from ..errors import PlanError, SpecError, SpecErrors
 from ..spec.load import Specs
 from ..spec.models import NewtlabSection, ReadinessProbe
 from ..spec.names import SAFE_NAME_HINT, is_safe_name
-from ..templates import TemplateError, render
+from ..templates import TemplateError
 from .bridges import LOOPBACK, bridge_hosts, plan_bridges
 from .ifmap import interface_name
 from .macs import assign_macs
@@ -25,7 +25,7 @@ from .model import (
     ProbePlan,
 )  # fmt: skip
 from .nodes import Homes, NodeSpec, resolve_nodes
-from .patches import patch_variables, render_patch, resolve_patches
+from .patches import patch_variables, render_commands, render_patch, resolve_patches
 from .pci import PciError, PciLayout, pci_layout, unaddressed_devices
 from .placement import place_nodes, place_workers
 from .ports import check_ranges, device_ports, link_ports, stats_port
@@ -163,7 +163,7 @@ def _after_boot(
     for file, prefix, commands in sources:
         for i, command in enumerate(commands):
             try:
-                post_boot.append(render(command, variables))
+                post_boot += render_commands([command], variables)
             except TemplateError as exc:
                 field = f"{prefix}.vm_post_boot[{i}]".lstrip(".")
                 errors.append(SpecError(file, field, str(exc), "fix the template"))

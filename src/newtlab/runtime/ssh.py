@@ -54,6 +54,11 @@ def create_key_pair(path: Path) -> str:
     return public
 
 
+def _reason(exc: BaseException) -> str:
+    """An exception's message, or its type when it has none (asyncssh often has none)."""
+    return str(exc) or type(exc).__name__
+
+
 async def run(
     target: SSHTarget, command: str, timeout: float = 60, stdin: str | None = None
 ) -> asyncssh.SSHCompletedProcess:
@@ -73,7 +78,7 @@ class Session:
         try:
             conn = await asyncssh.connect(**target.options(15))
         except (TimeoutError, OSError, asyncssh.Error) as exc:
-            raise RuntimeFailure(f"{what}: no SSH login ({exc or type(exc).__name__})") from None
+            raise RuntimeFailure(f"{what}: no SSH login ({_reason(exc)})") from None
         async with conn:
             yield cls(conn)
 
@@ -84,7 +89,7 @@ class Session:
                 self.conn.run(command, input=stdin, check=False), timeout
             )
         except (TimeoutError, OSError, asyncssh.Error) as exc:
-            raise RuntimeFailure(f"{what} failed: {exc or type(exc).__name__}") from None
+            raise RuntimeFailure(f"{what} failed: {_reason(exc)}") from None
         if result.exit_status != 0:
             said = (str(result.stdout or "") + str(result.stderr or "")).strip().splitlines()
             raise RuntimeFailure(
@@ -108,7 +113,7 @@ async def wait_ready(target: SSHTarget, deadline: float, interval: float = 0.5) 
                 return
             last_error = f"echo exited {result.exit_status}"
         except (TimeoutError, OSError, asyncssh.Error) as exc:
-            last_error = str(exc) or type(exc).__name__
+            last_error = _reason(exc)
         await asyncio.sleep(interval)
 
 
@@ -124,7 +129,7 @@ async def wait_output(target: SSHTarget, command: str, pattern: str, until: floa
                 return
             last = f"exit {result.exit_status}: {output.strip()[-200:]!r}"
         except (TimeoutError, OSError, asyncssh.Error) as exc:
-            last = str(exc) or type(exc).__name__
+            last = _reason(exc)
         if time.monotonic() + 2 > until:
             raise RuntimeFailure(f"`{command}` never matched /{pattern}/ (last: {last})")
         await asyncio.sleep(2)
