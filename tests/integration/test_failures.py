@@ -113,7 +113,7 @@ def test_boot_timeout_names_the_node_and_leaves_it_for_inspection(
     (spec.path / "platforms.json").write_text(json.dumps(platforms))
     result = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg")
     assert result.returncode == 1
-    assert "r1: the serial console stalled waiting for the login prompt" in result.stderr
+    assert "r1: the serial console stalled waiting for step 'login' /login:/ (or" in result.stderr
     status = json.loads(run_cli("status", spec.lab, "--json").stdout)
     assert {n["status"] for n in status["nodes"]} == {"error"}
     assert len(running_vms(spec.lab)) == 3  # still there to look at

@@ -199,6 +199,9 @@ async def log_in(
         current = steps[at]
         watched = _watched(steps, at)
         where = f"waiting for step {current.name!r} /{current.expect}/"
+        if len(watched) > 1:  # an optional prompt: say what else would do
+            others = ", ".join(f"{steps[i].name!r} /{steps[i].expect}/" for i in watched[1:])
+            where += f" (or {others})"
         step(f"waiting for {current.name!r}")
         for attempt in range(current.retries + 1):
             until = deadline
