@@ -22,7 +22,8 @@ from .lab import Lab, destroy_lab, lab_of_node
 from .ops.provision import DEFAULT_COMMAND, ProvisionResult
 from .plan.model import Accel
 from .plan.plan import check_lab_name, lab_name_for
-from .render import ProgressView, print_plan, print_status
+from .render import ProgressView, catalog_table, print_plan, print_status
+from .spec.catalog import catalog
 from .state import find_lab, list_labs, load_state
 
 app = typer.Typer(
@@ -366,6 +367,28 @@ def _report_provision(results: list[ProvisionResult], json_out: bool) -> None:
         err.print(Text(f"{r.device}: exit {r.returncode}\n{r.output.strip()}"), soft_wrap=True)
     if failed:
         raise RuntimeFailure(f"provisioning failed on {len(failed)} of {len(results)} devices")
+
+
+@app.command()
+def platforms(
+    name: Annotated[str | None, typer.Argument(help="one entry, in full")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """newtlab's platform catalog: what a platforms.json entry's "base" may name."""
+    entries = catalog()
+    if name is None:
+        if json_out:
+            _print_json(entries)
+        else:
+            out.print(catalog_table(entries))
+        return
+    if name not in entries:
+        err.print(f"error: no platform {name!r} in the catalog; it has: {', '.join(entries)}")
+        raise typer.Exit(2)
+    if json_out:
+        _print_json(entries[name])
+    else:
+        out.print_json(json.dumps(entries[name]))
 
 
 image_app = typer.Typer(help="Build the images newtlab provides.", no_args_is_help=True)

@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.table import Table
 
 from .ops.events import Event
-from .plan.model import Plan
+from .plan.model import Plan, StartupConfigPlan
 from .plan.ports import collect_ports
 
 _STATUS_STYLE = {
@@ -68,7 +68,27 @@ def plan_tables(plan: Plan) -> list[Table]:
             patches = "\n".join(f"{p.name} ({p.source})" for p in node.patches) or "none"
             table.add_row(node.name, patches, "\n".join(node.post_boot) or "none")
         tables.append(table)
+    configs = [n for n in plan.nodes if n.startup_config]
+    if configs:
+        table = Table(
+            title="Startup configurations (configs/*.cfg, rendered)", title_justify="left"
+        )
+        for column in ("NODE", "DELIVERED", "CONFIGURATION"):
+            table.add_column(column)
+        for node in configs:
+            config = node.startup_config
+            assert config is not None
+            table.add_row(node.name, _delivery(config), config.content.rstrip() or "(empty)")
+        tables.append(table)
     return tables
+
+
+def _delivery(config: StartupConfigPlan) -> str:
+    if config.method == "iso":
+        return f"ISO {config.label!r} ({config.drive}) as {next(iter(config.files))}"
+    if config.method == "nocloud":
+        return f"NoCloud seed ({config.drive}) as user-data"
+    return "typed on the console (on deploy)"
 
 
 def print_plan(console: Console, plan: Plan) -> None:
@@ -244,3 +264,18 @@ class ProgressView:
     ) -> None:
         if self.live is not None:
             self.live.__exit__(kind, exc, tb)
+
+
+def catalog_table(entries: dict[str, dict[str, Any]]) -> Table:
+    """One row per catalog entry: what it is, what it needs, whether it was proven."""
+    table = Table(title="Platform catalog (`newtlab platforms NAME` shows one in full)")
+    for column in ("NAME", "TYPE", "MEMORY", "CPUS", "NIC", "MAX NICS", "CONFIG", "VERIFIED"):
+        table.add_column(column)
+    for name, e in entries.items():
+        config = (e.get("vm_startup_config") or {}).get("method", "-")
+        table.add_row(
+            name, e.get("device_type", "switch"), f"{e.get('vm_memory', '-')} MiB",
+            str(e.get("vm_cpus", "-")), e.get("vm_nic_driver", "-"),
+            str(e.get("vm_max_nics", "-")), config, "yes" if e.get("verified") else "no",
+        )  # fmt: skip
+    return table

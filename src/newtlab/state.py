@@ -31,6 +31,7 @@ class NodeState(BaseModel):
     started_at: float = 0.0
     console_offset: int = 0  # console log size when QEMU started: console probes look after it
     boot_seconds: float | None = None
+    config_pushed: bool = False  # its startup config was typed on its console (deploy only)
 
 
 class BridgeState(BaseModel):

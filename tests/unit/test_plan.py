@@ -380,18 +380,17 @@ def test_unknown_fields_are_accepted_everywhere(tmp_path: Path) -> None:
     assert plan.node("a").platform == "sw"
 
 
-def test_examples_use_the_image_platform_entry() -> None:
-    """The examples must stay in step with the host image's own console contract."""
+def test_examples_take_the_host_image_platform_from_the_catalog() -> None:
+    """The examples name the catalog entry, so they follow the image's console contract."""
     from newtlab.image import host_platform
 
-    examples = Path(__file__).parents[2] / "examples"
     for example in ("line3", "hosts2"):
-        platforms = json.loads((examples / example / "platforms.json").read_text())["platforms"]
-        assert platforms["newtlab-host"] == host_platform()
-    vhost = {**platforms["newtlab-vhost"], "device_type": "router"}
-    assert {k: v for k, v in vhost.items() if k != "description"} == {
-        k: v for k, v in host_platform().items() if k != "description"
-    }
+        specs = load_specs(Path(__file__).parents[2] / "examples" / example)
+        platform = specs.platforms.platforms["newtlab-host"]
+        assert platform.base == "newtlab-host"
+        assert platform.model_dump(exclude={"base"}, exclude_defaults=True) == (
+            type(platform).model_validate(host_platform()).model_dump(exclude_defaults=True)
+        )
 
 
 def test_dialog_templates_are_jinja2_and_the_old_form_is_named(tmp_path: Path) -> None:
@@ -436,7 +435,7 @@ def test_console_dialogs_become_explicit_steps_and_bad_ones_are_spec_errors(
     assert [(s.name, s.nudge) for s in own.login] == [("1", True), ("2", False)]
     assert own.ignore == [] and own.fail == usual.fail
     for bad, where in [
-        ({"login": []}, "vm_console.login: the login dialog has no steps"),
+        ({"login": []}, "vm_console.login: no login dialog, but commands to type after it"),
         ({"login": [{"expect": "(oops"}]}, "vm_console.login[0].expect: '(oops' is not a regular"),
         ({"login": [{"expect": "#", "send": "{console_user}"}]}, "login[0].send: {console_user}"),
         ({"login": [{"expect": "#", "send": "{{ nope }}"}]}, "login[0].send: 'nope' is undefined"),

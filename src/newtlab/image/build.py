@@ -49,7 +49,8 @@ KERNEL_CMDLINE = (
     "mitigations=off apparmor=0 audit=0 nowatchdog cryptomgr.notests"
 )
 # Modules the guest loads; their dependencies are added, in order, at build time.
-MODULES = ("virtio_pci", "virtio_net", "e1000", "virtio-rng", "button", "evdev")
+MODULES = ("virtio_pci", "virtio_net", "e1000", "virtio-rng", "button", "evdev",
+           "ata_piix", "sr_mod", "isofs")  # fmt: skip  # the last three: a NoCloud seed CD
 # Package data in guest/ (named *.sh / *.txt so that it is packaged) ->
 # (path in the guest, mode).
 GUEST_FILES = {
@@ -65,6 +66,7 @@ GUEST_FILES = {
     "newtlab-sshd.sh": ("sbin/newtlab-sshd", 0o755),
     "newtlab-add-key.sh": ("sbin/newtlab-add-key", 0o755),
     "newtlab-add-user.sh": ("sbin/newtlab-add-user", 0o755),
+    "newtlab-nocloud.sh": ("sbin/newtlab-nocloud", 0o755),
 }
 PROBE_INIT = "probe-init.sh"
 # Taken from the unpacked packages as they are there (symlinks as symlinks,

@@ -23,7 +23,8 @@ from ..runtime.hosts import Hosts, each_host
 from ..runtime.ssh import create_key_pair
 from ..state import BridgeState, LabState, NodeState, save_state, state_path
 from .events import Event, Progress
-from .node import bring_up, start_process
+from .node import bring_up, public_key, start_process
+from .startup_config import write_config_iso
 
 
 async def check_not_deployed(name: str, hosts: Hosts) -> None:
@@ -121,6 +122,7 @@ async def _disks(plan: Plan, host: Host, state: LabState, upload: bool, progress
     async def overlay(node: NodePlan) -> None:
         progress(Event(node.name, "overlay"))
         await host.create_overlay(plan.lab, node.name, bases[node.image])
+        await write_config_iso(host, plan.lab, node, public_key(state))
         state.nodes[node.name].phase = "overlay"
 
     await asyncio.gather(*(overlay(node) for node in nodes))

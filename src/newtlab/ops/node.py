@@ -15,6 +15,7 @@ from ..state import LabState, save_state
 from .after_boot import run_after_boot
 from .events import Event, Progress
 from .readiness import console_size, wait_until_ready
+from .startup_config import config_push
 
 
 def public_key(state: LabState) -> str:
@@ -67,8 +68,13 @@ async def _reach(state: LabState, host: Host, node: NodePlan, progress: Progress
     def step(detail: str) -> None:
         progress(Event(node.name, phase, detail))
 
+    record = state.nodes[node.name]
+    push = None if record.config_pushed else config_push(node.startup_config)
     async with host.reach(node.console_port) as (address, port):
-        await console.bootstrap(address, port, node.console, values, deadline, step)
+        await console.bootstrap(address, port, node.console, values, deadline, step, push)
+    if push is not None:
+        record.config_pushed = True
+        save_state(state)
     async with host.reach(node.ssh_port, node.ssh_bind) as (address, port):
         target = ssh.SSHTarget(address, port, node.ssh_user, node.ssh_pass, state.ssh_key_path)
         await wait_until_ready(state, host, node, target, deadline, progress)

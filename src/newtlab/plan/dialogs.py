@@ -52,7 +52,10 @@ def console_plan(
     file: str,
     where: str,
 ) -> ConsolePlan:
-    """The dialog a node's console gets: given fields replace the defaults' whole."""
+    """The dialog a node's console gets: given fields replace the defaults' whole.
+
+    ``"login": []`` with no commands means no console dialog at all (a cloud
+    image that a NoCloud seed prepares)."""
     given = dialog.model_dump(exclude_none=True) if dialog else {}
     merged = {**defaults, **given}
     steps = given.get("login")
@@ -84,9 +87,9 @@ def console_plan(
 
 def _check(console: ConsolePlan, file: str, where: str) -> None:
     """Regexes compile and templates render (Jinja2); the old ``{name}`` form is named."""
-    if not console.login:
-        raise SpecError(file, f"{where}.login", "the login dialog has no steps",
-                        'give at least the shell prompt: [{"expect": "[#$] ?$"}]')  # fmt: skip
+    if not console.login and any(getattr(console, name) for name in COMMAND_LISTS):
+        raise SpecError(file, f"{where}.login", "no login dialog, but commands to type after it",
+                        "give the login steps, or empty the command lists")  # fmt: skip
     for i, step in enumerate(console.login):
         _regex(step.expect, file, f"{where}.login[{i}].expect")
         if step.send is not None:
@@ -94,9 +97,9 @@ def _check(console: ConsolePlan, file: str, where: str) -> None:
     for field in ("ignore", "fail"):
         for i, pattern in enumerate(getattr(console, field)):
             _regex(pattern, file, f"{where}.{field}[{i}]")
-    for commands in COMMAND_LISTS:
-        for i, template in enumerate(getattr(console, commands)):
-            _template(template, file, f"{where}.{commands}[{i}]")
+    for name in COMMAND_LISTS:
+        for i, template in enumerate(getattr(console, name)):
+            _template(template, file, f"{where}.{name}[{i}]")
 
 
 def _regex(pattern: str, file: str, path: str) -> None:

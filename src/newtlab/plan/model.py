@@ -149,6 +149,24 @@ class PatchPlan(_Frozen):
     post_commands: list[str] = Field(default_factory=list)
 
 
+class StartupConfigPlan(_Frozen):
+    """A node's ``configs/<device>.cfg``, rendered, and how the VM receives it."""
+
+    method: Literal["iso", "nocloud", "console"]
+    source: str = Field(description="the template file")
+    content: str = Field(description="the configuration, rendered")
+    iso: str = Field(default="", description="lab-relative path of the ISO (iso, nocloud)")
+    label: str = ""
+    drive: Literal["cdrom", "usb"] = "cdrom"
+    files: dict[str, str] = Field(default_factory=dict, description="path on the ISO → content")
+    directories: list[str] = Field(default_factory=list, description="empty ones on the ISO")
+    before: list[str] = Field(default_factory=list)
+    after: list[str] = Field(default_factory=list)
+    prompt: str = ""
+    fail: list[str] = Field(default_factory=list)
+    timeout: float = 30
+
+
 class NodePlan(_Frozen):
     name: str
     device_type: str
@@ -162,6 +180,8 @@ class NodePlan(_Frozen):
     disk_driver: str
     interface_map: str
     cpu_features: str
+    firmware: Literal["bios", "uefi"] = "bios"
+    smbios: list[str] = Field(default_factory=list)
     mac: str
     ssh_port: int
     console_port: int
@@ -178,6 +198,7 @@ class NodePlan(_Frozen):
     readiness: list[ProbePlan] = Field(default_factory=lambda: [ProbePlan(kind="ssh")])
     patches: list[PatchPlan] = Field(default_factory=list)
     post_boot: list[str] = Field(default_factory=list, description="commands run after patches")
+    startup_config: StartupConfigPlan | None = None
     pci_bridges: list[int] = Field(
         default_factory=list, description="bus-0 slots of pci-bridges for NICs beyond bus 0"
     )

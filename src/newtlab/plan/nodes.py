@@ -49,6 +49,8 @@ class NodeSpec:
     interface_map: str
     custom_map: dict[str, int] | None
     cpu_features: str
+    firmware: str
+    smbios: list[str]
     nic_mac: str
     ssh_user: str
     ssh_pass: str
@@ -135,6 +137,8 @@ def _resolve_vm(specs: Specs, name: str, device: str, homes: Homes) -> NodeSpec:
         interface_map=interface_map,
         custom_map=platform.vm_interface_map_custom,
         cpu_features=platform.vm_cpu_features,
+        firmware=platform.vm_firmware,
+        smbios=list(platform.vm_smbios),
         nic_mac=platform.vm_nic_mac or by_type["vm_nic_mac"],
         ssh_user=profile.ssh_user or console_user,
         ssh_pass=profile.ssh_pass or console_pass,

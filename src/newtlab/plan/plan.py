@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ..errors import PlanError, SpecError, SpecErrors
 from ..spec.load import Specs
@@ -30,6 +31,7 @@ from .pci import PciError, PciLayout, pci_layout, unaddressed_devices
 from .placement import place_nodes, place_workers
 from .ports import check_ranges, device_ports, link_ports, stats_port
 from .qemu_args import qemu_argv
+from .startup import check_config_files, config_variables, plan_startup_config
 from .vhosts import plan_vhosts
 
 
@@ -139,13 +141,25 @@ def _readiness(probes: list[ReadinessProbe]) -> list[ProbePlan]:
     return planned
 
 
+def _check_nic_count(specs: Specs, node: NodeSpec, count: int) -> None:
+    """A NOS has as many NICs as its platform says it supports, at most."""
+    most = specs.platform_of(node.port_device).vm_max_nics
+    if most is not None and count > most:
+        raise SpecError(
+            str(specs.directory / "platforms.json"),
+            f"platforms.{node.platform}.vm_max_nics",
+            f"{node.name} needs {count} NICs (management included) but its platform "
+            f"supports {most}",
+            "link fewer or lower-numbered interfaces, or raise vm_max_nics if the NOS allows",
+        )
+
+
 def _after_boot(
-    specs: Specs, node: NodeSpec, nics: list[NicPlan]
+    specs: Specs, node: NodeSpec, variables: dict[str, Any]
 ) -> tuple[list[PatchPlan], list[str]]:
     """The node's boot patches and post-boot commands, rendered; every problem at once."""
     platform = specs.platform_of(node.port_device)
     profile = specs.profiles[node.port_device]
-    variables = patch_variables(node.name, node.platform, platform, nics)
     key = platform.dataplane or node.platform
     errors: list[SpecError] = []
     patches = []
@@ -243,6 +257,7 @@ def build_plan(
             mac_requests += [(node.name, i) for i in range(count)]
     macs = assign_macs(mac_requests)
 
+    check_config_files(specs, {n.port_device for n in nodes if not n.hosts})
     device_index = {d: i for i, d in enumerate(sorted(specs.topology.devices))}
     node_plans = []
     host_errors: list[SpecError] = []
@@ -256,11 +271,23 @@ def build_plan(
         except PciError as exc:
             raise PlanError(f"{node.name}: {exc}") from None
         nics = _nics(node, listens[node.name], macs, pci)
+        platform = specs.platform_of(node.port_device)
+        variables = patch_variables(node.name, node.platform, platform, nics)
         try:
+            _check_nic_count(specs, node, len(nics))
             vhosts = plan_vhosts(specs, node.name, node.hosts, nics)
-            patches, post_boot = _after_boot(specs, node, nics)
+            patches, post_boot = _after_boot(specs, node, variables)
+            startup = None
+            if not node.hosts:
+                config_vars = config_variables(specs, node.port_device, variables)
+                startup = plan_startup_config(
+                    specs, lab, node.name, node.port_device, config_vars, bool(node.console.login)
+                )
         except SpecErrors as exc:
             host_errors += exc.errors
+            continue
+        except SpecError as exc:
+            host_errors.append(exc)
             continue
         host = server[host_of[node.name]]
         planned = NodePlan(
@@ -277,6 +304,8 @@ def build_plan(
             disk_driver=node.disk_driver,
             interface_map=node.interface_map,
             cpu_features=node.cpu_features,
+            firmware=node.firmware,
+            smbios=node.smbios,
             mac=nics[0].mac,
             ssh_port=ssh_port,
             console_port=console_port,
@@ -290,9 +319,10 @@ def build_plan(
             vhosts=vhosts,
             nics=nics,
             extra_devices=node.extra_devices,
-            readiness=_readiness(specs.platform_of(node.port_device).vm_readiness),
+            readiness=_readiness(platform.vm_readiness),
             patches=patches,
             post_boot=post_boot,
+            startup_config=startup,
             pci_bridges=pci.bridges,
             qemu_argv=[],
         )

@@ -11,6 +11,7 @@ from . import pci
 from .model import Accel, NicPlan, NodePlan
 
 QEMU_BINARY = "qemu-system-x86_64"
+UEFI_FIRMWARE = "/usr/share/ovmf/OVMF.fd"  # Debian's ovmf package
 
 # CPU feature flags QEMU's TCG cannot emulate; asking for them only yields
 # warnings, so a TCG plan leaves them out. Matched as prefixes.
@@ -34,6 +35,16 @@ def _nic_device(driver: str, nic: NicPlan) -> str:
     return ",".join(parts)
 
 
+def _disk(node: NodePlan) -> list[str]:
+    """The overlay on the platform's bus; ``sata`` is an AHCI controller (which QEMU
+    places on the PCI bus itself, like a virtio disk)."""
+    overlay = layout.overlay(node.name)
+    if node.disk_driver == "sata":
+        return ["-device", "ahci,id=ahci0", "-drive", f"if=none,id=disk0,file={overlay},"
+                "format=qcow2", "-device", "ide-hd,drive=disk0,bus=ahci0.0"]  # fmt: skip
+    return ["-drive", f"file={overlay},if={node.disk_driver},format=qcow2"]
+
+
 def qemu_argv(lab: str, node: NodePlan, accel: Accel) -> list[str]:
     argv = [
         QEMU_BINARY,
@@ -49,8 +60,7 @@ def qemu_argv(lab: str, node: NodePlan, accel: Accel) -> list[str]:
         str(node.memory),
         "-smp",
         str(node.cpus),
-        "-drive",
-        f"file={layout.overlay(node.name)},if={node.disk_driver},format=qcow2",
+        *_disk(node),
         "-display",
         "none",
         "-chardev",
@@ -68,6 +78,10 @@ def qemu_argv(lab: str, node: NodePlan, accel: Accel) -> list[str]:
         "-netdev",
         f"user,id=mgmt,hostfwd=tcp:{node.ssh_bind}:{node.ssh_port}-:22",
     ]
+    if node.firmware == "uefi":
+        argv += ["-bios", UEFI_FIRMWARE]
+    for smbios in node.smbios:
+        argv += ["-smbios", smbios]
     for bus, slot in enumerate(node.pci_bridges, start=1):
         bridge = f"pci-bridge,id={pci.bridge_id(bus)},chassis_nr={bus},bus=pci.0,addr={slot:#x}"
         argv += ["-device", bridge]
@@ -79,4 +93,16 @@ def qemu_argv(lab: str, node: NodePlan, accel: Accel) -> list[str]:
         argv += ["-device", _nic_device(node.nic_driver, nic)]
     for device in node.extra_devices:
         argv += ["-device", device]
-    return argv
+    return argv + _config_drive(node)
+
+
+def _config_drive(node: NodePlan) -> list[str]:
+    """The startup-configuration ISO: an IDE CD-ROM (secondary master) or a USB stick.
+    Neither takes a PCI slot: IDE and USB (UHCI) are functions of the PIIX3."""
+    config = node.startup_config
+    if config is None or not config.iso:
+        return []
+    if config.drive == "usb":
+        drive = f"if=none,id=config,file={config.iso},format=raw,readonly=on"
+        return ["-usb", "-drive", drive, "-device", "usb-storage,drive=config"]
+    return ["-drive", f"file={config.iso},if=ide,index=2,media=cdrom,format=raw"]

@@ -142,6 +142,17 @@ class ConsoleSession:
             if len(self.buffer) > 256 * 1024:
                 self.buffer = self.buffer[-64 * 1024 :]
 
+    async def drain(self, quiet: float, deadline: float) -> None:
+        """Read until the console is quiet for ``quiet`` s, and forget what it printed."""
+        while time.monotonic() < deadline:
+            try:
+                chunk = await asyncio.wait_for(self.reader.read(65536), quiet)
+            except TimeoutError:
+                break
+            if not chunk:
+                raise RuntimeFailure("the serial console closed (did the VM stop?)")
+        self.buffer = ""
+
     async def run(self, command: str, deadline: float) -> CommandResult:
         """Run one shell command; its exit status and output."""
         self._serial += 1
@@ -234,6 +245,46 @@ async def log_in(
     return typed_password
 
 
+@dataclass(frozen=True)
+class ConfigPush:
+    """A startup configuration typed line by line, each answered by ``prompt``."""
+
+    lines: Sequence[str]
+    prompt: str
+    fail: Sequence[str] = ()
+    timeout: float = 30
+
+
+async def push_config(
+    session: ConsoleSession,
+    push: ConfigPush,
+    deadline: float,
+    step: Callable[[str], None],
+    secrets: Sequence[str],
+) -> None:
+    """Type each line once the previous one got its prompt back; a ``fail`` match stops."""
+    prompt = prompt_pattern(push.prompt)
+    fails = [re.compile(pattern) for pattern in push.fail]
+    await session.drain(0.5, deadline)  # what is left of the login or commands
+    lines = ["", *push.lines]  # an empty line first: a fresh prompt to start from
+    for number, line in enumerate(lines):
+        if number:
+            step(f"startup config line {number}/{len(lines) - 1}")
+        await session.send(line + "\r")
+        until = min(deadline, time.monotonic() + push.timeout)
+        try:
+            # Refusals first: a refused line's prompt follows its error message.
+            which, match = await session.expect([*fails, prompt], until)
+        except TimeoutError as exc:
+            raise Stalled(f"pushing the startup config at line {number}: `{line}`", str(exc),
+                          secrets) from None  # fmt: skip
+        if which < len(fails):
+            raise RuntimeFailure(redact(
+                f"the startup config's line {number} `{line}` was refused: "
+                f"{match.group(0).strip()!r}", secrets,
+            ))  # fmt: skip
+
+
 async def bootstrap(
     host: str,
     port: int,
@@ -241,8 +292,12 @@ async def bootstrap(
     values: Mapping[str, str],
     deadline: float,
     step: Callable[[str], None] = lambda _: None,
+    push: ConfigPush | None = None,
 ) -> list[CommandResult]:
-    """Log in on the console and run the password, bootstrap, user and key commands in order."""
+    """Log in on the console, run the password, bootstrap, user and key commands in
+    order, then type the startup configuration (``push``) if there is one."""
+    if not console.login:
+        return []  # no dialog: the platform needs nothing typed on its console
     values = {**values, "console_user": console.user, "console_pass": console.password}
     session = await ConsoleSession.connect(host, port, deadline, console.ignore)
     secrets = [console.password, values.get("ssh_pass", "")]
@@ -278,6 +333,8 @@ async def bootstrap(
                     )
                 )
             results.append(result)
+        if push is not None:
+            await push_config(session, push, deadline, step, secrets)
         await session.send("exit\r")
         return results
     finally:

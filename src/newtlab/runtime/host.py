@@ -84,6 +84,10 @@ class Host(Protocol):
         """A lab file's bytes from ``offset`` on (logs); None if it does not exist."""
         ...
 
+    async def write_file(self, lab: str, relative: str, data: bytes) -> None:
+        """Write a lab file (a node's config ISO), atomically, readable by this host only."""
+        ...
+
     # -- VMs -------------------------------------------------------------------------------
 
     async def start_vm(self, lab: str, node: NodePlan) -> int:

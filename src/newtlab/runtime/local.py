@@ -64,6 +64,9 @@ class LocalHost:
     async def read_file(self, lab: str, relative: str, offset: int = 0) -> bytes | None:
         return await _call(ops.read_file, lab=lab, relative=relative, offset=offset)
 
+    async def write_file(self, lab: str, relative: str, data: bytes) -> None:
+        await _call(ops.write_file, lab=lab, relative=relative, data=ops.pack(data))
+
     async def start_vm(self, lab: str, node: NodePlan) -> int:
         return await _call(ops.start_vm, lab=lab, node=node.name, argv=node.qemu_argv)
 

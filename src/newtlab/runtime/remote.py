@@ -29,7 +29,7 @@ from ..errors import RuntimeFailure
 from ..plan.model import Accel, HostPlan, NodePlan
 from ..plan.ports import PortUse
 from . import bundle
-from .agent import files
+from .agent import files, ops
 from .host import CommandResult, LabProcess, Say, lab_processes
 from .images import content_digest, probe_files
 
@@ -261,6 +261,9 @@ class RemoteHost:
     async def read_file(self, lab: str, relative: str, offset: int = 0) -> bytes | None:
         data = await self._agent("read_file", lab=lab, relative=relative, offset=offset)
         return cast(bytes | None, data)
+
+    async def write_file(self, lab: str, relative: str, data: bytes) -> None:
+        await self._agent("write_file", lab=lab, relative=relative, data=ops.pack(data))
 
     # -- VMs -------------------------------------------------------------------------------
 

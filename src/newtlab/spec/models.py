@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from . import catalog
 from .names import SAFE_NAME_HINT, is_interface_name, is_safe_name
 
 InterfaceMapKind = Literal["sequential", "stride-4", "custom", "linux"]
@@ -112,6 +113,43 @@ class ReadinessProbe(_Open):
         return self
 
 
+class StartupConfig(_Open):
+    """How a platform takes ``configs/<device>.cfg`` (a Jinja2 template).
+
+    ``iso``: written as ``file`` on an ISO labelled ``label``, attached as a
+    CD-ROM (``drive: cdrom``) or a USB stick (``usb``); ``nocloud``: a
+    cloud-init NoCloud seed (``cidata``: the file is its ``user-data``);
+    ``console``: typed on the serial console after the login dialog, line by
+    line, each followed by ``prompt`` (a regex), between ``before`` and
+    ``after`` lines (``configure terminal`` … ``end``); a line answered by
+    a ``fail`` regex (``% Invalid input``) fails the node.
+    """
+
+    method: Literal["iso", "nocloud", "console"]
+    file: str = ""
+    label: str = ""
+    drive: Literal["cdrom", "usb"] = "cdrom"
+    directories: list[str] = Field(default_factory=list)  # iso: empty ones the NOS expects
+    before: list[str] = Field(default_factory=list)
+    after: list[str] = Field(default_factory=list)
+    prompt: str = ""
+    fail: list[str] = Field(default_factory=list)  # console: a line was refused
+    timeout: float = Field(default=30, gt=0)
+
+    @model_validator(mode="after")
+    def _complete(self) -> StartupConfig:
+        if self.method == "iso" and not (self.file and self.label):
+            raise ValueError('method "iso" needs "file" (its name on the ISO) and "label"')
+        if self.method == "console" and not self.prompt:
+            raise ValueError('method "console" needs "prompt": a regex of the CLI prompt')
+        for pattern in [self.prompt, *self.fail]:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+        return self
+
+
 class PlatformSpec(_Open):
     hwsku: str = ""
     description: str = ""
@@ -123,7 +161,7 @@ class PlatformSpec(_Open):
     vm_memory: int | None = Field(default=None, gt=0)
     vm_cpus: int | None = Field(default=None, gt=0)
     vm_nic_driver: str = ""
-    vm_disk_driver: str = ""
+    vm_disk_driver: Literal["", "virtio", "ide", "sata", "scsi"] = ""
     vm_interface_map: InterfaceMapKind | None = None
     vm_interface_map_custom: dict[str, int] | None = None
     vm_nic_mac: NicMacPolicy | None = None
@@ -136,6 +174,28 @@ class PlatformSpec(_Open):
     vm_image_release: str = ""
     vm_post_boot: list[str] = Field(default_factory=list)  # over SSH, after boot patches
     vm_readiness: list[ReadinessProbe] = Field(default_factory=list)  # default: an SSH login
+    vm_firmware: Literal["bios", "uefi"] = "bios"  # uefi: OVMF (Debian package ovmf)
+    vm_smbios: list[str] = Field(default_factory=list)  # each a QEMU -smbios value
+    vm_max_nics: int | None = Field(default=None, gt=0)  # management NIC included
+    vm_first_data_nic: int | None = Field(default=None, gt=0)
+    vm_startup_config: StartupConfig | None = None
+    base: str | None = None  # a catalog entry this one starts from
+    source: dict[str, str] = Field(default_factory=dict)  # where each value comes from
+    verified: bool = False  # a real image was booted with this entry
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_base(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        try:
+            return catalog.based(data)
+        except KeyError:
+            names = ", ".join(catalog.catalog())
+            raise ValueError(
+                f"base {data['base']!r} is not in newtlab's catalog ({names}); "
+                "`newtlab platforms` shows each"
+            ) from None
 
     @field_validator("vm_interface_map_custom")
     @classmethod

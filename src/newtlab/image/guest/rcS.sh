@@ -23,6 +23,8 @@ for dev in /sys/class/net/eth*; do
   name=${dev##*/}
   [ "$name" = eth0 ] || ip link set "$name" up
 done
+# A NoCloud seed, if the VM has one: hostname, SSH keys, a user-data script.
+newtlab-nocloud
 # The ACPI power button (QMP system_powerdown) shuts the VM down cleanly.
 acpid -c /etc/acpi
 # SSH in the background, so the login prompt does not wait for the host key.

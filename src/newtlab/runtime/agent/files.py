@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 from . import AgentError, layout
+from .fsutil import atomic_write
 from .paths import ensure_private_dir, lab_dir
 
 QCOW2_MAGIC = b"QFI\xfb"
@@ -83,6 +84,12 @@ def remove_lab(lab: str) -> None:
         (directory / name).unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # the lab's state lives here too on newtlab's machine
         directory.rmdir()
+
+
+def write_file(lab: str, relative: str, data: bytes) -> None:
+    path = lab_dir(lab) / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, data, 0o600)
 
 
 def read_file(lab: str, relative: str, offset: int = 0) -> bytes | None:

@@ -24,6 +24,11 @@ def overlay(node: str) -> str:
     return f"disks/{node}.qcow2"
 
 
+def config_iso(node: str) -> str:
+    """The node's startup-configuration ISO (config drive or NoCloud seed)."""
+    return f"disks/{node}-config.iso"
+
+
 def pidfile(node: str) -> str:
     return f"qemu/{node}.pid"
 

@@ -7,6 +7,7 @@ results are JSON values (bytes excepted, which ``__main__`` encodes).
 
 from __future__ import annotations
 
+import base64
 import shutil
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,16 @@ def create_overlay(lab: str, node: str, base: str) -> None:
 
 def read_file(lab: str, relative: str, offset: int = 0) -> bytes | None:
     return files.read_file(lab, relative, offset)
+
+
+def pack(data: bytes) -> str:
+    """Bytes as an argument (base64: arguments travel as JSON)."""
+    return base64.b64encode(data).decode()
+
+
+def write_file(lab: str, relative: str, data: str) -> None:
+    """``data`` is ``pack``ed."""
+    files.write_file(lab, relative, base64.b64decode(data))
 
 
 def start_vm(lab: str, node: str, argv: list[str]) -> int:
@@ -96,6 +107,7 @@ OPERATIONS = {
         check_image,
         create_overlay,
         read_file,
+        write_file,
         start_vm,
         stop_vm,
         vm_running,

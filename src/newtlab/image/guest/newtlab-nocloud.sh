@@ -1,0 +1,41 @@
+#!/bin/busybox-static sh
+# newtlab-nocloud: the part of a cloud-init NoCloud seed (a CD labelled cidata
+# holding meta-data and user-data) this image honours, on every boot:
+#   meta-data  local-hostname: NAME            the hostname
+#              public-keys: then "  - KEY" lines  root's SSH keys
+#   user-data  a script starting with #!        run as root; output in
+#                                               /var/log/nocloud.log
+# Anything else (#cloud-config modules) is ignored.
+seed=/run/nocloud
+mkdir -p "$seed"
+found=
+for dev in /dev/sr[0-9]*; do
+  [ -b "$dev" ] || continue
+  if mount -t iso9660 -o ro "$dev" "$seed" 2>/dev/null; then
+    [ -f "$seed/meta-data" ] && { found=$dev; break; }
+    umount "$seed"
+  fi
+done
+[ -n "$found" ] || exit 0
+
+name=$(sed -n 's/^local-hostname:[ \t]*//p' "$seed/meta-data" | head -n 1 | tr -d "\"'\r")
+if [ -n "$name" ]; then
+  hostname "$name"
+  echo "$name" > /etc/hostname
+fi
+
+keys=$(awk '/^public-keys:/ { on = 1; next }
+            on && /^[ \t]*- / { sub(/^[ \t]*- /, ""); gsub(/["\r]/, ""); print; next }
+            on && /^[^ \t]/ { on = 0 }' "$seed/meta-data")
+if [ -n "$keys" ]; then
+  mkdir -p -m 700 /root/.ssh
+  echo "$keys" >> /root/.ssh/authorized_keys
+  chmod 600 /root/.ssh/authorized_keys
+fi
+
+if [ "$(head -c 2 "$seed/user-data" 2>/dev/null)" = "#!" ]; then
+  cp "$seed/user-data" /run/nocloud-user-data
+  chmod 700 /run/nocloud-user-data
+  /run/nocloud-user-data > /var/log/nocloud.log 2>&1
+  echo "user-data exited $?" >> /var/log/nocloud.log
+fi
