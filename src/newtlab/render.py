@@ -68,17 +68,16 @@ def plan_tables(plan: Plan) -> list[Table]:
             patches = "\n".join(f"{p.name} ({p.source})" for p in node.patches) or "none"
             table.add_row(node.name, patches, "\n".join(node.post_boot) or "none")
         tables.append(table)
-    configs = [n for n in plan.nodes if n.startup_config]
+    # Nodes with a configs/ file (a NoCloud platform's seed without one only names the VM).
+    configs = [n for n in plan.nodes if n.startup_config and n.startup_config.source]
     if configs:
-        table = Table(
-            title="Startup configurations (configs/*.cfg, rendered)", title_justify="left"
-        )
-        for column in ("NODE", "DELIVERED", "CONFIGURATION"):
+        table = Table(title="Startup configurations (rendered below)", title_justify="left")
+        for column in ("NODE", "DELIVERED", "FROM"):
             table.add_column(column)
         for node in configs:
             config = node.startup_config
             assert config is not None
-            table.add_row(node.name, _delivery(config), config.content.rstrip() or "(empty)")
+            table.add_row(node.name, _delivery(config), config.source)
         tables.append(table)
     return tables
 
@@ -94,6 +93,11 @@ def _delivery(config: StartupConfigPlan) -> str:
 def print_plan(console: Console, plan: Plan) -> None:
     for table in plan_tables(plan):
         console.print(table)
+    for node in plan.nodes:
+        config = node.startup_config
+        if config is not None and config.source:  # verbatim: a configuration is not reflowed
+            console.print(f"── {node.name}: {config.source} ──", markup=False, highlight=False)
+            console.print(config.content.rstrip(), markup=False, highlight=False, soft_wrap=True)
     for bridge in plan.bridges.values():
         listens = [side.listen for link in bridge.links for side in (link.a, link.z) if side.listen]
         far = f", listens for the far bridge on {', '.join(listens)}" if listens else ""
