@@ -274,7 +274,7 @@ def catalog_table(entries: dict[str, dict[str, Any]]) -> Table:
     """One row per catalog entry: what it is, what it needs, whether it was proven."""
     table = Table(title="Platform catalog (`newtlab platforms NAME` shows one in full)")
     for column in ("NAME", "TYPE", "MEMORY", "CPUS", "NIC", "MAX NICS", "CONFIG", "VERIFIED"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("NAME", "MEMORY"))
     for name, e in entries.items():
         config = (e.get("vm_startup_config") or {}).get("method", "-")
         table.add_row(

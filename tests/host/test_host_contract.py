@@ -195,6 +195,9 @@ def test_a_bridge_that_cannot_start_says_why(host: Host, make_lab: Callable[...,
 
 def test_this_host_has_what_labs_need(host: Host) -> None:
     assert run(host.check_machine()) == []
+    needs = [("/nonexistent/OVMF.fd", "ovmf"), ("/bin/sh", "dash")]
+    lines = run(host.check_machine(needs))
+    assert len(lines) == 1 and "/nonexistent/OVMF.fd not found — install ovmf" in lines[0]
 
 
 def test_accelerators_as_asked(host: Host) -> None:

@@ -16,6 +16,7 @@ from ..home import ensure_private_dir, lab_dir
 from ..plan.bridges import newtlink_config
 from ..plan.model import Accel, NodePlan, Plan
 from ..plan.ports import collect_ports
+from ..plan.qemu_args import UEFI_FIRMWARE
 from ..profiles import patch_profiles
 from ..runtime.agent import layout
 from ..runtime.host import Host, Say
@@ -51,12 +52,18 @@ async def port_conflicts(plan: Plan, hosts: Hosts) -> list[str]:
     return [line for lines in found for line in lines]
 
 
+def _needs(plan: Plan, host: str) -> list[tuple[str, str]]:
+    """Files the host's VMs need besides QEMU, with the Debian package holding each."""
+    uefi = any(n.firmware == "uefi" for n in plan.nodes if n.host == host)
+    return [(UEFI_FIRMWARE, "ovmf")] if uefi else []
+
+
 async def check_hosts(plan: Plan, hosts: Hosts) -> None:
     """Before anything starts anywhere: every host has what labs need, every port is
     free, every base image is usable. Every problem on every host, reported at once."""
     images = sorted({(node.host, node.image) for node in plan.nodes})
     machines, conflicts, problems = await asyncio.gather(
-        each_host(hosts, lambda host: host.check_machine()),
+        each_host(hosts, lambda host: host.check_machine(_needs(plan, host.name))),
         port_conflicts(plan, hosts),
         asyncio.gather(*(hosts[host].check_image(image) for host, image in images)),
     )

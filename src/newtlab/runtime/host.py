@@ -14,7 +14,7 @@ signal. All methods are coroutines so that several hosts work in parallel.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, cast
@@ -142,9 +142,10 @@ class Host(Protocol):
 
     # -- the machine -----------------------------------------------------------------------
 
-    async def check_machine(self) -> list[str]:
+    async def check_machine(self, needs: Sequence[tuple[str, str]] = ()) -> list[str]:
         """What this host lacks to run a lab (QEMU, qemu-img, a server's python3 ≥ 3.11,
-        SSH forwarding), one line each; empty when it has everything."""
+        SSH forwarding, the (file, package) pairs in ``needs``), one line each; empty
+        when it has everything."""
         ...
 
     async def choose_accel(self, requested: str) -> tuple[Accel, str]:

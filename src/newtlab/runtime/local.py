@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, TypeVar, cast
 
 from ..errors import RuntimeFailure
@@ -100,8 +100,8 @@ class LocalHost:
     async def reach(self, port: int, address: str = "127.0.0.1") -> AsyncIterator[tuple[str, int]]:
         yield address, port
 
-    async def check_machine(self) -> list[str]:
-        return await _call(ops.check_machine)
+    async def check_machine(self, needs: Sequence[tuple[str, str]] = ()) -> list[str]:
+        return await _call(ops.check_machine, needs=[list(n) for n in needs])
 
     async def choose_accel(self, requested: str) -> tuple[Accel, str]:
         found = probe_files()

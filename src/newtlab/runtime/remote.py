@@ -19,7 +19,7 @@ import contextlib
 import json
 import shlex
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -310,7 +310,7 @@ class RemoteHost:
 
     # -- the machine -----------------------------------------------------------------------
 
-    async def check_machine(self) -> list[str]:
+    async def check_machine(self, needs: Sequence[tuple[str, str]] = ()) -> list[str]:
         tools = await self._shell(CHECK_TOOLS)
         problems = [f"{self.name}: {line}" for line in str(tools.stdout).splitlines() if line]
         server = self._server
@@ -323,7 +323,8 @@ class RemoteHost:
                 "AllowTcpForwarding yes in the server's sshd_config"
             )
         if not problems:  # the agent needs python3
-            problems += [f"{self.name}: {line}" for line in await self._agent("check_machine")]
+            found = await self._agent("check_machine", needs=[list(n) for n in needs])
+            problems += [f"{self.name}: {line}" for line in found]
         return problems
 
     async def choose_accel(self, requested: str) -> tuple[Accel, str]:

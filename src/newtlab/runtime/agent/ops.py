@@ -80,13 +80,15 @@ def survey(lab: str) -> dict[str, Any]:
     return {"processes": processes(lab), "stats": bridge_stats(lab)}
 
 
-def check_machine() -> list[str]:
-    """What this machine lacks to run labs, one line each."""
-    return [
-        f"{tool} not found — install {package}"
-        for tool, package in (("qemu-system-x86_64", "qemu-system-x86"), ("qemu-img", "qemu-utils"))
-        if shutil.which(tool) is None
-    ]
+def check_machine(needs: list[list[str]] | None = None) -> list[str]:
+    """What this machine lacks to run labs, one line each; ``needs``: [file, package]
+    pairs the lab's VMs need here besides QEMU (UEFI firmware)."""
+    tools = (("qemu-system-x86_64", "qemu-system-x86"), ("qemu-img", "qemu-utils"))
+    missing = [f"{tool} not found — install {package}" for tool, package in tools
+               if shutil.which(tool) is None]  # fmt: skip
+    missing += [f"{path} not found — install {package}" for path, package in needs or []
+                if not Path(path).exists()]  # fmt: skip
+    return missing
 
 
 def probe_ports(uses: list[tuple[str, int, str]]) -> list[str]:
