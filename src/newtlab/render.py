@@ -273,13 +273,13 @@ class ProgressView:
 def catalog_table(entries: dict[str, dict[str, Any]]) -> Table:
     """One row per catalog entry: what it is, what it needs, whether it was proven."""
     table = Table(title="Platform catalog (`newtlab platforms NAME` shows one in full)")
-    for column in ("NAME", "TYPE", "MEMORY", "CPUS", "NIC", "MAX NICS", "CONFIG", "VERIFIED"):
-        table.add_column(column, no_wrap=column in ("NAME", "MEMORY"))
+    for column in ("NAME", "TYPE", "MEM MiB", "CPUS", "NICS", "CONFIG", "VERIFIED"):
+        table.add_column(column, no_wrap=True)
     for name, e in entries.items():
         config = (e.get("vm_startup_config") or {}).get("method", "-")
         table.add_row(
-            name, e.get("device_type", "switch"), f"{e.get('vm_memory', '-')} MiB",
-            str(e.get("vm_cpus", "-")), e.get("vm_nic_driver", "-"),
-            str(e.get("vm_max_nics", "-")), config, "yes" if e.get("verified") else "no",
+            name, e.get("device_type", "switch"), str(e.get("vm_memory", "-")),
+            str(e.get("vm_cpus", "-")), str(e.get("vm_max_nics", "-")), config,
+            "yes" if e.get("verified") else "no",
         )  # fmt: skip
     return table

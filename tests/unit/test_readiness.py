@@ -19,9 +19,11 @@ from specfactory import linked, write_specs
 PLATFORM = {"vm_image": "/i.qcow2", "vm_interface_map": "sequential"}
 
 
-def _plan_with(tmp_path: Path, probes: list[dict[str, object]]) -> list[str]:
+def _plan_with(
+    tmp_path: Path, probes: list[dict[str, object]], post_boot: list[str] | None = None
+) -> list[str]:
     devices = linked(("a:Ethernet0", "b:Ethernet0"))
-    platforms = {"sw": {**PLATFORM, "vm_readiness": probes}}
+    platforms = {"sw": {**PLATFORM, "vm_readiness": probes, "vm_post_boot": post_boot or []}}
     plan = Lab.load(write_specs(tmp_path / "lab", devices, platforms=platforms)).plan
     return [p.label for p in plan.node("a").readiness]
 
@@ -32,11 +34,19 @@ def test_default_is_an_ssh_login(tmp_path: Path) -> None:
 
 def test_probes_keep_their_order_and_ssh_comes_first_unless_placed(tmp_path: Path) -> None:
     probes = [{"console": "System is ready"}, {"command": "show ip bgp", "match": "Estab"}]
-    assert _plan_with(tmp_path, probes) == [
+    # Work to do over SSH after boot: a login first.
+    assert _plan_with(tmp_path, probes, post_boot=["true"]) == [
         "SSH login", "console shows /System is ready/", "`show ip bgp` matching /Estab/",
     ]  # fmt: skip
     placed = [{"console": "ready"}, {"ssh": True}, {"command": "true", "timeout": 5}]
-    assert _plan_with(tmp_path / "b", placed) == ["console shows /ready/", "SSH login", "`true`"]
+    assert _plan_with(tmp_path / "b", placed, post_boot=["true"]) == [
+        "console shows /ready/", "SSH login", "`true`",
+    ]  # fmt: skip
+    # None: the list as it is (a NOS reached on its console needs no SSH).
+    console_only = [{"console": "Press RETURN to get started"}]
+    assert _plan_with(tmp_path / "c", console_only) == [
+        "console shows /Press RETURN to get started/"
+    ]
 
 
 @pytest.mark.parametrize(

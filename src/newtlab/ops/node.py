@@ -108,7 +108,7 @@ async def bring_up(state: LabState, host: Host, node: NodePlan, progress: Progre
     record.status, record.phase = "running", "ready"
     record.boot_seconds = round(time.time() - record.started_at, 1)
     save_state(state)
-    progress(Event(node.name, "ready", f"SSH ready after {record.boot_seconds:.1f} s"))
+    progress(Event(node.name, "ready", f"ready after {record.boot_seconds:.1f} s"))
 
 
 async def boot(state: LabState, host: Host, node: NodePlan, progress: Progress) -> None:

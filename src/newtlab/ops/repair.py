@@ -61,7 +61,7 @@ async def repair(state: LabState, hosts: Hosts, progress: Progress) -> list[str]
         if isinstance(result, BaseException):
             failures.append(str(result))
         else:
-            actions.append(f"{node.name}: its QEMU had exited: started again, SSH ready")
+            actions.append(f"{node.name}: its QEMU had exited: started again, ready")
     if failures:
         raise RuntimeFailure("repair could not bring back:\n  " + "\n  ".join(failures))
     return actions

@@ -126,8 +126,10 @@ def _nics(
     return nics
 
 
-def _readiness(probes: list[ReadinessProbe]) -> list[ProbePlan]:
-    """The platform's probes; an SSH login comes first unless the list places it."""
+def _readiness(probes: list[ReadinessProbe], after_boot: bool) -> list[ProbePlan]:
+    """The platform's probes (by default an SSH login). When there is work to do over
+    SSH after boot, an SSH login comes first unless the list places it; without any,
+    a NOS reached only on its console may be ready with no SSH at all."""
     planned = [
         ProbePlan(kind="console", pattern=p.console, timeout=p.timeout or 0)
         if p.console
@@ -136,8 +138,8 @@ def _readiness(probes: list[ReadinessProbe]) -> list[ProbePlan]:
         else ProbePlan(kind="ssh", timeout=p.timeout or 0)
         for p in probes
     ]
-    if not any(p.kind == "ssh" for p in planned):
-        planned.insert(0, ProbePlan(kind="ssh"))  # everything after boot needs it
+    if not planned or (after_boot and not any(p.kind == "ssh" for p in planned)):
+        planned.insert(0, ProbePlan(kind="ssh"))
     return planned
 
 
@@ -319,7 +321,7 @@ def build_plan(
             vhosts=vhosts,
             nics=nics,
             extra_devices=node.extra_devices,
-            readiness=_readiness(platform.vm_readiness),
+            readiness=_readiness(platform.vm_readiness, bool(vhosts or patches or post_boot)),
             patches=patches,
             post_boot=post_boot,
             startup_config=startup,
