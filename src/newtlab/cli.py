@@ -57,6 +57,10 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks on errors")] = False,
 ) -> None:
     """newtlab: deploy, operate and destroy VM labs from newtron specs."""
+    _options["debug"] = debug  # main() reports errors after the command's context is gone
+
+
+_options = {"debug": False}
 
 
 @app.command()
@@ -427,7 +431,7 @@ def main() -> None:
     try:
         app()
     except NewtlabError as exc:
-        if "--debug" in sys.argv:
+        if _options["debug"]:
             traceback.print_exc()
         err.print(Text("error: ", style="bold red") + Text(str(exc)), soft_wrap=True)
         sys.exit(exc.exit_code)

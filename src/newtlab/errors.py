@@ -73,6 +73,3 @@ class LabStateError(NewtlabError):
 class RuntimeFailure(NewtlabError):
     """A process, VM or remote host did not do what it had to."""
 
-
-class NotAvailableError(NewtlabError):
-    """A command whose implementation has not landed yet."""

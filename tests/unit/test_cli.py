@@ -110,3 +110,11 @@ def test_an_unreachable_server_stops_deploy_before_anything_starts(tmp_path: Pat
     assert "server far (198.51.100.7:22): cannot connect" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (Path(os.environ["NEWTLAB_HOME"]) / "labs" / "lab").exists()
+
+
+def test_debug_shows_the_traceback_and_only_then(tmp_path: Path) -> None:
+    plain = run_cli("status", "nosuchlab")
+    assert plain.returncode == 1 and "Traceback" not in plain.stderr
+    debug = run_cli("--debug", "status", "nosuchlab")
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    assert "lab 'nosuchlab' is not deployed" in debug.stderr

@@ -11,7 +11,6 @@ Unix socket paths stay far below their 108-byte limit.
 from __future__ import annotations
 
 STATE = "state.json"
-LOCK = "lock"
 BRIDGE_CONFIG = "bridge.json"
 BRIDGE_SOCKET = "newtlink.sock"
 BRIDGE_LOG = "logs/newtlink.log"
