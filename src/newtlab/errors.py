@@ -72,4 +72,3 @@ class LabStateError(NewtlabError):
 
 class RuntimeFailure(NewtlabError):
     """A process, VM or remote host did not do what it had to."""
-

@@ -6,21 +6,30 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from newtlab.locks import lab_lock
 from newtlab.runtime.agent import procs
+from newtlab.runtime.agent.paths import lab_dir
+from specfactory import run_cli
 
 SLEEPER = "import time, sys; time.sleep(60)"
 
 
+def _spawn(cwd: Path) -> subprocess.Popen[bytes]:
+    """A process whose argv carries a QEMU-style tag (python ignores the extra args),
+    running in ``cwd`` as a lab's processes run in its directory."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-c", SLEEPER, "-name", "newtlab:unitlab:r1,process=x"]
+    return subprocess.Popen(argv, cwd=cwd)
+
+
 @pytest.fixture
 def tagged() -> Iterator[subprocess.Popen[bytes]]:
-    """A process whose argv carries a QEMU-style tag (python ignores the extra args)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SLEEPER, "-name", "newtlab:unitlab:r1,process=x"]
-    )
+    """A tagged process in this home's directory of ``unitlab``."""
+    proc = _spawn(lab_dir("unitlab"))
     try:
         deadline = time.monotonic() + 10  # until it has exec'd: before, it shows pytest's argv
         while "-name" not in (procs.cmdline(proc.pid) or []) and time.monotonic() < deadline:
@@ -75,3 +84,33 @@ def test_lab_lock_is_exclusive() -> None:
         assert other.returncode == 3 and "is busy" in other.stdout
     with lab_lock("busy", wait=0.3):
         pass
+
+
+def test_a_lab_of_the_same_name_under_another_home_is_not_ours(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other_home = tmp_path / "other-home"
+    stranger = _spawn(other_home / "labs" / "unitlab")  # same tag, another NEWTLAB_HOME
+    try:
+        deadline = time.monotonic() + 10
+        while "-name" not in (procs.cmdline(stranger.pid) or []) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not procs.is_ours(stranger.pid, procs.Tag("qemu", "unitlab", "r1"))
+        assert procs.lab_vms("unitlab") == {}
+        # destroy by name in this home: nothing of the other home is touched
+        run_cli("destroy", "unitlab", "--grace", "0")
+        assert stranger.poll() is None
+        # ... while from its own home it is that lab's VM
+        monkeypatch.setenv("NEWTLAB_HOME", str(other_home))
+        assert procs.lab_vms("unitlab") == {stranger.pid: "r1"}
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_destroy_by_name_stops_this_homes_lab_without_state(
+    tagged: subprocess.Popen[bytes],
+) -> None:
+    result = run_cli("destroy", "unitlab", "--grace", "0")
+    assert result.returncode == 0, result.stderr
+    assert tagged.wait(timeout=10) is not None

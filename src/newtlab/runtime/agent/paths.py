@@ -12,7 +12,8 @@ from pathlib import Path
 
 def home() -> Path:
     configured = os.environ.get("NEWTLAB_HOME")
-    return Path(configured).expanduser() if configured else Path.home() / ".newtlab"
+    # Absolute: a lab's processes are recognised by their working directory under it.
+    return Path(configured).expanduser().absolute() if configured else Path.home() / ".newtlab"
 
 
 def lab_dir(lab: str) -> Path:

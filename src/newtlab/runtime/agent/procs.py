@@ -2,10 +2,14 @@
 
 Every QEMU runs with ``-name newtlab:<lab>:<node>`` and every bridge (and
 its supervisor, which also has ``--supervise``) with ``--lab <lab>`` in its
-argv. Before a PID is signalled its command line is read again, so a PID
-the kernel has reused for something else is never touched; and processes
-whose PIDs never reached the lab's state (a deploy killed half-way) are
-still found by their tag.
+argv, and each runs in its lab's directory, ``$NEWTLAB_HOME/labs/<lab>``.
+A process is the lab's only when both match: its tag, and its working
+directory (``/proc/PID/cwd``, which names the NEWTLAB_HOME it belongs to —
+a lab of the same name under another home is never touched, and the link
+outlives the directory: a lab whose directory was lost is still found).
+Before a PID is signalled both are read again, so a PID the kernel has
+reused for something else is never touched; and processes whose PIDs never
+reached the lab's state (a deploy killed half-way) are still found by tag.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import os
 import signal
 import time
 from dataclasses import dataclass
+
+from .paths import lab_dir
 
 QEMU_TAG = "newtlab:{lab}:{node}"
 
@@ -80,12 +86,21 @@ def _pids() -> list[int]:
     return sorted(int(name) for name in os.listdir("/proc") if name.isdigit())
 
 
+def _in_lab_dir(pid: int, lab: str) -> bool:
+    """``pid`` runs in this home's directory of ``lab`` (or ran there, if it was deleted)."""
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd").removesuffix(" (deleted)")
+    except OSError:
+        return False
+    return cwd == os.path.realpath(lab_dir(lab))
+
+
 def is_ours(pid: int, tag: Tag) -> bool:
-    """True if ``pid`` is alive and is the process ``tag`` describes."""
+    """True if ``pid`` is alive and is the process ``tag`` describes, of this home."""
     if pid <= 0:
         return False
     argv = cmdline(pid)
-    return argv is not None and tag.matches(argv)
+    return argv is not None and tag.matches(argv) and _in_lab_dir(pid, tag.lab)
 
 
 def find(tag: Tag) -> list[int]:
@@ -109,7 +124,7 @@ def lab_processes(lab: str) -> list[tuple[int, str, str]]:
             found.append((pid, "qemu", name[len(prefix) :]))
         elif _is_newtlink(argv) and _flag(argv, "--lab") == lab:
             found.append((pid, "supervisor" if "--supervise" in argv else "bridge", ""))
-    return found
+    return [(pid, kind, node) for pid, kind, node in found if _in_lab_dir(pid, lab)]
 
 
 def lab_vms(lab: str) -> dict[int, str]:
