@@ -134,6 +134,10 @@ def deploy(
         bool,
         typer.Option("--no-upload", help="a base image missing on a server is an error"),
     ] = False,
+    overcommit: Annotated[
+        bool,
+        typer.Option("--overcommit", help="deploy even if the VMs need more than a host has"),
+    ] = False,
 ) -> None:
     """Deploy the lab of a spec directory: VMs, links, console bootstrap, SSH."""
     if accel not in ("auto", "kvm", "tcg"):
@@ -141,7 +145,13 @@ def deploy(
     lab = Lab.load(_require_specs(specs), name=name)
     try:
         with _progress(_node_hosts(lab), json_out) as view:
-            status_data = lab.deploy(force=force, accel=accel, upload=not no_upload, progress=view)
+            status_data = lab.deploy(
+                force=force,
+                accel=accel,
+                upload=not no_upload,
+                overcommit=overcommit,
+                progress=view,
+            )
             if provision_after:
                 _report_provision(lab.provision(parallel=parallel, progress=view), json_out=False)
     except KeyboardInterrupt:

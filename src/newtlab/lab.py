@@ -101,21 +101,27 @@ class Lab:
         force: bool = False,
         accel: str = "auto",
         upload: bool = True,
+        overcommit: bool = False,
         progress: Progress = no_progress,
     ) -> dict[str, Any]:
         """Start every VM and link, wait until each answers SSH; the lab's status.
 
-        ``upload``: send base images a server lacks (else that is an error).
+        ``upload``: send base images a server lacks (else that is an error);
+        ``overcommit``: deploy even if the VMs need more memory, cores or disk
+        than a host has.
         """
         with lab_lock(self.name):
             if force:  # whatever runs under this name goes, as its own state says
                 asyncio.run(_destroy(self.name, 5.0, progress, missing_ok=True))
-            return _on_hosts(self.plan, lambda hosts: self._deploy(hosts, accel, upload, progress))
+            return _on_hosts(
+                self.plan,
+                lambda hosts: self._deploy(hosts, accel, upload, overcommit, progress),
+            )
 
     async def _deploy(
-        self, hosts: Hosts, accel: str, upload: bool, progress: Progress
+        self, hosts: Hosts, accel: str, upload: bool, overcommit: bool, progress: Progress
     ) -> dict[str, Any]:
-        choices = await deploy_op.preflight(self.plan, hosts, accel)
+        choices = await deploy_op.preflight(self.plan, hosts, accel, overcommit)
         notes = [
             note if len(hosts) == 1 else f"{name}: {note}"
             for name, (_, note) in choices.items()

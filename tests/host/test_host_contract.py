@@ -64,10 +64,47 @@ def test_images_overlays_and_lab_files(host: Host, make_lab: Callable[..., HostL
     overlay = run(host.read_file(lab.name, "disks/a.qcow2"))
     assert overlay is not None and overlay[:4] == b"QFI\xfb"
     assert backing_file(overlay) == lab.base  # absolute: the base is shared, never copied
+    _check_chains_and_digests(host, lab)
     assert run(host.read_file(lab.name, "disks/a.qcow2", offset=len(overlay))) == b""
     assert run(host.read_file(lab.name, "logs/none.log")) is None
     run(host.remove_lab(lab.name))
     assert run(host.read_file(lab.name, "disks/a.qcow2")) is None
+
+
+def _check_chains_and_digests(host: Host, lab: HostLab) -> None:
+    """A base backed by a lab's overlay, a broken chain, a digest: all said before use."""
+    home = run(host.run(["sh", "-c", 'echo "${NEWTLAB_HOME:-$HOME/.newtlab}"'])).output.strip()
+    path = f"{home}/labs/{lab.name}/disks/a.qcow2"
+    derived = lab.base + ".derived.qcow2"
+    orphan = lab.base + ".orphan.qcow2"
+    for argv in (
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-b", path, "-F", "qcow2", derived],
+        [
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            lab.base + ".gone",
+            "-F",
+            "qcow2",
+            "-u",
+            orphan,
+            "8M",
+        ],
+    ):
+        assert run(host.run(argv)).returncode == 0
+    in_lab = run(host.check_image(derived))
+    assert in_lab is not None and "a lab's overlay" in in_lab and "qemu-img convert" in in_lab
+    broken = run(host.check_image(orphan))
+    assert broken is not None and "qemu-img cannot read" in broken
+    digest = run(host.run(["sha256sum", lab.base])).output.split()[0]
+    assert run(host.check_image(lab.base, digest)) is None
+    assert run(host.check_image(lab.base, digest.upper())) is None
+    wrong = run(host.check_image(lab.base, "0" * 64))
+    assert wrong is not None and f"has SHA-256 {digest}, not the vm_image_sha256" in wrong
+    run(host.run(["rm", "-f", derived, orphan]))
 
 
 def test_a_base_image_is_provided_once(host: Host, tmp_path: Path) -> None:
@@ -191,6 +228,13 @@ def test_a_bridge_that_cannot_start_says_why(host: Host, make_lab: Callable[...,
     with pytest.raises(RuntimeFailure, match=f"cannot listen on 127.0.0.1:{taken}"):
         run(host.start_bridge(lab.name, config))
     assert all(p.kind == "qemu" for p in run(host.processes(lab.name)))
+
+
+def test_resources_are_this_machines(host: Host) -> None:
+    have = run(host.resources())
+    meminfo = run(host.run(["sh", "-c", "grep MemAvailable /proc/meminfo"])).output.split()
+    assert abs(have.memory_available_mib - int(meminfo[1]) // 1024) < 512  # it moves a little
+    assert have.cpus == int(run(host.run(["nproc"])).output) and have.disk_free_mib > 0
 
 
 def test_this_host_has_what_labs_need(host: Host) -> None:

@@ -42,6 +42,43 @@ def test_missing_image(make_lab, newtlab_home: Path) -> None:  # type: ignore[no
     assert procs.lab_vms(spec.lab) == {}
 
 
+def test_every_bad_image_of_every_node_at_once(make_lab, newtlab_home: Path) -> None:  # type: ignore[no-untyped-def]
+    spec: SpecDir = make_lab()
+    for node, extra in (("r1", {"vm_image_sha256": "ab" * 32}),
+                        ("r3", {"vm_image": "/nonexistent/other.qcow2"})):  # fmt: skip
+        profile = spec.path / "profiles" / f"{node}.json"
+        profile.write_text(json.dumps({**json.loads(profile.read_text()), **extra}))
+    result = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg")
+    assert result.returncode == 1
+    assert "r1: vm_image " in result.stderr and "not the vm_image_sha256 abab" in result.stderr
+    assert "r3: vm_image not found: /nonexistent/other.qcow2" in result.stderr
+    assert "r2:" not in result.stderr  # its image is fine
+    assert not (newtlab_home / "labs" / spec.lab).exists()  # nothing created
+    assert procs.lab_vms(spec.lab) == {}
+
+
+def test_a_lab_too_big_for_the_machine_starts_nothing_unless_overcommitted(  # type: ignore[no-untyped-def]
+    make_lab, newtlab_home: Path
+) -> None:
+    spec: SpecDir = make_lab()
+    with open("/proc/meminfo") as meminfo:
+        available = next(int(line.split()[1]) // 1024 for line in meminfo
+                         if line.startswith("MemAvailable:"))  # fmt: skip
+    each = available // 3 + 256  # three VMs: more than the machine has, QEMU aside
+    platforms = json.loads((spec.path / "platforms.json").read_text())
+    platforms["platforms"]["newtlab-host"]["vm_memory"] = each
+    (spec.path / "platforms.json").write_text(json.dumps(platforms))
+    refused = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg")
+    assert refused.returncode == 1
+    assert f"3 VMs need {3 * (each + 200)} MiB ({3 * each} of guest memory" in refused.stderr
+    assert "`--overcommit` deploys anyway" in refused.stderr
+    assert not (newtlab_home / "labs" / spec.lab).exists() and procs.lab_vms(spec.lab) == {}
+    # Guests touch little of their memory: overcommitted, the lab runs.
+    result = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg", "--overcommit")
+    assert result.returncode == 0, result.stderr
+    assert len(procs.lab_vms(spec.lab)) == 3
+
+
 def test_port_already_taken(make_lab, newtlab_home: Path) -> None:  # type: ignore[no-untyped-def]
     spec: SpecDir = make_lab()
     profiles = spec.profiles()

@@ -14,6 +14,7 @@ from typing import cast
 from ..errors import LabStateError, PortConflictError, RuntimeFailure
 from ..home import ensure_private_dir, lab_dir
 from ..plan.bridges import newtlink_config
+from ..plan.capacity import Resources, capacity_problems
 from ..plan.model import Accel, NodePlan, Plan
 from ..plan.ports import collect_ports
 from ..plan.qemu_args import UEFI_FIRMWARE
@@ -61,37 +62,52 @@ def _needs(plan: Plan, host: str) -> list[tuple[str, str]]:
 async def check_hosts(plan: Plan, hosts: Hosts) -> None:
     """Before anything starts anywhere: every host has what labs need, every port is
     free, every base image is usable. Every problem on every host, reported at once."""
-    images = sorted({(node.host, node.image) for node in plan.nodes})
+    images = sorted({(node.host, node.image, node.image_sha256) for node in plan.nodes})
     machines, conflicts, problems = await asyncio.gather(
         each_host(hosts, lambda host: host.check_machine(_needs(plan, host.name))),
         port_conflicts(plan, hosts),
-        asyncio.gather(*(hosts[host].check_image(image) for host, image in images)),
+        asyncio.gather(*(hosts[host].check_image(image, sha) for host, image, sha in images)),
     )
     found = [line for lines in machines for line in lines]
     problem_of = dict(zip(images, problems, strict=True))  # each image checked once per host
-    found += [f"{n.name}: {problem_of[n.host, n.image]}" for n in plan.nodes
-              if problem_of[n.host, n.image]]  # fmt: skip
+    for n in plan.nodes:
+        problem = problem_of[n.host, n.image, n.image_sha256]
+        if problem:
+            found.append(f"{n.name}: {problem}")
     if conflicts:
         raise PortConflictError(conflicts, found)
     if found:
         raise RuntimeFailure("cannot deploy:\n  " + "\n  ".join(found))
 
 
-async def preflight(plan: Plan, hosts: Hosts, accel: str) -> dict[str, tuple[Accel, str]]:
+async def preflight(
+    plan: Plan, hosts: Hosts, accel: str, overcommit: bool = False
+) -> dict[str, tuple[Accel, str]]:
     """All checks on all hosts at once, before anything starts: no leftovers of the lab,
-    the tools, ports and images (``check_hosts``); and each host's accelerator, with
-    a note saying why (each host proves KVM for itself, or takes what was asked)."""
+    the tools, ports and images (``check_hosts``); each host's accelerator, with a
+    note saying why (each host proves KVM for itself, or takes what was asked); and,
+    unless ``overcommit``, that each host's VMs fit its memory, cores and disk."""
     results = await asyncio.gather(
         check_not_deployed(plan.lab, hosts),
         check_hosts(plan, hosts),
         each_host(hosts, lambda host: host.choose_accel(accel)),
+        each_host(hosts, lambda host: host.resources()),
         return_exceptions=True,
     )
     for result in results:
         if isinstance(result, BaseException):
             raise result
-    choices = cast(list[tuple[Accel, str]], results[2])
-    return dict(zip(hosts, choices, strict=True))
+    choices = dict(zip(hosts, cast(list[tuple[Accel, str]], results[2]), strict=True))
+    if not overcommit:
+        chosen = plan.model_copy(update={"accels": {h: a for h, (a, _) in choices.items()}})
+        have = dict(zip(hosts, cast(list[Resources], results[3]), strict=True))
+        short = capacity_problems(chosen, have)
+        if short:
+            raise RuntimeFailure(
+                "cannot deploy: the lab does not fit\n  " + "\n  ".join(short)
+                + "\nNothing was started. `--overcommit` deploys anyway."
+            )  # fmt: skip
+    return choices
 
 
 def _new_state(plan: Plan, accel_note: str) -> LabState:

@@ -174,6 +174,7 @@ class NodePlan(_Frozen):
     host: str
     ssh_bind: str = Field(description="where QEMU forwards SSH: loopback, or its server's IP")
     image: str
+    image_sha256: str = Field(default="", description="checked before deploy when given")
     memory: int
     cpus: int
     nic_driver: str

@@ -42,6 +42,7 @@ class NodeSpec:
     platform: str
     pin: str
     image: str
+    image_sha256: str
     memory: int
     cpus: int
     nic_driver: str
@@ -130,6 +131,9 @@ def _resolve_vm(specs: Specs, name: str, device: str, homes: Homes) -> NodeSpec:
         platform=platform_name,
         pin=profile.vm_host,
         image=resolve_image(image, specs.directory, homes),
+        # A platform's digest is for the platform's image, not one a profile replaced it with.
+        image_sha256=profile.vm_image_sha256
+        or ("" if profile.vm_image else platform.vm_image_sha256),
         memory=profile.vm_memory or platform.vm_memory or common["vm_memory"],
         cpus=profile.vm_cpus or platform.vm_cpus or common["vm_cpus"],
         nic_driver=platform.vm_nic_driver or common["vm_nic_driver"],

@@ -300,6 +300,7 @@ def build_plan(
             # newtron reaches a VM at its server's address; on one machine, loopback only
             ssh_bind=LOOPBACK if single_host else host.ip,
             image=node.image,
+            image_sha256=node.image_sha256,
             memory=node.memory,
             cpus=node.cpus,
             nic_driver=node.nic_driver,

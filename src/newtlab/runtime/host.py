@@ -19,6 +19,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, cast
 
+from ..plan.capacity import Resources
 from ..plan.model import Accel, NodePlan
 from ..plan.ports import PortUse
 
@@ -64,8 +65,10 @@ class Host(Protocol):
         """Remove every file this host keeps for the lab (overlays, logs, sockets, config)."""
         ...
 
-    async def check_image(self, image: str) -> str | None:
-        """None if ``image`` is a readable qcow2 here, else the problem, said for a user."""
+    async def check_image(self, image: str, sha256: str = "") -> str | None:
+        """None if ``image`` is a usable qcow2 here (``files.image_problem``: readable,
+        a complete backing chain outside any lab, the ``sha256`` digest if given),
+        else the problem, said for a user."""
         ...
 
     async def provide_image(self, image: str, upload: bool, say: Say) -> str:
@@ -146,6 +149,10 @@ class Host(Protocol):
         """What this host lacks to run a lab (QEMU, qemu-img, a server's python3 ≥ 3.11,
         SSH forwarding, the (file, package) pairs in ``needs``), one line each; empty
         when it has everything."""
+        ...
+
+    async def resources(self) -> Resources:
+        """Memory available, cores, and free disk where this host keeps labs."""
         ...
 
     async def choose_accel(self, requested: str) -> tuple[Accel, str]:

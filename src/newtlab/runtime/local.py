@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, TypeVar, cast
 
 from ..errors import RuntimeFailure
+from ..plan.capacity import Resources
 from ..plan.model import LOCAL_HOST, Accel, NodePlan
 from ..plan.ports import PortUse
 from .agent import AgentError, ops
@@ -49,8 +50,8 @@ class LocalHost:
     async def remove_lab(self, lab: str) -> None:
         await _call(ops.remove_lab, lab=lab)
 
-    async def check_image(self, image: str) -> str | None:
-        return await _call(ops.check_image, image=image)
+    async def check_image(self, image: str, sha256: str = "") -> str | None:
+        return await _call(ops.check_image, image=image, sha256=sha256)
 
     async def provide_image(self, image: str, upload: bool, say: Say) -> str:
         problem = await self.check_image(image)
@@ -99,6 +100,9 @@ class LocalHost:
     @contextlib.asynccontextmanager
     async def reach(self, port: int, address: str = "127.0.0.1") -> AsyncIterator[tuple[str, int]]:
         yield address, port
+
+    async def resources(self) -> Resources:
+        return Resources(**await _call(ops.resources))
 
     async def check_machine(self, needs: Sequence[tuple[str, str]] = ()) -> list[str]:
         return await _call(ops.check_machine, needs=[list(n) for n in needs])

@@ -26,6 +26,7 @@ from typing import Any, cast
 import asyncssh
 
 from ..errors import RuntimeFailure
+from ..plan.capacity import Resources
 from ..plan.model import Accel, HostPlan, NodePlan
 from ..plan.ports import PortUse
 from . import bundle
@@ -229,10 +230,10 @@ class RemoteHost:
     async def remove_lab(self, lab: str) -> None:
         await self._agent("remove_lab", lab=lab)
 
-    async def check_image(self, image: str) -> str | None:
+    async def check_image(self, image: str, sha256: str = "") -> str | None:
         if Path(image).is_file():  # ours, to be uploaded if the server lacks it
-            return await asyncio.to_thread(files.image_problem, image)
-        problem = cast(str | None, await self._agent("check_image", image=image))
+            return await asyncio.to_thread(files.image_problem, image, sha256)
+        problem = cast(str | None, await self._agent("check_image", image=image, sha256=sha256))
         if problem and problem.startswith("vm_image not found"):
             return f"{problem} (looked on this machine and on server {self.name})"
         return problem
@@ -309,6 +310,9 @@ class RemoteHost:
             listener.close()
 
     # -- the machine -----------------------------------------------------------------------
+
+    async def resources(self) -> Resources:
+        return Resources(**await self._agent("resources"))
 
     async def check_machine(self, needs: Sequence[tuple[str, str]] = ()) -> list[str]:
         tools = await self._shell(CHECK_TOOLS)

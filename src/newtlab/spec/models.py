@@ -17,6 +17,7 @@ from .names import SAFE_NAME_HINT, is_interface_name, is_safe_name
 InterfaceMapKind = Literal["sequential", "stride-4", "custom", "linux"]
 DeviceType = Literal["switch", "router", "host"]
 NicMacPolicy = Literal["shared", "per-nic"]
+SHA256_PATTERN = r"^([0-9a-fA-F]{64})?$"
 
 
 class _Open(BaseModel):
@@ -158,6 +159,7 @@ class PlatformSpec(_Open):
     breakouts: list[str] = Field(default_factory=list)
     device_type: DeviceType = "switch"
     vm_image: str = ""
+    vm_image_sha256: str = Field(default="", pattern=SHA256_PATTERN)  # checked before deploy
     vm_memory: int | None = Field(default=None, gt=0)
     vm_cpus: int | None = Field(default=None, gt=0)
     vm_nic_driver: str = ""
@@ -223,6 +225,7 @@ class DeviceProfile(_Open):
     ssh_user: str = ""
     ssh_pass: str = ""
     vm_image: str = ""
+    vm_image_sha256: str = Field(default="", pattern=SHA256_PATTERN)
     vm_memory: int | None = Field(default=None, gt=0)
     vm_cpus: int | None = Field(default=None, gt=0)
     vm_host: str = ""

@@ -7,19 +7,95 @@ modified.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import shutil
 import subprocess
 from pathlib import Path
 
 from . import AgentError, layout
 from .fsutil import atomic_write
-from .paths import ensure_private_dir, lab_dir
+from .paths import ensure_private_dir, home, lab_dir
 
 QCOW2_MAGIC = b"QFI\xfb"
 
 
-def image_problem(image: str) -> str | None:
-    """None if ``image`` is a readable qcow2 file, else what is wrong and what to do."""
+def image_problem(image: str, sha256: str = "") -> str | None:
+    """None if ``image`` is a usable base image, else what is wrong and what to do.
+
+    Usable: a readable file with qcow2's magic, which ``qemu-img info`` reads
+    as qcow2 with a size, whose backing chain is complete and does not run
+    through a lab's overlay (destroying that lab would break it), and, when
+    ``sha256`` is given, with that digest.
+    """
+    problem = _magic_problem(image)
+    if problem is None:
+        problem = _info_problem(image)
+    if problem is None and sha256:
+        digest = image_digest(image)
+        if digest != sha256.lower():
+            problem = (
+                f"vm_image {image} has SHA-256 {digest}, not the vm_image_sha256 "
+                f"{sha256.lower()} its platform or profile expects — a different or damaged file"
+            )
+    return problem
+
+
+def _info_problem(image: str) -> str | None:
+    """What ``qemu-img info --backing-chain`` finds wrong (None if qemu-img is missing:
+    the machine check says so)."""
+    argv = ["qemu-img", "info", "--output=json", "--backing-chain", image]
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode != 0:
+        reason = result.stderr.strip().splitlines()[-1:] or ["no output"]
+        return f"qemu-img cannot read vm_image {image}: {reason[0]}"
+    chain = json.loads(result.stdout)
+    layers = chain if isinstance(chain, list) else [chain]
+    top = layers[0]
+    if top.get("format") != "qcow2" or not top.get("virtual-size"):
+        return f"vm_image {image}: qemu-img reads it as {top.get('format')!r} of size " \
+               f"{top.get('virtual-size')} — not a usable qcow2 image"  # fmt: skip
+    for layer in layers:
+        backing = layer.get("full-backing-filename") or layer.get("backing-filename")
+        if backing and _in_a_lab(backing):
+            return (
+                f"vm_image {image} is backed by {backing}, a lab's overlay: destroying that "
+                f"lab breaks it — flatten it with `qemu-img convert -O qcow2 {image} <new>.qcow2`"
+            )
+    return None
+
+
+def _in_a_lab(path: str) -> bool:
+    """``…/labs/<lab>/disks/<node>.qcow2``: where every lab keeps its overlays."""
+    parts = Path(path).parts
+    return len(parts) >= 4 and parts[-4] == "labs" and parts[-2] == "disks"
+
+
+def image_digest(image: str) -> str:
+    """The image's SHA-256, cached by path, size and mtime (``cache/image-sha256.json``)."""
+    stat = Path(image).stat()
+    key = f"{Path(image).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    cache = home() / "cache" / "image-sha256.json"
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        digest = hashlib.sha256()
+        with open(image, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        known = {k: v for k, v in known.items() if not k.startswith(f"{Path(image).resolve()}:")}
+        known[key] = digest.hexdigest()
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(cache, json.dumps(known, indent=1).encode(), 0o600)
+    return str(known[key])
+
+
+def _magic_problem(image: str) -> str | None:
     path = Path(image)
     try:
         with path.open("rb") as handle:

@@ -8,6 +8,7 @@ results are JSON values (bytes excepted, which ``__main__`` encodes).
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,8 @@ def remove_lab(lab: str) -> None:
     files.remove_lab(lab)
 
 
-def check_image(image: str) -> str | None:
-    return files.image_problem(image)
+def check_image(image: str, sha256: str = "") -> str | None:
+    return files.image_problem(image, sha256)
 
 
 def create_overlay(lab: str, node: str, base: str) -> None:
@@ -91,6 +92,21 @@ def check_machine(needs: list[list[str]] | None = None) -> list[str]:
     return missing
 
 
+def resources() -> dict[str, int]:
+    """Memory available, cores and free disk under this home, in MiB and counts."""
+    available = 0
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) // 1024
+    root = home()
+    while not root.exists():  # the home may not exist yet: its nearest existing parent
+        root = root.parent
+    free = shutil.disk_usage(root).free // (1 << 20)
+    cores = len(os.sched_getaffinity(0))  # the cores this machine lets its processes use
+    return {"memory_available_mib": available, "cpus": cores, "disk_free_mib": free}
+
+
 def probe_ports(uses: list[tuple[str, int, str]]) -> list[str]:
     return ports.probe(uses)
 
@@ -119,6 +135,7 @@ OPERATIONS = {
         bridge_stats,
         survey,
         check_machine,
+        resources,
         probe_ports,
         choose_accel,
     )
