@@ -7,24 +7,23 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .access import node_plan, resolve_target, ssh_argv
 from .errors import NewtlabError, PortConflictError, RuntimeFailure
-from .home import cache_dir, images_dir
-from .lab import Lab, destroy_lab, lab_of_node
-from .ops.provision import DEFAULT_COMMAND, ProvisionResult
-from .plan.model import Accel
-from .plan.plan import check_lab_name, lab_name_for
-from .render import ProgressView, catalog_table, print_plan, print_status
-from .spec.catalog import catalog
-from .state import find_lab, list_labs, load_state
+from .ops.provision_command import DEFAULT_COMMAND
+
+if TYPE_CHECKING:
+    from .lab import Lab
+    from .ops.provision import ProvisionResult
+    from .render import ProgressView
+
+# Each command imports what it uses when it runs: `--help` and `version` stay
+# instant, `list` and `status` never load the deploy machinery.
 
 app = typer.Typer(
     name="newtlab",
@@ -74,10 +73,13 @@ def plan(
     specs: SpecsOpt = None,
     name: NameOpt = None,
     json_out: JsonOpt = False,
-    accel: Annotated[Accel, typer.Option(help="plan for this accelerator")] = "kvm",
+    accel: Annotated[Literal["kvm", "tcg"], typer.Option(help="plan for this accelerator")] = "kvm",
     no_probe: Annotated[bool, typer.Option("--no-probe", help="skip the local port probe")] = False,
 ) -> None:
     """Show exactly what deploy would do: VMs, NICs, ports, links, QEMU argv."""
+    from .lab import Lab
+    from .render import print_plan
+
     lab = Lab.load(_require_specs(specs), name=name, accel=accel)
     if json_out:
         sys.stdout.write(lab.plan.to_json())
@@ -99,6 +101,9 @@ def _lab_name(
 
     ``deployed=False`` accepts a name without state (destroy cleans up by tags).
     """
+    from .plan.plan import check_lab_name, lab_name_for
+    from .state import find_lab
+
     if specs is not None:
         return check_lab_name(name or lab_name_for(specs))
     if not deployed and (lab or name):
@@ -112,6 +117,8 @@ def _print_json(data: object) -> None:
 
 def _progress(nodes: dict[str, str], quiet: bool) -> ProgressView:
     """Live progress for ``nodes`` (name → host), on stderr when stdout is for --json."""
+    from .render import ProgressView
+
     return ProgressView(err if quiet else out, nodes)
 
 
@@ -140,6 +147,9 @@ def deploy(
     ] = False,
 ) -> None:
     """Deploy the lab of a spec directory: VMs, links, console bootstrap, SSH."""
+    from .lab import Lab
+    from .render import print_status
+
     if accel not in ("auto", "kvm", "tcg"):
         raise NewtlabError(f"--accel must be auto, kvm or tcg (got {accel!r})")
     lab = Lab.load(_require_specs(specs), name=name)
@@ -177,6 +187,8 @@ def destroy(
     json_out: JsonOpt = False,
 ) -> None:
     """Stop every process of a lab, restore its profiles and remove its state."""
+    from .lab import destroy_lab
+
     target = _lab_name(lab, specs, name, deployed=False)
     with _progress({}, json_out) as view:
         warnings = destroy_lab(target, grace=grace, progress=view)
@@ -196,6 +208,9 @@ def status(
     json_out: JsonOpt = False,
 ) -> None:
     """Show a lab's nodes (live process check) and links (live bridge counters)."""
+    from .lab import Lab
+    from .render import print_status
+
     data = Lab.attach(_lab_name(lab, specs, name)).status()
     if json_out:
         _print_json(data)
@@ -206,7 +221,16 @@ def status(
 @app.command("list")
 def list_(json_out: JsonOpt = False) -> None:
     """List deployed labs."""
-    rows = [Lab.attach(name).status() for name in list_labs()]
+    from rich.table import Table
+
+    from .state import list_labs
+
+    names = list_labs()
+    rows = []
+    if names:  # only then the machinery that asks each host
+        from .lab import Lab
+
+        rows = [Lab.attach(name).status() for name in names]
     summary = [
         {"lab": r["lab"], "created": r["created"], "spec_dir": r["spec_dir"],
          "nodes": len(r["nodes"]),
@@ -230,6 +254,10 @@ def list_(json_out: JsonOpt = False) -> None:
 
 
 def _exec_ssh(node: str, lab: str | None, command: list[str], exact: bool) -> None:
+    from .access import resolve_target, ssh_argv
+    from .lab import lab_of_node
+    from .state import load_state
+
     target = lab_of_node(node, lab)
     state = load_state(target.name)
     argv = ssh_argv(state, resolve_target(state, node), command, exact=exact)
@@ -278,6 +306,10 @@ def exec_(
 @app.command()
 def console(node: Annotated[str, typer.Argument(help="node name")], lab: LabOpt = None) -> None:
     """Attach to a node's serial console (Ctrl-] leaves)."""
+    from .access import node_plan
+    from .lab import lab_of_node
+    from .state import load_state
+
     target = lab_of_node(node, lab)
     plan_node = node_plan(load_state(target.name), node, "console")
     err.print(
@@ -299,6 +331,8 @@ def stop(
     grace: Annotated[float, typer.Option(help="seconds to wait for ACPI powerdown")] = 30.0,
 ) -> None:
     """Stop one node; its disk is kept and its neighbours stay connected."""
+    from .lab import lab_of_node
+
     target = lab_of_node(node, lab)
     with _progress({node: ""}, False) as view:
         target.stop(node, grace=grace, progress=view)
@@ -307,6 +341,8 @@ def stop(
 @app.command()
 def start(node: Annotated[str, typer.Argument(help="node name")], lab: LabOpt = None) -> None:
     """Start a stopped node and wait until it answers SSH; its links come back."""
+    from .lab import lab_of_node
+
     target = lab_of_node(node, lab)
     with _progress({node: ""}, False) as view:
         target.start(node, progress=view)
@@ -324,6 +360,10 @@ def logs(
     ] = False,
 ) -> None:
     """Print a node's serial console log (or QEMU's log with --qemu)."""
+    from .access import node_plan
+    from .lab import lab_of_node
+    from .state import load_state
+
     target = lab_of_node(node, lab)
     node_plan(load_state(target.name), node, "logs")
     target.logs(node, qemu=qemu_log, follow=follow)
@@ -341,6 +381,8 @@ def repair(
     VMs keep running while their bridge is restarted; nodes stopped with
     `newtlab stop` stay stopped.
     """
+    from .lab import Lab
+
     target = Lab.attach(_lab_name(lab, specs, name))
     with _progress({}, json_out) as view:
         actions = target.repair(progress=view)
@@ -367,6 +409,8 @@ def provision_(
     json_out: JsonOpt = False,
 ) -> None:
     """Run `newtron provision` (or --command) for each device of a deployed lab."""
+    from .lab import Lab
+
     target = Lab.attach(_lab_name(lab, specs))
     with _progress({}, json_out) as view:
         results = target.provision(device, command=command, parallel=parallel, progress=view)
@@ -389,6 +433,9 @@ def platforms(
     json_out: JsonOpt = False,
 ) -> None:
     """newtlab's platform catalog: what a platforms.json entry's "base" may name."""
+    from .render import catalog_table
+    from .spec.catalog import catalog
+
     entries = catalog()
     if name is None:
         if json_out:
@@ -423,6 +470,7 @@ def image_build(
     """Build newtlab's small Linux host/router image into NEWTLAB_HOME/images."""
     if kind != "host":
         raise NewtlabError(f"unknown image {kind!r}: newtlab builds the 'host' image")
+    from .home import cache_dir, images_dir
     from .image import ImageBuildError, build_host_image
 
     try:

@@ -23,7 +23,8 @@ from .ops import deploy as deploy_op
 from .ops import destroy as destroy_op
 from .ops.events import Event, Progress, no_progress
 from .ops.node import boot, stop_process
-from .ops.provision import DEFAULT_COMMAND, ProvisionResult, provision, provision_targets
+from .ops.provision import ProvisionResult, provision, provision_targets
+from .ops.provision_command import DEFAULT_COMMAND
 from .ops.repair import ensure_bridge, repair
 from .ops.status import lab_status, look, look_all
 from .plan.model import Accel, Plan

@@ -11,8 +11,6 @@ from ..runtime.host import Host
 from ..state import LabState
 from .events import Event, Progress
 
-DEFAULT_COMMAND = "newtron provision -S {spec_dir} -d {device} -x"
-
 
 @dataclass(frozen=True)
 class ProvisionResult:
