@@ -452,6 +452,29 @@ def platforms(
         out.print_json(json.dumps(entries[name]))
 
 
+@app.command()
+def doctor(specs: SpecsOpt = None, name: NameOpt = None, json_out: JsonOpt = False) -> None:
+    """Check that this machine (and with -S, the lab's ports and servers) can run labs."""
+    from rich.table import Table
+
+    from .lab import Lab
+
+    lab = Lab.load(specs, name=name) if specs is not None else None
+    checks = lab.doctor() if lab is not None else Lab.doctor_machine()
+    if json_out:
+        _print_json([c.as_dict() for c in checks])
+    else:
+        table = Table()
+        for column in ("HOST", "CHECK", "", "DETAIL", "FIX"):
+            table.add_column(column)
+        style = {"OK": "green", "WARN": "yellow", "FAIL": "bold red"}
+        for c in checks:
+            table.add_row(c.host, c.what, f"[{style[c.level]}]{c.level}[/]", c.detail, c.fix)
+        out.print(table)
+    if any(c.level == "FAIL" for c in checks):
+        raise typer.Exit(1)
+
+
 image_app = typer.Typer(help="Build the images newtlab provides.", no_args_is_help=True)
 app.add_typer(image_app, name="image")
 

@@ -21,6 +21,7 @@ from .home import homes, lab_dir
 from .locks import lab_lock
 from .ops import deploy as deploy_op
 from .ops import destroy as destroy_op
+from .ops.doctor import Check, doctor
 from .ops.events import Event, Progress, no_progress
 from .ops.node import boot, stop_process
 from .ops.provision import ProvisionResult, provision, provision_targets
@@ -137,6 +138,15 @@ class Lab:
             self.plan = _plan(self.specs, self.name, chosen)
         state = await deploy_op.deploy(self.plan, hosts, progress, "; ".join(notes), upload)
         return lab_status(state, await look_all(hosts, self.name))
+
+    def doctor(self) -> list[Check]:
+        """This machine, the lab's ports and every server of its pool, checked."""
+        return asyncio.run(doctor(self.plan))
+
+    @staticmethod
+    def doctor_machine() -> list[Check]:
+        """This machine alone, checked for running labs."""
+        return asyncio.run(doctor(None))
 
     def destroy(self, *, grace: float = 5.0, progress: Progress = no_progress) -> list[str]:
         return destroy_lab(self.name, grace=grace, progress=progress)

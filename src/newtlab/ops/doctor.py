@@ -1,0 +1,118 @@
+"""``newtlab doctor``: can this machine (and a spec's server pool) run labs? One line per check.
+
+Each check is OK, WARN (labs run, something is missing or tight) or FAIL
+(labs cannot run), with what to do. With a plan, its ports are probed and
+every server of its pool is reached and checked as deploy would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+from ..image.build import IMAGE_NAME
+from ..plan.capacity import QEMU_OVERHEAD_MIB
+from ..plan.model import Plan
+from ..plan.qemu_args import QEMU_BINARY, UEFI_FIRMWARE
+from ..runtime.agent.paths import home
+from ..runtime.host import Host
+from ..runtime.hosts import open_hosts
+from ..runtime.local import LocalHost
+from .deploy import port_conflicts
+
+Level = Literal["OK", "WARN", "FAIL"]
+MEMORY_LOW_MIB = 2048  # room for a few small VMs
+DISK_LOW_MIB = 4096
+
+
+@dataclass(frozen=True)
+class Check:
+    host: str
+    what: str
+    level: Level
+    detail: str
+    fix: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+async def _version(host: Host, tool: str) -> str:
+    result = await host.run([tool, "--version"])
+    return result.output.splitlines()[0].strip() if result.returncode == 0 else ""
+
+
+def _check(host: str, what: str, ok: bool, detail: str, fix: str, bad: Level = "WARN") -> Check:
+    return Check(host, what, "OK" if ok else bad, detail, "" if ok else fix)
+
+
+async def machine_checks(host: Host) -> list[Check]:
+    """QEMU and its tools, the accelerator, memory, disk and what some labs need."""
+    name = host.name
+    checks = []
+    for tool, package in ((QEMU_BINARY, "qemu-system-x86"), ("qemu-img", "qemu-utils")):
+        version = await _version(host, tool)
+        fix = f"apt-get install {package}"
+        checks.append(_check(name, tool, bool(version), version or "not found", fix, "FAIL"))
+    missing = await host.check_machine()  # a server's python3, SSH forwarding
+    checks += [Check(name, "machine", "FAIL", line) for line in missing if "not found" not in line]
+    if all(c.level == "OK" for c in checks):
+        accel, note = await host.choose_accel("auto")
+        detail = accel + (f" ({note})" if note else "")
+        checks.append(_check(name, "accelerator", accel == "kvm", detail, TCG_FIX))
+    have = await host.resources()
+    room = have.memory_available_mib // (128 + QEMU_OVERHEAD_MIB["tcg"])
+    memory = (f"{have.memory_available_mib} MiB available (about {room} host-image VMs under "
+              f"TCG), {have.cpus} cores")  # fmt: skip
+    checks.append(_check(name, "memory", have.memory_available_mib >= MEMORY_LOW_MIB, memory,
+                         MEMORY_FIX))  # fmt: skip
+    disk = f"{have.disk_free_mib} MiB free under NEWTLAB_HOME"
+    checks.append(_check(name, "disk", have.disk_free_mib >= DISK_LOW_MIB, disk, DISK_FIX))
+    firmware = await host.check_machine([(UEFI_FIRMWARE, "ovmf")])
+    has_uefi = not any(UEFI_FIRMWARE in line for line in firmware)
+    checks.append(_check(name, "UEFI firmware", has_uefi, UEFI_FIRMWARE if has_uefi else "missing",
+                         UEFI_FIX))  # fmt: skip
+    return checks
+
+
+TCG_FIX = "labs run under TCG, several times slower; a machine with working KVM is faster"
+MEMORY_FIX = "free memory or run fewer VMs (deploy refuses a lab that does not fit)"
+DISK_FIX = "free disk space: overlays grow with what guests write"
+UEFI_FIX = "apt-get install ovmf (only platforms with vm_firmware uefi need it)"
+
+
+def _this_machine_only() -> list[Check]:
+    """What only newtlab's own machine needs: ssh for `newtlab ssh`, the host image."""
+    ssh = shutil.which("ssh")
+    image = Path(home()) / "images" / f"{IMAGE_NAME}.qcow2"
+    return [
+        _check("local", "ssh client", bool(ssh), ssh or "not found", SSH_FIX),
+        _check("local", "host image", image.exists(), str(image), IMAGE_FIX),
+    ]
+
+
+SSH_FIX = "apt-get install openssh-client (for newtlab ssh)"
+IMAGE_FIX = "newtlab image build host (the examples use it)"
+UNREACHABLE_FIX = "check the server's address, user and key in topology.json"
+PORTS_FIX = "stop what holds them, or change the port bases in topology.json"
+
+
+async def doctor(plan: Plan | None) -> list[Check]:
+    """This machine's checks; with a plan, its ports and every server of its pool too."""
+    if plan is None:
+        return [*_this_machine_only(), *await machine_checks(LocalHost())]
+    checks = _this_machine_only()
+    async with open_hosts(plan, partial=True) as hosts:
+        for name, why in hosts.unreachable.items():
+            checks.append(Check(name, "reachable", "FAIL", why, UNREACHABLE_FIX))
+        found = await asyncio.gather(*(machine_checks(host) for host in hosts.values()))
+        checks += [check for host_checks in found for check in host_checks]
+        conflicts = await port_conflicts(plan, hosts)
+    if conflicts:
+        checks.append(Check("lab", "ports", "FAIL", "; ".join(conflicts), PORTS_FIX))
+    else:
+        checks.append(Check("lab", "ports", "OK", f"every port of lab {plan.lab} is free"))
+    return checks
