@@ -13,6 +13,7 @@ from pathlib import Path
 import asyncssh
 
 from ..errors import RuntimeFailure
+from .agent.fsutil import atomic_write
 
 HOST_KEY_ALGS = ["ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
 
@@ -47,8 +48,9 @@ def create_key_pair(path: Path) -> str:
     """Write a new ed25519 key pair (``path`` and ``path.pub``); return the public key line."""
     key = asyncssh.generate_private_key("ssh-ed25519", comment=f"newtlab-{path.parent.parent.name}")
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key.write_private_key(str(path))
-    path.chmod(0o600)
+    atomic_write(
+        path, key.export_private_key(), 0o600
+    )  # never readable by others, not even briefly
     public = key.export_public_key("openssh").decode().strip()
     path.with_suffix(".pub").write_text(public + "\n")
     return public
