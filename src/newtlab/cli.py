@@ -475,6 +475,39 @@ def doctor(specs: SpecsOpt = None, name: NameOpt = None, json_out: JsonOpt = Fal
         raise typer.Exit(1)
 
 
+@app.command()
+def prune(
+    yes: Annotated[bool, typer.Option("--yes", help="remove them (default: only list)")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """List what this NEWTLAB_HOME left behind — orphaned processes, dead labs, stale
+    locks — and with --yes remove it (labs as destroy does: profiles restored)."""
+    from rich.table import Table
+
+    from .lab import destroy_lab
+    from .ops.prune import find_orphans, remove_lock
+
+    orphans = find_orphans()
+    if yes:
+        for orphan in orphans:
+            if orphan.kind != "lock":
+                destroy_lab(orphan.lab, grace=2.0)
+            remove_lock(orphan.lab)  # a destroyed lab's lock is stale too
+    if json_out:
+        _print_json({"orphans": [o.as_dict() for o in orphans], "removed": bool(yes)})
+        return
+    if not orphans:
+        out.print("nothing to prune")
+        return
+    table = Table()
+    for column in ("KIND", "LAB", "WHAT"):
+        table.add_column(column)
+    for orphan in orphans:
+        table.add_row(orphan.kind, orphan.lab, orphan.detail)
+    out.print(table)
+    out.print("removed" if yes else "`newtlab prune --yes` removes them")
+
+
 image_app = typer.Typer(help="Build the images newtlab provides.", no_args_is_help=True)
 app.add_typer(image_app, name="image")
 

@@ -127,6 +127,22 @@ def lab_processes(lab: str) -> list[tuple[int, str, str]]:
     return [(pid, kind, node) for pid, kind, node in found if _in_lab_dir(pid, lab)]
 
 
+def home_labs() -> dict[str, list[int]]:
+    """Lab name → PIDs of every live QEMU and bridge of this home, whatever the lab."""
+    found: dict[str, list[int]] = {}
+    for pid in _pids():
+        argv = cmdline(pid)
+        if argv is None:
+            continue
+        name = qemu_name(argv)
+        lab = name.split(":")[1] if name.startswith("newtlab:") and name.count(":") == 2 else None
+        if lab is None and _is_newtlink(argv):
+            lab = _flag(argv, "--lab")
+        if lab and _in_lab_dir(pid, lab):
+            found.setdefault(lab, []).append(pid)
+    return found
+
+
 def lab_vms(lab: str) -> dict[int, str]:
     """PID → node name of every live QEMU tagged with ``lab``."""
     return {pid: node for pid, kind, node in lab_processes(lab) if kind == "qemu"}
