@@ -145,6 +145,10 @@ def deploy(
         bool,
         typer.Option("--overcommit", help="deploy even if the VMs need more than a host has"),
     ] = False,
+    boot_parallel: Annotated[
+        int | None,
+        typer.Option("--boot-parallel", min=0, help="VMs booting at once per host (0: all)"),
+    ] = None,
 ) -> None:
     """Deploy the lab of a spec directory: VMs, links, console bootstrap, SSH."""
     from .lab import Lab
@@ -160,6 +164,7 @@ def deploy(
                 accel=accel,
                 upload=not no_upload,
                 overcommit=overcommit,
+                **({} if boot_parallel is None else {"boot_parallel": boot_parallel}),
                 progress=view,
             )
             if provision_after:

@@ -21,6 +21,7 @@ from .home import homes, lab_dir
 from .locks import lab_lock
 from .ops import deploy as deploy_op
 from .ops import destroy as destroy_op
+from .ops.deploy import DEFAULT_BOOT_PARALLEL
 from .ops.doctor import Check, doctor
 from .ops.events import Event, Progress, no_progress
 from .ops.node import boot, stop_process
@@ -104,24 +105,33 @@ class Lab:
         accel: str = "auto",
         upload: bool = True,
         overcommit: bool = False,
+        boot_parallel: int = DEFAULT_BOOT_PARALLEL,
         progress: Progress = no_progress,
     ) -> dict[str, Any]:
         """Start every VM and link, wait until each answers SSH; the lab's status.
 
         ``upload``: send base images a server lacks (else that is an error);
         ``overcommit``: deploy even if the VMs need more memory, cores or disk
-        than a host has.
+        than a host has; ``boot_parallel``: VMs booting at once per host (0: all).
         """
         with lab_lock(self.name):
             if force:  # whatever runs under this name goes, as its own state says
                 asyncio.run(_destroy(self.name, 5.0, progress, missing_ok=True))
             return _on_hosts(
                 self.plan,
-                lambda hosts: self._deploy(hosts, accel, upload, overcommit, progress),
+                lambda hosts: self._deploy(
+                    hosts, accel, upload, overcommit, boot_parallel, progress
+                ),
             )
 
     async def _deploy(
-        self, hosts: Hosts, accel: str, upload: bool, overcommit: bool, progress: Progress
+        self,
+        hosts: Hosts,
+        accel: str,
+        upload: bool,
+        overcommit: bool,
+        boot_parallel: int,
+        progress: Progress,
     ) -> dict[str, Any]:
         choices = await deploy_op.preflight(self.plan, hosts, accel, overcommit)
         notes = [
@@ -136,7 +146,9 @@ class Lab:
             if self.specs is None:
                 raise LabStateError("an attached lab cannot be re-planned; use Lab.load")
             self.plan = _plan(self.specs, self.name, chosen)
-        state = await deploy_op.deploy(self.plan, hosts, progress, "; ".join(notes), upload)
+        state = await deploy_op.deploy(
+            self.plan, hosts, progress, "; ".join(notes), upload, boot_parallel
+        )
         return lab_status(state, await look_all(hosts, self.name))
 
     def doctor(self) -> list[Check]:

@@ -85,4 +85,4 @@ def test_kvm_probe_decides_and_is_cached(host_image: BuiltImage, tmp_path: Path)
 def test_probe_guest_reaches_userspace_under_tcg(host_image: BuiltImage) -> None:
     argv = probe_argv(host_image.kernel, host_image.probe_initrd, "tcg", "max")
     result = subprocess.run(argv, capture_output=True, timeout=60)
-    assert PROBE_MARKER in result.stdout
+    assert PROBE_MARKER.encode() in result.stdout

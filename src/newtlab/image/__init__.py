@@ -7,8 +7,8 @@ entry, console contract included (see docs/image.md).
 
 from __future__ import annotations
 
+from ..runtime.agent.accel import PROBE_MARKER
 from .build import (
-    PROBE_MARKER,
     ROOT_PASSWORD,
     ROOT_USER,
     BuiltImage,

@@ -38,7 +38,6 @@ from .errors import ImageBuildError
 
 IMAGE_NAME = "newtlab-host"
 PROBE_INITRD_NAME = "newtlab-probe.initrd.gz"
-PROBE_MARKER = "NEWTLAB-PROBE-OK"
 FORMAT_VERSION = "2"
 ROOT_USER = "root"
 ROOT_PASSWORD = "newtlab"

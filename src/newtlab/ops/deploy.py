@@ -151,23 +151,42 @@ async def _disks(plan: Plan, host: Host, state: LabState, upload: bool, progress
     await asyncio.gather(*(overlay(node) for node in nodes))
 
 
-async def _start_vms(
-    plan: Plan, host: Host, state: LabState, progress: Progress
-) -> dict[str, BaseException | None]:
-    """Start the host's VMs at once; node → the exception its start raised, if any."""
-    nodes = [node for node in plan.nodes if node.host == host.name]
-    results = await asyncio.gather(
-        *(start_process(state, host, node, progress) for node in nodes), return_exceptions=True
-    )
-    return {node.name: r for node, r in zip(nodes, results, strict=True)}
+# VMs booting at once per host unless told otherwise: see bench/boot.py.
+DEFAULT_BOOT_PARALLEL = 0
+
+
+async def _boot_all(
+    plan: Plan, hosts: Hosts, state: LabState, progress: Progress, boot_parallel: int
+) -> list[str]:
+    """Start and bring up every VM, at most ``boot_parallel`` booting at once per host
+    (0: all at once); one line per node that failed."""
+    limits = {name: asyncio.Semaphore(boot_parallel or len(plan.nodes) or 1) for name in hosts}
+
+    async def boot_one(node: NodePlan) -> None:
+        host = hosts[node.host]
+        async with limits[node.host]:
+            try:
+                await start_process(state, host, node, progress)
+            except RuntimeFailure as exc:
+                raise RuntimeFailure(f"{node.name}: {exc}") from None
+            await bring_up(state, host, node, progress)
+
+    results = await asyncio.gather(*(boot_one(n) for n in plan.nodes), return_exceptions=True)
+    return [str(r) for r in results if isinstance(r, BaseException)]
 
 
 async def deploy(
-    plan: Plan, hosts: Hosts, progress: Progress, accel_note: str = "", upload: bool = True
+    plan: Plan,
+    hosts: Hosts,
+    progress: Progress,
+    accel_note: str = "",
+    upload: bool = True,
+    boot_parallel: int = 0,
 ) -> LabState:
     """Deploy ``plan``; the caller holds the lab lock and ran ``preflight``.
 
     Each phase runs on every host at once; the next starts when all are done.
+    ``boot_parallel`` caps the VMs booting at once on each host (0: no cap).
     """
     state = _new_state(plan, accel_note)
     save_state(state)
@@ -175,18 +194,10 @@ async def deploy(
     await each_host(hosts, lambda host: _disks(plan, host, state, upload, progress))
     save_state(state)
     # Bridges and VMs together: a bridge dials its VMs' NICs whenever they listen.
-    _, starts = await asyncio.gather(
+    _, failures = await asyncio.gather(
         asyncio.gather(*(start_bridge(state, hosts, host, progress) for host in plan.bridges)),
-        each_host(hosts, lambda host: _start_vms(plan, host, state, progress)),
+        _boot_all(plan, hosts, state, progress, boot_parallel),
     )
-    started = {name: error for found in starts for name, error in found.items()}
-    up = [node for node in plan.nodes if started[node.name] is None]
-    boots = await asyncio.gather(
-        *(bring_up(state, hosts[node.host], node, progress) for node in up),
-        return_exceptions=True,
-    )
-    failures = [f"{name}: {error}" for name, error in started.items() if error is not None]
-    failures += [str(r) for r in boots if isinstance(r, BaseException)]
     if failures:
         raise RuntimeFailure(
             "deploy failed:\n  " + "\n  ".join(failures) + f"\nThe lab is left as it is for "

@@ -16,8 +16,9 @@ from typing import Literal
 from ..image.build import IMAGE_NAME
 from ..plan.capacity import QEMU_OVERHEAD_MIB
 from ..plan.model import Plan
-from ..plan.qemu_args import QEMU_BINARY, UEFI_FIRMWARE
+from ..plan.qemu_args import UEFI_FIRMWARE
 from ..runtime.agent.paths import home
+from ..runtime.agent.tools import PACKAGES
 from ..runtime.host import Host
 from ..runtime.hosts import open_hosts
 from ..runtime.local import LocalHost
@@ -53,7 +54,7 @@ async def machine_checks(host: Host) -> list[Check]:
     """QEMU and its tools, the accelerator, memory, disk and what some labs need."""
     name = host.name
     checks = []
-    for tool, package in ((QEMU_BINARY, "qemu-system-x86"), ("qemu-img", "qemu-utils")):
+    for tool, package in PACKAGES.items():
         version = await _version(host, tool)
         fix = f"apt-get install {package}"
         checks.append(_check(name, tool, bool(version), version or "not found", fix, "FAIL"))

@@ -15,9 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .model import BridgeLinkPlan, BridgePlan, BridgeSidePlan, HostPlan, LinkPlan
-
-LOOPBACK = "127.0.0.1"
+from .model import LOOPBACK, BridgeLinkPlan, BridgePlan, BridgeSidePlan, HostPlan, LinkPlan
 
 
 def bridge_hosts(links: list[LinkPlan]) -> list[str]:

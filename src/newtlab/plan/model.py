@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Accel = Literal["kvm", "tcg"]
 LOCAL_HOST = "local"
+LOOPBACK = "127.0.0.1"  # where a lab listens unless a server pool needs its host's address
 
 
 class _Frozen(BaseModel):

@@ -11,11 +11,12 @@ from ..spec.load import Specs
 from ..spec.models import NewtlabSection, ReadinessProbe
 from ..spec.names import SAFE_NAME_HINT, is_safe_name
 from ..templates import TemplateError
-from .bridges import LOOPBACK, bridge_hosts, plan_bridges
+from .bridges import bridge_hosts, plan_bridges
 from .ifmap import interface_name
 from .macs import assign_macs
 from .model import (
     LOCAL_HOST,
+    LOOPBACK,
     Accel,
     HostPlan,
     LinkPlan,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ..errors import SpecError, SpecErrors
 from ..spec.models import NewtlabSection
-from .model import Plan
+from .model import LOOPBACK, Plan
 
 
 @dataclass(frozen=True)
@@ -101,9 +101,6 @@ class PortUse:
     port: int
     purpose: str
     node: str = ""  # the VM whose QEMU listens there ("" for a bridge's ports)
-
-
-LOOPBACK = "127.0.0.1"
 
 
 def collect_ports(plan: Plan) -> list[PortUse]:

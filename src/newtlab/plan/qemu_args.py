@@ -7,10 +7,10 @@ The argv is run with the lab's state directory as working directory (see
 from __future__ import annotations
 
 from ..runtime.agent import layout
+from ..runtime.agent.tools import QEMU_BINARY
 from . import pci
 from .model import Accel, NicPlan, NodePlan
 
-QEMU_BINARY = "qemu-system-x86_64"
 UEFI_FIRMWARE = "/usr/share/ovmf/OVMF.fd"  # Debian's ovmf package
 
 # CPU feature flags QEMU's TCG cannot emulate; asking for them only yields

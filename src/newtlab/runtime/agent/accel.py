@@ -18,17 +18,18 @@ from pathlib import Path
 from typing import Literal
 
 from .fsutil import atomic_write
+from .tools import QEMU_BINARY
 
 Accel = Literal["kvm", "tcg"]
 
-PROBE_MARKER = b"NEWTLAB-PROBE-OK"
+PROBE_MARKER = "NEWTLAB-PROBE-OK"  # printed by the probe guest (image/guest/probe-init.sh)
 PROBE_TIMEOUT = 20.0
 
 
 def qemu_version() -> str:
     try:
         out = subprocess.run(
-            ["qemu-system-x86_64", "--version"], capture_output=True, text=True, timeout=10
+            [QEMU_BINARY, "--version"], capture_output=True, text=True, timeout=10
         ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
@@ -38,7 +39,7 @@ def qemu_version() -> str:
 def probe_argv(kernel: Path, initrd: Path, accel: Accel, cpu: str) -> list[str]:
     """QEMU booting the probe guest, its serial console on stdout."""
     return [
-        "qemu-system-x86_64",
+        QEMU_BINARY,
         "-accel",
         accel,
         "-cpu",
@@ -74,7 +75,7 @@ def probe_kvm(kernel: Path, initrd: Path, timeout: float = PROBE_TIMEOUT) -> tup
         return False, f"a KVM guest did not reach userspace within {timeout:.0f} s"
     except OSError as exc:
         return False, f"cannot run QEMU: {exc}"
-    if PROBE_MARKER in result.stdout:
+    if PROBE_MARKER.encode() in result.stdout:
         return True, f"KVM guest booted in {time.monotonic() - started:.1f} s"
     last = (result.stderr or result.stdout).decode(errors="replace").strip().splitlines()
     return False, f"QEMU under KVM failed: {last[-1] if last else f'exit {result.returncode}'}"

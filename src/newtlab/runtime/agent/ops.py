@@ -16,6 +16,7 @@ from typing import Any
 from . import accel, bridge, files, ports, procs, vm
 from .layout import overlay
 from .paths import home, lab_dir
+from .tools import PACKAGES
 
 
 def prepare_lab(lab: str) -> None:
@@ -84,8 +85,7 @@ def survey(lab: str) -> dict[str, Any]:
 def check_machine(needs: list[list[str]] | None = None) -> list[str]:
     """What this machine lacks to run labs, one line each; ``needs``: [file, package]
     pairs the lab's VMs need here besides QEMU (UEFI firmware)."""
-    tools = (("qemu-system-x86_64", "qemu-system-x86"), ("qemu-img", "qemu-utils"))
-    missing = [f"{tool} not found — install {package}" for tool, package in tools
+    missing = [f"{tool} not found — install {package}" for tool, package in PACKAGES.items()
                if shutil.which(tool) is None]  # fmt: skip
     missing += [f"{path} not found — install {package}" for path, package in needs or []
                 if not Path(path).exists()]  # fmt: skip
