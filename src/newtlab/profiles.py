@@ -19,6 +19,7 @@ from .runtime.agent.fsutil import atomic_write
 from .state import ProfilePatch
 
 ORIGINALS = "profiles"
+SPEC_DIR_FILE = "spec_dir.txt"  # beside the originals: where they go back without a state
 WRITTEN_FIELDS = ("ssh_port", "console_port", "mac")
 
 
@@ -44,6 +45,7 @@ def patch_profiles(plan: Plan, lab_dir: Path) -> list[ProfilePatch]:
     """Patch the profile of every device of the plan; originals go to ``lab_dir/profiles``."""
     keep = lab_dir / ORIGINALS
     keep.mkdir(exist_ok=True, mode=0o700)
+    atomic_write(keep / SPEC_DIR_FILE, plan.spec_dir.encode(), 0o600)
     records = []
     for node in plan.nodes:
         for device in node.hosts or [node.name]:
@@ -86,6 +88,22 @@ def restore_profiles(plan: Plan, records: list[ProfilePatch], lab_dir: Path) -> 
         warning = _restore_one(path, keep / f"{device}.json", record)
         if warning:
             warnings.append(warning)
+    return warnings
+
+
+def restore_without_state(lab_dir: Path) -> list[str]:
+    """Put back the saved originals when the lab's state is unreadable (no records:
+    a profile is restored whole); one warning per profile touched."""
+    keep = lab_dir / ORIGINALS
+    try:
+        spec_dir = Path((keep / SPEC_DIR_FILE).read_text())
+    except OSError:
+        return []
+    warnings = []
+    for saved in sorted(keep.glob("*.json")):
+        path = spec_dir / "profiles" / saved.name
+        warning = _restore_one(path, saved, None)
+        warnings.append(warning or f"{path}: restored from its original (the state was unreadable)")
     return warnings
 
 

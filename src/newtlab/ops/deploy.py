@@ -8,6 +8,8 @@ killed half-way can always be destroyed.
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 from datetime import UTC, datetime
 from typing import cast
 
@@ -151,6 +153,17 @@ async def _disks(plan: Plan, host: Host, state: LabState, upload: bool, progress
     await asyncio.gather(*(overlay(node) for node in nodes))
 
 
+# Tests only: NEWTLAB_TEST_PAUSE_AT=<phase> makes deploy stop there (writing
+# `<lab dir>/paused-<phase>`) so a test can kill it at each phase boundary.
+PAUSE_ENV = "NEWTLAB_TEST_PAUSE_AT"
+
+
+async def _phase_done(lab: str, phase: str) -> None:
+    if os.environ.get(PAUSE_ENV) == phase:
+        (lab_dir(lab) / f"paused-{phase}").touch()
+        await asyncio.sleep(3600)
+
+
 # VMs booting at once per host unless told otherwise: see bench/boot.py.
 DEFAULT_BOOT_PARALLEL = 0
 
@@ -188,11 +201,23 @@ async def deploy(
     Each phase runs on every host at once; the next starts when all are done.
     ``boot_parallel`` caps the VMs booting at once on each host (0: no cap).
     """
-    state = _new_state(plan, accel_note)
-    save_state(state)
-    await each_host(hosts, lambda host: host.prepare_lab(plan.lab))
-    await each_host(hosts, lambda host: _disks(plan, host, state, upload, progress))
-    save_state(state)
+    try:
+        state = _new_state(plan, accel_note)
+        save_state(state)
+        await _phase_done(plan.lab, "state")
+        await each_host(hosts, lambda host: host.prepare_lab(plan.lab))
+        await each_host(hosts, lambda host: _disks(plan, host, state, upload, progress))
+        save_state(state)
+        await _phase_done(plan.lab, "disks")
+    except (OSError, RuntimeFailure) as exc:
+        # Nothing runs yet: leave nothing behind (a full disk, an image that vanished).
+        await asyncio.gather(*(h.remove_lab(plan.lab) for h in hosts.values()),
+                             return_exceptions=True)  # fmt: skip
+        shutil.rmtree(lab_dir(plan.lab), ignore_errors=True)
+        raise RuntimeFailure(
+            f"deploy failed before any VM started: {exc}\nNothing was started; the lab's "
+            "files were removed."
+        ) from None
     # Bridges and VMs together: a bridge dials its VMs' NICs whenever they listen.
     _, failures = await asyncio.gather(
         asyncio.gather(*(start_bridge(state, hosts, host, progress) for host in plan.bridges)),
@@ -204,8 +229,10 @@ async def deploy(
             f"inspection (`newtlab logs NODE`); `newtlab destroy {plan.lab}` removes it."
         )
 
+    await _phase_done(plan.lab, "booted")
     progress(Event("", "profiles", "writing ssh_port, console_port, mgmt_ip into profiles"))
     state.patched_profiles = patch_profiles(plan, lab_dir(plan.lab))
     save_state(state)
+    await _phase_done(plan.lab, "profiles")
     progress(Event("", "deployed"))
     return state

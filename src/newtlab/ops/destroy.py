@@ -13,7 +13,7 @@ import shutil
 
 from ..errors import RuntimeFailure
 from ..home import lab_dir
-from ..profiles import restore_profiles
+from ..profiles import restore_profiles, restore_without_state
 from ..runtime.host import Host
 from ..runtime.hosts import Hosts, each_host
 from ..state import LabState
@@ -51,12 +51,14 @@ async def destroy(
         for server, why in hosts.unreachable.items()
     ]
     warnings: list[str] = []
-    if state is not None:
-        progress(Event("", "profiles", "restoring profiles"))
-        try:
+    progress(Event("", "profiles", "restoring profiles"))
+    try:
+        if state is not None:
             warnings += restore_profiles(state.plan, state.patched_profiles, directory)
-        except OSError as exc:
-            errors.append(f"restoring profiles: {exc}")
+        else:
+            warnings += restore_without_state(directory)
+    except OSError as exc:
+        errors.append(f"restoring profiles: {exc}")
     # A host whose processes are all gone has its files removed now, whatever else failed.
     done = [host for host, problems in zip(hosts.values(), found, strict=True) if not problems]
     progress(Event("", "files", f"removing the lab's files on {', '.join(h.name for h in done)}"))
