@@ -13,3 +13,11 @@ def _isolated_home(
     home = tmp_path_factory.mktemp("newtlab-home")
     monkeypatch.setenv("NEWTLAB_HOME", str(home))
     return home
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite tests/golden/ from what the code produces now (check the diff first)",
+    )
