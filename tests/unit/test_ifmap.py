@@ -1,4 +1,4 @@
-"""Interface maps against the LLD's worked examples, both directions."""
+"""Interface maps against worked examples (README "Spec field reference"), both directions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Server-pool placement (LLD §7.9) and bridge worker placement (§7.5)."""
+"""Server-pool placement (docs/design.md, "Placement") and bridge worker placement."""
 
 from __future__ import annotations
 

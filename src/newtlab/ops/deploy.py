@@ -1,4 +1,4 @@
-"""Deploy: from a plan to running, reachable VMs (LLD §12), on the plan's hosts.
+"""Deploy: from a plan to running, reachable VMs (docs/design.md, "Deploy"), on the plan's hosts.
 
 State is saved before the first process starts and after every step, and
 each PID is recorded as soon as it exists, so a deploy that fails or is

@@ -1,4 +1,4 @@
-"""Destroy: stop every process of a lab, restore profiles, remove its files (LLD §13).
+"""Destroy: stop every process of a lab, restore profiles, remove its files (docs/design.md).
 
 Continue-on-error: every step runs even if an earlier one failed, and all
 failures are reported together. Processes are found on each host by their

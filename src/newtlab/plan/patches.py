@@ -1,4 +1,4 @@
-"""Boot patches (LLD §9.3): which apply to a node, rendered from the plan alone.
+"""Boot patches (docs/design.md): which apply to a node, rendered from the plan alone.
 
 A patch is a JSON descriptor — ``pre_commands``, ``disable_files``,
 ``files`` [{``template``, ``dest``}], ``redis`` [{``db``, ``template``}],
@@ -172,7 +172,7 @@ def _tail(descriptor: Directory) -> str:
 
 @dataclass(frozen=True)
 class PatchStep:
-    """One command of a patch, in the LLD's order; ``shown`` is how a failure names it."""
+    """One command of a patch, in the documented order; ``shown`` is how a failure names it."""
 
     kind: str  # pre_commands, disable_files, files, redis, post_commands
     shown: str
