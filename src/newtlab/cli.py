@@ -259,13 +259,9 @@ def list_(json_out: JsonOpt = False) -> None:
 
 
 def _exec_ssh(node: str, lab: str | None, command: list[str], exact: bool) -> None:
-    from .access import resolve_target, ssh_argv
     from .lab import lab_of_node
-    from .state import load_state
 
-    target = lab_of_node(node, lab)
-    state = load_state(target.name)
-    argv = ssh_argv(state, resolve_target(state, node), command, exact=exact)
+    argv = lab_of_node(node, lab).ssh_command(node, command, exact=exact)
     try:
         os.execvp(argv[0], argv)
     except FileNotFoundError:
@@ -365,13 +361,9 @@ def logs(
     ] = False,
 ) -> None:
     """Print a node's serial console log (or QEMU's log with --qemu)."""
-    from .access import node_plan
     from .lab import lab_of_node
-    from .state import load_state
 
-    target = lab_of_node(node, lab)
-    node_plan(load_state(target.name), node, "logs")
-    target.logs(node, qemu=qemu_log, follow=follow)
+    lab_of_node(node, lab).logs(node, qemu=qemu_log, follow=follow)
 
 
 @app.command()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .access import node_plan
+from .access import node_plan, resolve_target, ssh_argv
 from .errors import LabStateError, RuntimeFailure
 from .home import homes, lab_dir
 from .locks import lab_lock
@@ -228,6 +228,12 @@ class Lab:
         return asyncio.run(provision(state, LocalHost(), targets, command, parallel, progress))
 
     # -- reaching nodes ----------------------------------------------------------------
+
+    def ssh_command(self, node: str, command: list[str], *, exact: bool = False) -> list[str]:
+        """The ``ssh`` argv that reaches a node or virtual host with the lab's key;
+        ``exact``: each word of ``command`` quoted (else the remote shell reads them)."""
+        state = load_state(self.name)
+        return ssh_argv(state, resolve_target(state, node), command, exact=exact)
 
     def console(self, node: str) -> None:
         """Attach this terminal to the node's serial console until Ctrl-]."""
