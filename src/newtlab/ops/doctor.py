@@ -58,7 +58,9 @@ async def machine_checks(host: Host) -> list[Check]:
         version = await _version(host, tool)
         fix = f"apt-get install {package}"
         checks.append(_check(name, tool, bool(version), version or "not found", fix, "FAIL"))
-    missing = await host.check_machine()  # a server's python3, SSH forwarding
+    # One call: a server's python3 and SSH forwarding, and the UEFI firmware.
+    missing = await host.check_machine([(UEFI_FIRMWARE, "ovmf")])
+    has_uefi = not any(UEFI_FIRMWARE in line for line in missing)
     checks += [Check(name, "machine", "FAIL", line) for line in missing if "not found" not in line]
     if all(c.level == "OK" for c in checks):
         accel, note = await host.choose_accel("auto")
@@ -72,8 +74,6 @@ async def machine_checks(host: Host) -> list[Check]:
                          MEMORY_FIX))  # fmt: skip
     disk = f"{have.disk_free_mib} MiB free under NEWTLAB_HOME"
     checks.append(_check(name, "disk", have.disk_free_mib >= DISK_LOW_MIB, disk, DISK_FIX))
-    firmware = await host.check_machine([(UEFI_FIRMWARE, "ovmf")])
-    has_uefi = not any(UEFI_FIRMWARE in line for line in firmware)
     checks.append(_check(name, "UEFI firmware", has_uefi, UEFI_FIRMWARE if has_uefi else "missing",
                          UEFI_FIX))  # fmt: skip
     return checks

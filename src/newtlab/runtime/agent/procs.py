@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .paths import lab_dir
@@ -108,38 +109,38 @@ def find(tag: Tag) -> list[int]:
     return [pid for pid in _pids() if is_ours(pid, tag)]
 
 
+def _tagged() -> Iterator[tuple[int, str, str, str]]:
+    """``(pid, kind, lab, node)`` of every live tagged process of this home, any lab."""
+    for pid in _pids():
+        argv = cmdline(pid)
+        if argv is None:
+            continue
+        name = qemu_name(argv)
+        if name.startswith("newtlab:") and name.count(":") == 2:
+            _, lab, node = name.split(":")
+            kind = "qemu"
+        elif _is_newtlink(argv) and _flag(argv, "--lab"):
+            lab, node = _flag(argv, "--lab") or "", ""
+            kind = "supervisor" if "--supervise" in argv else "bridge"
+        else:
+            continue
+        if _in_lab_dir(pid, lab):
+            yield pid, kind, lab, node
+
+
 def lab_processes(lab: str) -> list[tuple[int, str, str]]:
     """``(pid, kind, node)`` of every live process of ``lab``.
 
     ``kind`` is ``qemu`` (``node`` names its VM), ``supervisor`` or ``bridge``.
     """
-    found = []
-    prefix = f"newtlab:{lab}:"
-    for pid in _pids():
-        argv = cmdline(pid)
-        if argv is None:
-            continue
-        name = qemu_name(argv)
-        if name.startswith(prefix):
-            found.append((pid, "qemu", name[len(prefix) :]))
-        elif _is_newtlink(argv) and _flag(argv, "--lab") == lab:
-            found.append((pid, "supervisor" if "--supervise" in argv else "bridge", ""))
-    return [(pid, kind, node) for pid, kind, node in found if _in_lab_dir(pid, lab)]
+    return [(pid, kind, node) for pid, kind, tagged, node in _tagged() if tagged == lab]
 
 
 def home_labs() -> dict[str, list[int]]:
     """Lab name → PIDs of every live QEMU and bridge of this home, whatever the lab."""
     found: dict[str, list[int]] = {}
-    for pid in _pids():
-        argv = cmdline(pid)
-        if argv is None:
-            continue
-        name = qemu_name(argv)
-        lab = name.split(":")[1] if name.startswith("newtlab:") and name.count(":") == 2 else None
-        if lab is None and _is_newtlink(argv):
-            lab = _flag(argv, "--lab")
-        if lab and _in_lab_dir(pid, lab):
-            found.setdefault(lab, []).append(pid)
+    for pid, _, lab, _ in _tagged():
+        found.setdefault(lab, []).append(pid)
     return found
 
 
