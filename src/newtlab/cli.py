@@ -31,6 +31,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help, as git and ip print it: typer's rich help imports rich.markdown,
+    # which alone more than doubles the start-up of `newtlab --help` (bench/cli.py).
+    rich_markup_mode=None,
 )
 out = Console()
 err = Console(stderr=True)
@@ -228,7 +231,7 @@ def list_(json_out: JsonOpt = False) -> None:
     """List deployed labs."""
     from rich.table import Table
 
-    from .state import list_labs
+    from .home import list_labs
 
     names = list_labs()
     rows = []
@@ -505,7 +508,9 @@ def prune(
     out.print("removed" if yes else "`newtlab prune --yes` removes them")
 
 
-image_app = typer.Typer(help="Build the images newtlab provides.", no_args_is_help=True)
+image_app = typer.Typer(
+    help="Build the images newtlab provides.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(image_app, name="image")
 
 

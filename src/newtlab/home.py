@@ -11,20 +11,34 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .plan.nodes import Homes
+from .runtime.agent import layout
 from .runtime.agent.paths import ensure_private_dir, lab_dir
 from .runtime.agent.paths import home as newtlab_home
+
+if TYPE_CHECKING:
+    from .plan.nodes import Homes
 
 __all__ = ["ensure_private_dir", "lab_dir", "newtlab_home"]
 
 
 def homes() -> Homes:
+    from .plan.nodes import Homes  # the planner, only for commands that plan
+
     return Homes(user_home=Path.home(), newtlab_home=newtlab_home())
 
 
 def labs_dir() -> Path:
     return newtlab_home() / "labs"
+
+
+def list_labs() -> list[str]:
+    """Names of this home's labs that have a state file, sorted (no state is read)."""
+    root = labs_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / layout.STATE).is_file())
 
 
 def images_dir() -> Path:

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from .errors import LabStateError
-from .home import ensure_private_dir, lab_dir, labs_dir
+from .home import ensure_private_dir, lab_dir, list_labs
 from .plan.model import Plan
 from .runtime.agent import layout
 from .runtime.agent.fsutil import atomic_write
@@ -94,14 +94,6 @@ def load_state(name: str) -> LabState:
             f"newtlab version or edited by hand; `newtlab destroy {name}` still finds the "
             "lab's processes"
         ) from None
-
-
-def list_labs() -> list[str]:
-    """Names of labs that have a state directory, sorted."""
-    root = labs_dir()
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if (p / layout.STATE).is_file())
 
 
 def find_lab(name: str | None) -> str:

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from newtlab.errors import LabStateError
+from newtlab.home import list_labs
 from newtlab.lab import Lab
-from newtlab.state import LabState, find_lab, find_lab_for_node, list_labs, load_state, save_state
+from newtlab.state import LabState, find_lab, find_lab_for_node, load_state, save_state
 from specfactory import FIXTURES
 
 
