@@ -183,6 +183,8 @@ def plan_vhosts(
     specs: Specs, vm: str, hosts: Sequence[str], nics: Sequence[NicPlan]
 ) -> list[VirtualHostPlan]:
     """The virtual hosts of host VM ``vm``, in order; every problem raised at once."""
+    if not hosts:
+        return []
     errors: list[SpecError] = []
     builder = _HostBuilder(specs, _peers(specs), errors)
     planned = [builder.build(host, vm, i, nics) for i, host in enumerate(hosts)]
