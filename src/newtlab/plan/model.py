@@ -168,12 +168,15 @@ class StartupConfigPlan(_Frozen):
     timeout: float = 30
 
 
-class NodePlan(_Frozen):
-    name: str
+class VmSettings(_Frozen):
+    """How one VM is configured, resolved profile > platform > built-in defaults.
+
+    The node resolver produces it; a node's plan is these settings plus where the
+    VM runs and what it is connected to.
+    """
+
     device_type: str
     platform: str
-    host: str
-    ssh_bind: str = Field(description="where QEMU forwards SSH: loopback, or its server's IP")
     image: str
     image_sha256: str = Field(default="", description="checked before deploy when given")
     memory: int
@@ -184,19 +187,25 @@ class NodePlan(_Frozen):
     cpu_features: str
     firmware: Literal["bios", "uefi"] = "bios"
     smbios: list[str] = Field(default_factory=list)
-    mac: str
-    ssh_port: int
-    console_port: int
     ssh_user: str
     ssh_pass: str
     console: ConsolePlan
     boot_timeout: int
     dataplane: str
     image_release: str
+    extra_devices: list[str] = Field(default_factory=list)
+
+
+class NodePlan(VmSettings):
+    name: str
+    host: str
+    ssh_bind: str = Field(description="where QEMU forwards SSH: loopback, or its server's IP")
+    mac: str
+    ssh_port: int
+    console_port: int
     hosts: list[str] = Field(default_factory=list)
     vhosts: list[VirtualHostPlan] = Field(default_factory=list)
     nics: list[NicPlan]
-    extra_devices: list[str] = Field(default_factory=list)
     readiness: list[ProbePlan] = Field(default_factory=lambda: [ProbePlan(kind="ssh")])
     patches: list[PatchPlan] = Field(default_factory=list)
     post_boot: list[str] = Field(default_factory=list, description="commands run after patches")

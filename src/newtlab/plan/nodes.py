@@ -20,7 +20,7 @@ from ..errors import SpecError, SpecErrors
 from ..spec.load import Specs
 from .dialogs import console_plan
 from .ifmap import InterfaceMapError, nic_index
-from .model import ConsolePlan
+from .model import VmSettings
 
 _LINUX_IFACE = re.compile(r"eth(0|[1-9][0-9]*)")
 HOSTVM_PREFIX = "hostvm-"
@@ -35,31 +35,13 @@ def builtin_defaults() -> dict[str, Any]:
 
 @dataclass
 class NodeSpec:
-    """A VM's resolved settings before ports, MACs and argv are assigned."""
+    """A VM of the lab before ports, MACs and argv are assigned."""
 
     name: str
-    device_type: str
-    platform: str
+    vm: VmSettings
     pin: str
-    image: str
-    image_sha256: str
-    memory: int
-    cpus: int
-    nic_driver: str
-    disk_driver: str
-    interface_map: str
     custom_map: dict[str, int] | None
-    cpu_features: str
-    firmware: str
-    smbios: list[str]
     nic_mac: str
-    ssh_user: str
-    ssh_pass: str
-    console: ConsolePlan
-    boot_timeout: int
-    dataplane: str
-    image_release: str
-    extra_devices: list[str]
     port_device: str
     hosts: list[str] = field(default_factory=list)
     # (device, interface) → NIC index, for every linked interface of this VM
@@ -125,11 +107,9 @@ def _resolve_vm(specs: Specs, name: str, device: str, homes: Homes) -> NodeSpec:
         str(specs.directory / "platforms.json"),
         f"platforms.{platform_name}.vm_console",
     )
-    return NodeSpec(
-        name=name,
+    vm = VmSettings(
         device_type=platform.device_type,
         platform=platform_name,
-        pin=profile.vm_host,
         image=resolve_image(image, specs.directory, homes),
         # A platform's digest is for the platform's image, not one a profile replaced it with.
         image_sha256=profile.vm_image_sha256
@@ -139,11 +119,9 @@ def _resolve_vm(specs: Specs, name: str, device: str, homes: Homes) -> NodeSpec:
         nic_driver=platform.vm_nic_driver or common["vm_nic_driver"],
         disk_driver=platform.vm_disk_driver or common["vm_disk_driver"],
         interface_map=interface_map,
-        custom_map=platform.vm_interface_map_custom,
         cpu_features=platform.vm_cpu_features,
         firmware=platform.vm_firmware,
         smbios=list(platform.vm_smbios),
-        nic_mac=platform.vm_nic_mac or by_type["vm_nic_mac"],
         ssh_user=profile.ssh_user or console_user,
         ssh_pass=profile.ssh_pass or console_pass,
         console=console,
@@ -151,6 +129,13 @@ def _resolve_vm(specs: Specs, name: str, device: str, homes: Homes) -> NodeSpec:
         dataplane=platform.dataplane,
         image_release=platform.vm_image_release,
         extra_devices=list(platform.vm_extra_devices),
+    )
+    return NodeSpec(
+        name=name,
+        vm=vm,
+        pin=profile.vm_host,
+        custom_map=platform.vm_interface_map_custom,
+        nic_mac=platform.vm_nic_mac or by_type["vm_nic_mac"],
         port_device=device,
     )
 
@@ -171,15 +156,17 @@ def _map_switch_nics(specs: Specs, node: NodeSpec, ifaces: list[str]) -> list[Sp
     errors: list[SpecError] = []
     for iface in ifaces:
         try:
-            node.nic_of[(node.name, iface)] = nic_index(node.interface_map, iface, node.custom_map)
+            node.nic_of[(node.name, iface)] = nic_index(
+                node.vm.interface_map, iface, node.custom_map
+            )
         except InterfaceMapError as exc:
             errors.append(
                 SpecError(
                     _topology_path(specs),
                     f"devices.{node.name}.interfaces.{iface}",
                     f"cannot place {node.name}:{iface} on a NIC: {exc}",
-                    f"platform {node.platform!r} uses the {node.interface_map!r} interface map; "
-                    "rename the interface or change vm_interface_map",
+                    f"platform {node.vm.platform!r} uses the {node.vm.interface_map!r} "
+                    "interface map; rename the interface or change vm_interface_map",
                 )
             )
     return errors
@@ -246,7 +233,7 @@ def resolve_nodes(specs: Specs, homes: Homes) -> list[NodeSpec]:
             errors.append(exc)
             continue
         vm.hosts = hosts
-        vm.device_type = "host"
+        vm.vm = vm.vm.model_copy(update={"device_type": "host"})
         nodes.append(vm)
 
     by_device = _links_by_device(specs)

@@ -95,19 +95,18 @@ def _nics(
     pci: PciLayout,
 ) -> list[NicPlan]:
     """NICs 0..highest linked index; gaps get unconnected NICs so guest names stay in order."""
-    highest = max(node.nic_of.values(), default=0)
     nics = []
-    for index in range(highest + 1):
+    for index in range(_nic_count(node)):
         if node.hosts and index in node.host_nics:
             device, iface = node.host_nics[index]
         elif node.hosts or index == 0:
             device, iface = node.name, ""
         else:
-            device, iface = node.name, interface_name(node.interface_map, index, node.custom_map)
+            device, iface = node.name, interface_name(node.vm.interface_map, index, node.custom_map)
         guest = (
             f"eth{index}"
             if node.hosts
-            else interface_name(node.interface_map, index, node.custom_map)
+            else interface_name(node.vm.interface_map, index, node.custom_map)
         )
         listen, link = listens.get(index, (None, None))
         mac = macs[(node.name, -1 if node.nic_mac == "shared" else index)]
@@ -150,7 +149,7 @@ def _check_nic_count(specs: Specs, node: NodeSpec, count: int) -> None:
     if most is not None and count > most:
         raise SpecError(
             str(specs.directory / "platforms.json"),
-            f"platforms.{node.platform}.vm_max_nics",
+            f"platforms.{node.vm.platform}.vm_max_nics",
             f"{node.name} needs {count} NICs (management included) but its platform "
             f"supports {most}",
             "link fewer or lower-numbered interfaces, or raise vm_max_nics if the NOS allows",
@@ -163,7 +162,7 @@ def _after_boot(
     """The node's boot patches and post-boot commands, rendered; every problem at once."""
     platform = specs.platform_of(node.port_device)
     profile = specs.profiles[node.port_device]
-    key = platform.dataplane or node.platform
+    key = platform.dataplane or node.vm.platform
     errors: list[SpecError] = []
     patches = []
     for name, directory, builtin in resolve_patches(
@@ -175,7 +174,7 @@ def _after_boot(
             errors.append(exc)
     post_boot = []
     platforms_file = str(specs.directory / "platforms.json")
-    sources = [(platforms_file, f"platforms.{node.platform}", platform.vm_post_boot),
+    sources = [(platforms_file, f"platforms.{node.vm.platform}", platform.vm_post_boot),
                (str(profile.path), "", profile.profile.vm_post_boot)]  # fmt: skip
     for file, prefix, commands in sources:
         for i, command in enumerate(commands):
@@ -189,40 +188,27 @@ def _after_boot(
     return patches, post_boot
 
 
-def build_plan(
-    specs: Specs,
-    lab: str,
-    state_dir: Path,
-    homes: Homes,
-    accel: Accel | Mapping[str, Accel] = "kvm",
-    resolved: Mapping[str, str] | None = None,
-) -> Plan:
-    """The lab's plan.
+def _accels(hosts: list[HostPlan], accel: Accel | Mapping[str, Accel]) -> dict[str, Accel]:
+    if isinstance(accel, Mapping):
+        return {h.name: accel.get(h.name, "kvm") for h in hosts}
+    return {h.name: accel for h in hosts}
 
-    ``accel`` is one accelerator for every host, or one per host name (each
-    server proves KVM for itself); ``resolved`` maps server addresses that
-    are names to their IPs.
-    """
-    check_lab_name(lab)
+
+Listens = dict[str, dict[int, tuple[str, str]]]  # VM → NIC index → (listen address, link)
+
+
+def _plan_links(
+    specs: Specs, nodes: list[NodeSpec], host_of: dict[str, str]
+) -> tuple[list[LinkPlan], Listens]:
+    """Each link's two ends (VM, NIC, host, port) and the host running its bridge worker."""
     section = specs.topology.newtlab
-    topology_file = str(specs.directory / "topology.json")
-    nodes = resolve_nodes(specs, homes)
-    hosts, host_of = _placement(nodes, _pool(section, resolved or {}))
-    server = {h.name: h for h in hosts}
-    accels = (
-        {h.name: accel.get(h.name, "kvm") for h in hosts}
-        if isinstance(accel, Mapping)
-        else {h.name: accel for h in hosts}
-    )
-    single_host = hosts[0].name == LOCAL_HOST
     vm_of = {d: n.name for n in nodes for d in (n.hosts or [n.name])}
     node_by_name = {n.name: n for n in nodes}
-
     workers = place_workers(
         [(host_of[vm_of[ln.a.device]], host_of[vm_of[ln.z.device]]) for ln in specs.links]
     )
     links: list[LinkPlan] = []
-    listens: dict[str, dict[int, tuple[str, str]]] = {n.name: {} for n in nodes}
+    listens: Listens = {n.name: {} for n in nodes}
     for i, (link, worker) in enumerate(zip(specs.links, workers, strict=True)):
         ends = []
         for end, port in zip((link.a, link.z), link_ports(section, i), strict=True):
@@ -246,95 +232,127 @@ def build_plan(
                 worker_host=worker,
             )
         )
+    return links, listens
+
+
+def _nic_count(node: NodeSpec) -> int:
+    return max(node.nic_of.values(), default=0) + 1
+
+
+def _macs(nodes: list[NodeSpec]) -> dict[tuple[str, int], str]:
+    """One MAC per NIC, or one per VM (index -1) where the platform shares it."""
+    requests = []
+    for node in nodes:
+        if node.nic_mac == "shared":
+            requests.append((node.name, -1))
+        else:
+            requests += [(node.name, i) for i in range(_nic_count(node))]
+    return assign_macs(requests)
+
+
+def _plan_node(
+    specs: Specs,
+    lab: str,
+    node: NodeSpec,
+    host: HostPlan,
+    ssh_bind: str,
+    ports: tuple[int, int],
+    listens: dict[int, tuple[str, str]],
+    macs: dict[tuple[str, int], str],
+    accel: Accel,
+) -> NodePlan:
+    """One VM's plan: its settings, NICs, ports, after-boot work and QEMU argv."""
+    ssh_port, console_port = ports
+    try:
+        pci = pci_layout(
+            _nic_count(node), unaddressed_devices(node.vm.disk_driver, node.vm.extra_devices)
+        )
+    except PciError as exc:
+        raise PlanError(f"{node.name}: {exc}") from None
+    nics = _nics(node, listens, macs, pci)
+    platform = specs.platform_of(node.port_device)
+    variables = patch_variables(node.name, node.vm.platform, platform, nics)
+    _check_nic_count(specs, node, len(nics))
+    vhosts = plan_vhosts(specs, node.name, node.hosts, nics)
+    patches, post_boot = _after_boot(specs, node, variables)
+    startup = None
+    if not node.hosts:
+        config_vars = config_variables(specs, node.port_device, variables)
+        login = bool(node.vm.console.login)
+        startup = plan_startup_config(specs, lab, node.name, node.port_device, config_vars, login)
+    planned = NodePlan(
+        **dict(node.vm),
+        name=node.name,
+        host=host.name,
+        ssh_bind=ssh_bind,
+        mac=nics[0].mac,
+        ssh_port=ssh_port,
+        console_port=console_port,
+        hosts=node.hosts,
+        vhosts=vhosts,
+        nics=nics,
+        readiness=_readiness(platform.vm_readiness, bool(vhosts or patches or post_boot)),
+        patches=patches,
+        post_boot=post_boot,
+        startup_config=startup,
+        pci_bridges=pci.bridges,
+        qemu_argv=[],
+    )
+    # The argv is one rendering of the finished node plan.
+    return planned.model_copy(update={"qemu_argv": qemu_argv(lab, planned, accel)})
+
+
+def build_plan(
+    specs: Specs,
+    lab: str,
+    state_dir: Path,
+    homes: Homes,
+    accel: Accel | Mapping[str, Accel] = "kvm",
+    resolved: Mapping[str, str] | None = None,
+) -> Plan:
+    """The lab's plan.
+
+    ``accel`` is one accelerator for every host, or one per host name (each
+    server proves KVM for itself); ``resolved`` maps server addresses that
+    are names to their IPs.
+    """
+    check_lab_name(lab)
+    section = specs.topology.newtlab
+    nodes = resolve_nodes(specs, homes)
+    hosts, host_of = _placement(nodes, _pool(section, resolved or {}))
+    server = {h.name: h for h in hosts}
+    accels = _accels(hosts, accel)
+    links, listens = _plan_links(specs, nodes, host_of)
     with_bridge = bridge_hosts(links)
+    topology_file = str(specs.directory / "topology.json")
     check_ranges(
         section, len(specs.topology.devices), len(specs.links), len(with_bridge), topology_file
     )
-
-    mac_requests = []
-    for node in nodes:
-        count = max(node.nic_of.values(), default=0) + 1
-        if node.nic_mac == "shared":
-            mac_requests.append((node.name, -1))
-        else:
-            mac_requests += [(node.name, i) for i in range(count)]
-    macs = assign_macs(mac_requests)
-
+    macs = _macs(nodes)
     check_config_files(specs, {n.port_device for n in nodes if not n.hosts})
+
+    single_host = hosts[0].name == LOCAL_HOST
     device_index = {d: i for i, d in enumerate(sorted(specs.topology.devices))}
     node_plans = []
-    host_errors: list[SpecError] = []
+    errors: list[SpecError] = []
     for node in nodes:
-        ssh_port, console_port = device_ports(section, device_index[node.port_device])
+        host = server[host_of[node.name]]
+        # newtron reaches a VM at its server's address; on one machine, loopback only
+        ssh_bind = LOOPBACK if single_host else host.ip
+        ports = device_ports(section, device_index[node.port_device])
         try:
-            pci = pci_layout(
-                max(node.nic_of.values(), default=0) + 1,
-                unaddressed_devices(node.disk_driver, node.extra_devices),
+            planned = _plan_node(
+                specs, lab, node, host, ssh_bind, ports, listens[node.name], macs, accels[host.name]
             )
-        except PciError as exc:
-            raise PlanError(f"{node.name}: {exc}") from None
-        nics = _nics(node, listens[node.name], macs, pci)
-        platform = specs.platform_of(node.port_device)
-        variables = patch_variables(node.name, node.platform, platform, nics)
-        try:
-            _check_nic_count(specs, node, len(nics))
-            vhosts = plan_vhosts(specs, node.name, node.hosts, nics)
-            patches, post_boot = _after_boot(specs, node, variables)
-            startup = None
-            if not node.hosts:
-                config_vars = config_variables(specs, node.port_device, variables)
-                startup = plan_startup_config(
-                    specs, lab, node.name, node.port_device, config_vars, bool(node.console.login)
-                )
         except SpecErrors as exc:
-            host_errors += exc.errors
+            errors += exc.errors
             continue
         except SpecError as exc:
-            host_errors.append(exc)
+            errors.append(exc)
             continue
-        host = server[host_of[node.name]]
-        planned = NodePlan(
-            name=node.name,
-            device_type=node.device_type,
-            platform=node.platform,
-            host=host.name,
-            # newtron reaches a VM at its server's address; on one machine, loopback only
-            ssh_bind=LOOPBACK if single_host else host.ip,
-            image=node.image,
-            image_sha256=node.image_sha256,
-            memory=node.memory,
-            cpus=node.cpus,
-            nic_driver=node.nic_driver,
-            disk_driver=node.disk_driver,
-            interface_map=node.interface_map,
-            cpu_features=node.cpu_features,
-            firmware=node.firmware,
-            smbios=node.smbios,
-            mac=nics[0].mac,
-            ssh_port=ssh_port,
-            console_port=console_port,
-            ssh_user=node.ssh_user,
-            ssh_pass=node.ssh_pass,
-            console=node.console,
-            boot_timeout=node.boot_timeout,
-            dataplane=node.dataplane,
-            image_release=node.image_release,
-            hosts=node.hosts,
-            vhosts=vhosts,
-            nics=nics,
-            extra_devices=node.extra_devices,
-            readiness=_readiness(platform.vm_readiness, bool(vhosts or patches or post_boot)),
-            patches=patches,
-            post_boot=post_boot,
-            startup_config=startup,
-            pci_bridges=pci.bridges,
-            qemu_argv=[],
-        )
-        # The argv is one rendering of the finished node plan.
-        argv = qemu_argv(lab, planned, accels[host.name])
-        node_plans.append(planned.model_copy(update={"qemu_argv": argv}))
-    if host_errors:
-        raise SpecErrors(host_errors)
+        node_plans.append(planned)
+    if errors:
+        raise SpecErrors(errors)
 
     stats_ports = {host: stats_port(section, b) for b, host in enumerate(with_bridge)}
     return Plan(
