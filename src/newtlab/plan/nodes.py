@@ -20,7 +20,7 @@ from ..errors import SpecError, SpecErrors
 from ..spec.load import Specs
 from .dialogs import console_plan
 from .ifmap import InterfaceMapError, nic_index
-from .model import VmSettings
+from .model import ConsolePlan, VmSettings
 
 _LINUX_IFACE = re.compile(r"eth(0|[1-9][0-9]*)")
 HOSTVM_PREFIX = "hostvm-"
@@ -70,8 +70,13 @@ def resolve_image(image: str, spec_dir: Path, homes: Homes) -> str:
     return str(spec_dir / path)
 
 
-def _resolve_vm(specs: Specs, name: str, device: str, homes: Homes) -> NodeSpec:
-    """Settings of the VM named ``name`` configured from topology device ``device``."""
+def _resolve_vm(
+    specs: Specs, name: str, device: str, homes: Homes, consoles: dict[str, ConsolePlan]
+) -> NodeSpec:
+    """Settings of the VM named ``name`` configured from topology device ``device``.
+
+    ``consoles`` holds each platform's checked console dialog, made once per platform.
+    """
     pf = specs.profiles[device]
     profile = pf.profile
     platform_name = specs.platform_name(device)
@@ -99,14 +104,16 @@ def _resolve_vm(specs: Specs, name: str, device: str, homes: Homes) -> NodeSpec:
             'vm_interface_map is "custom" but no custom map is given',
             'add "vm_interface_map_custom": {"<interface>": <nic index>, ...}',
         )
-    console = console_plan(
-        platform.vm_console,
-        defaults["consoles"][by_type["console"]],
-        console_user,
-        console_pass,
-        str(specs.directory / "platforms.json"),
-        f"platforms.{platform_name}.vm_console",
-    )
+    console = consoles.get(platform_name)
+    if console is None:
+        console = consoles[platform_name] = console_plan(
+            platform.vm_console,
+            defaults["consoles"][by_type["console"]],
+            console_user,
+            console_pass,
+            str(specs.directory / "platforms.json"),
+            f"platforms.{platform_name}.vm_console",
+        )
     vm = VmSettings(
         device_type=platform.device_type,
         platform=platform_name,
@@ -206,6 +213,7 @@ def resolve_nodes(specs: Specs, homes: Homes) -> list[NodeSpec]:
     """All VMs of the lab, sorted by name, each with its linked NICs mapped."""
     errors: list[SpecError] = []
     nodes: list[NodeSpec] = []
+    consoles: dict[str, ConsolePlan] = {}
     groups: dict[str, list[str]] = {}
     for device in sorted(specs.topology.devices):
         if device.startswith(HOSTVM_PREFIX):
@@ -222,13 +230,13 @@ def resolve_nodes(specs: Specs, homes: Homes) -> list[NodeSpec]:
             groups.setdefault(specs.profiles[device].profile.vm_host, []).append(device)
             continue
         try:
-            nodes.append(_resolve_vm(specs, device, device, homes))
+            nodes.append(_resolve_vm(specs, device, device, homes, consoles))
         except SpecError as exc:
             errors.append(exc)
     for i, pin in enumerate(sorted(groups)):
         hosts = groups[pin]
         try:
-            vm = _resolve_vm(specs, f"{HOSTVM_PREFIX}{i}", hosts[0], homes)
+            vm = _resolve_vm(specs, f"{HOSTVM_PREFIX}{i}", hosts[0], homes, consoles)
         except SpecError as exc:
             errors.append(exc)
             continue
