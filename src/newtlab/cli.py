@@ -181,7 +181,7 @@ def deploy(
         )
         raise typer.Exit(130) from None
     if json_out:
-        _print_json(status_data)
+        _print_json(status_data.to_json())
     else:
         print_status(out, status_data)
 
@@ -221,7 +221,7 @@ def status(
 
     data = Lab.attach(_lab_name(lab, specs, name)).status()
     if json_out:
-        _print_json(data)
+        _print_json(data.to_json())
     else:
         print_status(out, data)
 
@@ -239,25 +239,23 @@ def list_(json_out: JsonOpt = False) -> None:
         from .lab import Lab
 
         rows = [Lab.attach(name).status() for name in names]
-    summary = [
-        {"lab": r["lab"], "created": r["created"], "spec_dir": r["spec_dir"],
-         "nodes": len(r["nodes"]),
-         "running": sum(1 for n in r["nodes"] if n["status"] == "running")}
-        for r in rows
-    ]  # fmt: skip
     if json_out:
-        _print_json(summary)
+        _print_json(
+            [
+                {"lab": r.lab, "created": r.created, "spec_dir": r.spec_dir,
+                 "nodes": len(r.nodes), "running": r.running()}
+                for r in rows
+            ]
+        )  # fmt: skip
         return
-    if not summary:
+    if not rows:
         out.print("no labs deployed")
         return
     table = Table()
     for column in ("LAB", "NODES", "RUNNING", "DEPLOYED", "SPECS"):
         table.add_column(column)
-    for r in summary:
-        table.add_row(
-            r["lab"], str(r["nodes"]), str(r["running"]), r["created"][:19], r["spec_dir"]
-        )
+    for r in rows:
+        table.add_row(r.lab, str(len(r.nodes)), str(r.running()), r.created[:19], r.spec_dir)
     out.print(table)
 
 

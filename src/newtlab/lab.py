@@ -13,7 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from .access import node_plan, resolve_target, ssh_argv
 from .errors import LabStateError, RuntimeFailure
@@ -28,7 +28,7 @@ from .ops.node import boot, stop_process
 from .ops.provision import ProvisionResult, provision, provision_targets
 from .ops.provision_command import DEFAULT_COMMAND
 from .ops.repair import ensure_bridge, repair
-from .ops.status import lab_status, look, look_all
+from .ops.status import LabStatus, lab_status, look, look_all
 from .plan.model import Accel, Plan
 from .plan.plan import build_plan, check_lab_name, lab_name_for
 from .plan.ports import collect_ports
@@ -107,7 +107,7 @@ class Lab:
         overcommit: bool = False,
         boot_parallel: int = DEFAULT_BOOT_PARALLEL,
         progress: Progress = no_progress,
-    ) -> dict[str, Any]:
+    ) -> LabStatus:
         """Start every VM and link, wait until each answers SSH; the lab's status.
 
         ``upload``: send base images a server lacks (else that is an error);
@@ -132,7 +132,7 @@ class Lab:
         overcommit: bool,
         boot_parallel: int,
         progress: Progress,
-    ) -> dict[str, Any]:
+    ) -> LabStatus:
         choices = await deploy_op.preflight(self.plan, hosts, accel, overcommit)
         notes = [
             note if len(hosts) == 1 else f"{name}: {note}"
@@ -163,10 +163,10 @@ class Lab:
     def destroy(self, *, grace: float = 5.0, progress: Progress = no_progress) -> list[str]:
         return destroy_lab(self.name, grace=grace, progress=progress)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> LabStatus:
         state = load_state(self.name)
 
-        async def work(hosts: Hosts) -> dict[str, Any]:
+        async def work(hosts: Hosts) -> LabStatus:
             return lab_status(state, await look_all(hosts, self.name))
 
         return _on_hosts(state.plan, work, partial=True)  # an unreachable server is shown

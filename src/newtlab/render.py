@@ -11,6 +11,7 @@ from rich.live import Live
 from rich.table import Table
 
 from .ops.events import Event
+from .ops.status import BridgeStatus, LabStatus, NodeStatus, VhostStatus
 from .plan.model import Plan, StartupConfigPlan
 from .plan.ports import collect_ports
 
@@ -125,88 +126,86 @@ def _bytes(n: int) -> str:
     return str(n)
 
 
-def print_status(console: Console, status: dict[str, Any]) -> None:
-    accels = status.get("accels") or {}
+def print_status(console: Console, status: LabStatus) -> None:
+    accels = status.accels
     accel = (
         ", ".join(f"{a} on {h}" for h, a in accels.items())
         if len(set(accels.values())) > 1
-        else status["accel"]
+        else status.accel
     )
-    console.print(
-        f"Lab [bold]{status['lab']}[/] (deployed {status['created'][:19]}, accel {accel})"
-    )
-    if status.get("accel_note"):
-        console.print(f"  {status['accel_note']}", style="dim")
+    console.print(f"Lab [bold]{status.lab}[/] (deployed {status.created[:19]}, accel {accel})")
+    if status.accel_note:
+        console.print(f"  {status.accel_note}", style="dim")
     nodes = Table(title_justify="left")
     nodes.add_column("NODE", no_wrap=True)  # vhost:hostvm-0/host1 stays whole
     for column in ("STATUS", "SSH", "CONSOLE", "PID", "BOOT", "NOTE"):
         nodes.add_column(column)
-    for node in status["nodes"]:
-        note = (node["error"].splitlines() or [""])[0] or ", ".join(node["hosts"])
-        if node["status"] == "starting" and node["phase"]:
-            note = node["phase"]  # e.g. the readiness probe it waits on
-        boot = f"{node['boot_seconds']:.1f}s" if node.get("boot_seconds") else ""
-        nodes.add_row(*_process_row(node["name"], node, boot, note[:60]))
-    for vhost in status.get("vhosts", []):
-        nodes.add_row(*_process_row(vhost["id"], vhost, "", _vhost_note(vhost)))
+    for node in status.nodes:
+        note = (node.error.splitlines() or [""])[0] or ", ".join(node.hosts)
+        if node.status == "starting" and node.phase:
+            note = node.phase  # e.g. the readiness probe it waits on
+        boot = f"{node.boot_seconds:.1f}s" if node.boot_seconds else ""
+        nodes.add_row(*_process_row(node.name, node, boot, note[:60]))
+    for vhost in status.vhosts:
+        nodes.add_row(*_process_row(vhost.id, vhost, "", _vhost_note(vhost)))
     console.print(nodes)
-    if status["links"]:
+    if status.links:
         links = Table(title_justify="left")
         for column in ("LINK", "PORTS", "STATUS", "A→Z", "Z→A"):
             links.add_column(column)
-        for link in status["links"]:
-            stats = link["stats"]
-            state = "[green]connected[/]" if link["connected"] else "[yellow]down[/]"
+        for link in status.links:
+            stats = link.stats
+            state = "[green]connected[/]" if link.connected else "[yellow]down[/]"
             links.add_row(
-                f"{link['a']} ↔ {link['z']}",
-                f"{link['a_port']}/{link['z_port']}",
+                f"{link.a} ↔ {link.z}",
+                f"{link.a_port}/{link.z_port}",
                 state,
                 _bytes(stats.get("a_to_z_bytes", 0)),
                 _bytes(stats.get("z_to_a_bytes", 0)),
             )
         console.print(links)
-    for bridge in status.get("bridges", []):
-        console.print(bridge_line(status["lab"], bridge), highlight=False)
-    for server, why in status.get("unreachable", {}).items():
+    for bridge in status.bridges:
+        console.print(bridge_line(status.lab, bridge), highlight=False)
+    for server, why in status.unreachable.items():
         console.print(
             f"[red]server {server} did not answer[/]: {why}", highlight=False, soft_wrap=True
         )
 
 
-def _process_row(name: str, row: dict[str, Any], boot: str, note: str) -> list[str]:
+def _process_row(name: str, row: NodeStatus | VhostStatus, boot: str, note: str) -> list[str]:
     """A status table row: a VM, or a virtual host (which shows its VM's process and ports)."""
-    style = _STATUS_STYLE.get(row["status"], "")
-    shown = f"[{style}]{row['status']}[/]" if style else row["status"]
-    ports = [str(row["ssh_port"]), str(row["console_port"]), str(row["pid"] or "")]
+    style = _STATUS_STYLE.get(row.status, "")
+    shown = f"[{style}]{row.status}[/]" if style else row.status
+    ports = [str(row.ssh_port), str(row.console_port), str(row.pid or "")]
     return [name, shown, *ports, boot, note]
 
 
-def _vhost_note(vhost: dict[str, Any]) -> str:
-    if not vhost["addresses"]:
+def _vhost_note(vhost: VhostStatus) -> str:
+    if not vhost.addresses:
         return "no address (no host_ip, no peer ip in topology.json)"
-    via = f", via {vhost['gateway']}" if vhost["gateway"] else ""
-    return ", ".join(vhost["addresses"]) + via
+    via = f", via {vhost.gateway}" if vhost.gateway else ""
+    return ", ".join(vhost.addresses) + via
 
 
-def bridge_line(lab: str, bridge: dict[str, Any]) -> str:
+def bridge_line(lab: str, bridge: BridgeStatus) -> str:
     """One line on a host's bridge: up (and how often it came back), or what to do."""
-    where = f"bridge on {bridge['host']}"
-    condition = bridge["state"]
+    where = f"bridge on {bridge.host}"
+    condition = bridge.state
     if condition == "unknown":
         return f"[yellow]{where}: unknown[/] (its server did not answer)"
     if condition == "down":
         return f"[red]{where}: down[/] — links are cut; `newtlab repair {lab}` starts it again"
     if condition == "unsupervised":
         return (
-            f"[yellow]{where}: running without its supervisor[/] (pid {bridge['bridge_pid']}) "
+            f"[yellow]{where}: running without its supervisor[/] (pid {bridge.bridge_pid}) "
             f"— nothing would restart it; `newtlab repair {lab}` puts one back"
         )
     if condition == "restarting":
         return f"[yellow]{where}: restarting[/] (its supervisor is bringing it back)"
-    line = f"[green]{where}: up[/] (pid {bridge['bridge_pid']})"
-    if bridge["restarts"]:
-        back = time.strftime("%H:%M:%S", time.localtime(bridge["up_since"]))
-        times = "1 time" if bridge["restarts"] == 1 else f"{bridge['restarts']} times"
+    line = f"[green]{where}: up[/] (pid {bridge.bridge_pid})"
+    if bridge.restarts:
+        back = time.strftime("%H:%M:%S", time.localtime(bridge.up_since))
+        times = "1 time" if bridge.restarts == 1 else f"{bridge.restarts} times"
         line += f", restarted {times}, last back at {back}"
     return line
 

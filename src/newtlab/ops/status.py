@@ -6,6 +6,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from ..plan.model import NodePlan
 from ..runtime.host import Host, LabProcess
 from ..runtime.hosts import Hosts
@@ -67,19 +69,102 @@ def node_status(state: LabState, name: str, view: HostView) -> str:
     return record.status
 
 
-def _bridge(host: str, state: LabState, view: HostView) -> dict[str, Any]:
+class NodeStatus(BaseModel):
+    name: str
+    device_type: str
+    platform: str
+    host: str
+    status: str = Field(description="running, starting, stopped, exited, failed, pending, unknown")
+    phase: str = Field(description="what a starting node is doing, e.g. the probe it waits on")
+    pid: int
+    ssh_port: int
+    console_port: int
+    ssh_user: str
+    hosts: list[str] = Field(description="the virtual hosts of a host VM")
+    boot_seconds: float | None
+    error: str
+
+
+class VhostInterfaceStatus(BaseModel):
+    name: str
+    address: str
+
+
+class VhostStatus(BaseModel):
+    """A virtual host: its VM's process and ports, its own user and addresses."""
+
+    name: str
+    id: str = Field(description="vhost:<vm>/<host>, how commands name it")
+    vm: str
+    namespace: str
+    host: str
+    status: str
+    pid: int
+    ssh_port: int
+    console_port: int
+    ssh_user: str
+    interfaces: list[VhostInterfaceStatus]
+    addresses: list[str]
+    gateway: str
+
+
+class LinkStatus(BaseModel):
+    a: str
+    z: str
+    a_port: int
+    z_port: int
+    a_host: str
+    z_host: str
+    connected: bool
+    stats: dict[str, Any] = Field(description="the A end's bridge counters for this link")
+
+
+class BridgeStatus(BaseModel):
+    host: str
+    state: str = Field(description="up, restarting, unsupervised, down or unknown")
+    pid: int = Field(description="its supervisor, as recorded at start")
+    supervisor_pids: list[int]
+    bridge_pid: int
+    restarts: int
+    up_since: float | None = Field(description="when the running bridge (re)started")
+    links: int
+
+
+class LabStatus(BaseModel):
+    """A deployed lab as its hosts see it now (``newtlab status --json``)."""
+
+    lab: str
+    created: str
+    spec_dir: str
+    accel: str
+    accels: dict[str, str]
+    accel_note: str
+    nodes: list[NodeStatus]
+    vhosts: list[VhostStatus]
+    links: list[LinkStatus]
+    bridges: list[BridgeStatus]
+    unreachable: dict[str, str] = Field(description="server → why it did not answer")
+
+    def running(self) -> int:
+        return sum(1 for n in self.nodes if n.status == "running")
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _bridge(host: str, state: LabState, view: HostView) -> BridgeStatus:
     record = state.bridges.get(host)
     stats = view.stats or {}
-    return {
-        "host": host,
-        "state": bridge_condition(view),
-        "pid": record.pid if record else 0,  # the supervisor, as recorded at start
-        "supervisor_pids": view.pids("supervisor"),
-        "bridge_pid": stats.get("pid", 0),
-        "restarts": stats.get("restarts", 0),
-        "up_since": stats.get("started"),  # when the running bridge (re)started
-        "links": len(state.plan.bridges[host].links) if host in state.plan.bridges else 0,
-    }
+    return BridgeStatus(
+        host=host,
+        state=bridge_condition(view),
+        pid=record.pid if record else 0,
+        supervisor_pids=view.pids("supervisor"),
+        bridge_pid=stats.get("pid", 0),
+        restarts=stats.get("restarts", 0),
+        up_since=stats.get("started"),
+        links=len(state.plan.bridges[host].links) if host in state.plan.bridges else 0,
+    )
 
 
 def _link_stats(view: HostView, a: str, z: str) -> dict[str, Any]:
@@ -89,51 +174,53 @@ def _link_stats(view: HostView, a: str, z: str) -> dict[str, Any]:
     return {}
 
 
-def _vhosts(node: dict[str, Any], plan: NodePlan) -> list[dict[str, Any]]:
+def _vhosts(node: NodeStatus, plan: NodePlan) -> list[VhostStatus]:
     """One row per virtual host of a host VM: the VM's process and ports, its own addresses."""
     return [
-        {
-            "name": vhost.name,
-            "id": f"vhost:{vhost.vm}/{vhost.name}",
-            "vm": vhost.vm,
-            "namespace": vhost.namespace,
-            "host": node["host"],
-            "status": node["status"],
-            "pid": node["pid"],
-            "ssh_port": node["ssh_port"],
-            "console_port": node["console_port"],
-            "ssh_user": vhost.name,
-            "interfaces": [{"name": i.name, "address": i.address} for i in vhost.interfaces],
-            "addresses": vhost.addresses,
-            "gateway": vhost.gateway,
-        }
+        VhostStatus(
+            name=vhost.name,
+            id=f"vhost:{vhost.vm}/{vhost.name}",
+            vm=vhost.vm,
+            namespace=vhost.namespace,
+            host=node.host,
+            status=node.status,
+            pid=node.pid,
+            ssh_port=node.ssh_port,
+            console_port=node.console_port,
+            ssh_user=vhost.name,
+            interfaces=[
+                VhostInterfaceStatus(name=i.name, address=i.address) for i in vhost.interfaces
+            ],
+            addresses=vhost.addresses,
+            gateway=vhost.gateway,
+        )
         for vhost in plan.vhosts
     ]
 
 
-def lab_status(state: LabState, views: dict[str, HostView]) -> dict[str, Any]:
-    """The JSON-able status of a deployed lab (``newtlab status --json``)."""
+def lab_status(state: LabState, views: dict[str, HostView]) -> LabStatus:
+    """A deployed lab's state checked against what its hosts report."""
     plan = state.plan
-    nodes: list[dict[str, Any]] = []
-    vhosts: list[dict[str, Any]] = []
+    nodes: list[NodeStatus] = []
+    vhosts: list[VhostStatus] = []
     for node in plan.nodes:
         record = state.nodes.get(node.name)
         nodes.append(
-            {
-                "name": node.name,
-                "device_type": node.device_type,
-                "platform": node.platform,
-                "host": node.host,
-                "status": node_status(state, node.name, views[node.host]),
-                "phase": record.phase if record else "",
-                "pid": record.pid if record else 0,
-                "ssh_port": node.ssh_port,
-                "console_port": node.console_port,
-                "ssh_user": node.ssh_user,
-                "hosts": node.hosts,
-                "boot_seconds": record.boot_seconds if record else None,
-                "error": views[node.host].unreachable or (record.error if record else ""),
-            }
+            NodeStatus(
+                name=node.name,
+                device_type=node.device_type,
+                platform=node.platform,
+                host=node.host,
+                status=node_status(state, node.name, views[node.host]),
+                phase=record.phase if record else "",
+                pid=record.pid if record else 0,
+                ssh_port=node.ssh_port,
+                console_port=node.console_port,
+                ssh_user=node.ssh_user,
+                hosts=node.hosts,
+                boot_seconds=record.boot_seconds if record else None,
+                error=views[node.host].unreachable or (record.error if record else ""),
+            )
         )
         vhosts += _vhosts(nodes[-1], node)
     links = []
@@ -142,27 +229,27 @@ def lab_status(state: LabState, views: dict[str, HostView]) -> dict[str, Any]:
         # far one. Counters come from the A end's; the link is up when every one says so.
         seen = [_link_stats(views[host], link.a, link.z) for host in {link.a_host, link.z_host}]
         links.append(
-            {
-                "a": link.a,
-                "z": link.z,
-                "a_port": link.a_port,
-                "z_port": link.z_port,
-                "a_host": link.a_host,
-                "z_host": link.z_host,
-                "connected": all(stats.get("connected", False) for stats in seen),
-                "stats": _link_stats(views[link.a_host], link.a, link.z),
-            }
+            LinkStatus(
+                a=link.a,
+                z=link.z,
+                a_port=link.a_port,
+                z_port=link.z_port,
+                a_host=link.a_host,
+                z_host=link.z_host,
+                connected=all(stats.get("connected", False) for stats in seen),
+                stats=_link_stats(views[link.a_host], link.a, link.z),
+            )
         )
-    return {
-        "lab": state.name,
-        "created": state.created.isoformat(),
-        "spec_dir": state.spec_dir,
-        "accel": plan.accel,
-        "accels": plan.accels,
-        "accel_note": state.accel_note,
-        "nodes": nodes,
-        "vhosts": vhosts,
-        "links": links,
-        "bridges": [_bridge(host, state, views[host]) for host in plan.bridges],
-        "unreachable": {host: view.unreachable for host, view in views.items() if view.unreachable},
-    }
+    return LabStatus(
+        lab=state.name,
+        created=state.created.isoformat(),
+        spec_dir=state.spec_dir,
+        accel=plan.accel,
+        accels=dict(plan.accels),
+        accel_note=state.accel_note,
+        nodes=nodes,
+        vhosts=vhosts,
+        links=links,
+        bridges=[_bridge(host, state, views[host]) for host in plan.bridges],
+        unreachable={host: view.unreachable for host, view in views.items() if view.unreachable},
+    )
