@@ -475,33 +475,56 @@ def doctor(specs: SpecsOpt = None, name: NameOpt = None, json_out: JsonOpt = Fal
 
 @app.command()
 def prune(
+    specs: Annotated[
+        Path | None,
+        typer.Option(
+            "-S",
+            "--specs",
+            metavar="<path>",
+            help="also look on the servers this spec directory names",
+        ),
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="remove them (default: only list)")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """List what this NEWTLAB_HOME left behind — orphaned processes, dead labs, stale
-    locks — and with --yes remove it (labs as destroy does: profiles restored)."""
+    locks, and on this machine and its labs' servers the shipped runtimes and uploaded
+    images nothing uses — and with --yes remove it (labs as destroy does)."""
     from rich.table import Table
 
-    from .lab import destroy_lab
-    from .ops.prune import find_orphans, remove_lock
+    from .lab import Lab, destroy_lab
+    from .ops.prune import find_orphans, labs_servers, prune_caches, remove_lock
+    from .plan.model import LOCAL_HOST
 
+    servers = labs_servers()
+    if specs is not None:
+        servers += [h for h in Lab.load(_require_specs(specs)).plan.hosts if h.name != LOCAL_HOST]
     orphans = find_orphans()
     if yes:
         for orphan in orphans:
             if orphan.kind != "lock":
                 destroy_lab(orphan.lab, grace=2.0)
             remove_lock(orphan.lab)  # a destroyed lab's lock is stale too
+    caches = prune_caches(servers, remove=yes)
     if json_out:
-        _print_json({"orphans": [o.as_dict() for o in orphans], "removed": bool(yes)})
+        _print_json(
+            {"orphans": [o.as_dict() for o in orphans], **caches.as_dict(), "removed": bool(yes)}
+        )
         return
-    if not orphans:
+    for server, why in caches.unreachable.items():
+        err.print(f"server {server} did not answer, its caches were not looked at: {why}",
+                  highlight=False, markup=False, soft_wrap=True)  # fmt: skip
+    rows: list[tuple[str, str, str]] = [(o.kind, o.lab, o.detail) for o in orphans]
+    rows += [(c.kind, host, f"{c.path} ({c.bytes >> 20} MiB): {c.detail}")
+             for host, found in caches.found.items() for c in found]  # fmt: skip
+    if not rows:
         out.print("nothing to prune")
         return
     table = Table()
-    for column in ("KIND", "LAB", "WHAT"):
+    for column in ("KIND", "LAB / HOST", "WHAT"):
         table.add_column(column)
-    for orphan in orphans:
-        table.add_row(orphan.kind, orphan.lab, orphan.detail)
+    for row in rows:
+        table.add_row(*row)
     out.print(table)
     out.print("removed" if yes else "`newtlab prune --yes` removes them")
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from labkit import SpecDir, run_cli, ssh, status, wait_for
 
+from newtlab.runtime import bundle
 from newtlab.runtime.images import content_digest
 from testservers import TestServer, servers
 
@@ -167,6 +168,26 @@ def test_a_lab_over_two_servers(
     assert data["nodes"][2]["status"] == "exited"
     assert next(b for b in data["bridges"] if b["host"] == "s2")["state"] == "down"
 
+    # prune: what a server keeps that nothing uses (an old runtime, an interrupted copy,
+    # an image no lab uses, an interrupted upload), never what the lab uses or the user's own.
+    home = "/root/.newtlab"
+    planted = [f"{home}/runtime/00000000deadbeef", f"{home}/runtime/.00000000deadbeef.0123abcd",
+               f"{home}/images/ffffffffffffffff/old.qcow2", f"{stored}.part-0123abcd"]  # fmt: skip
+    files = " ".join([*planted[2:], f"{home}/images/mine.qcow2"])
+    plant = (
+        f"mkdir -p {planted[0]}/newtlink {planted[1]} {home}/images/ffffffffffffffff && "
+        f"echo x > {planted[0]}/newtlink/a.py && "
+        f"for f in {files}; do head -c 3000000 /dev/zero > $f; done"
+    )
+    s1.run(["sh", "-c", plant], check=True)
+    listed = run_cli("prune", "--json")
+    assert listed.returncode == 0, listed.stderr
+    report = json.loads(listed.stdout)
+    assert report["orphans"] == [] and report["unreachable"] == {} and report["removed"] is False
+    assert sorted(c["path"] for c in report["caches"] if c["host"] == "s1") == sorted(planted)
+    assert [c for c in report["caches"] if c["host"] != "s1"] == []
+    assert next(c for c in report["caches"] if c["path"] == planted[2])["bytes"] == 3000000
+
     # Destroy leaves no process, port or lab file on any server; caches stay.
     destroyed = run_cli("destroy", spec.lab)
     assert destroyed.returncode == 0, destroyed.stderr
@@ -177,6 +198,17 @@ def test_a_lab_over_two_servers(
         assert {p for _, p in listeners(server)} <= {22}
     assert not (newtlab_home / "labs" / spec.lab).exists()
     assert spec.profiles() == profiles_before
+
+    # With no lab left, the spec dir names the servers; the image is unused now too.
+    pruned = run_cli("prune", "-S", str(spec.path), "--yes", "--json")
+    assert pruned.returncode == 0, pruned.stderr
+    removed = json.loads(pruned.stdout)["caches_removed"]
+    assert sorted(removed) == sorted([f"s1:{p}" for p in [*planted, stored]] + [f"s2:{stored}"])
+    for server in pool:
+        assert not any(server.holds_path(p) for p in [*planted, stored])
+        assert server.holds_path(f"{home}/runtime/{bundle.digest()}")  # the one in use
+    assert s1.holds_path(f"{home}/images/mine.qcow2")
+    assert json.loads(run_cli("prune", "-S", str(spec.path), "--json").stdout)["caches"] == []
 
 
 def test_a_port_taken_on_one_server_stops_deploy_before_anything_starts(

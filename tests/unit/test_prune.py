@@ -77,3 +77,55 @@ def test_orphans_are_listed_then_removed_with_yes(
         assert _prune() == {}
     finally:
         os.close(held)
+
+
+@pytest.fixture
+def runs_from(tmp_path: Path) -> Iterator[Path]:
+    """A shipped runtime directory that a live process runs from (on its PYTHONPATH)."""
+    runtime = newtlab_home() / "runtime" / "bbbbbbbbbbbbbbbb"
+    runtime.mkdir(parents=True)
+    env = {**os.environ, "PYTHONPATH": str(runtime)}
+    proc = subprocess.Popen([sys.executable, "-c", SLEEPER], env=env)
+    try:
+        yield runtime
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_unused_caches_are_what_no_process_and_no_overlay_uses(runs_from: Path) -> None:
+    from newtlab.runtime.agent import caches
+
+    root = newtlab_home()
+    old_runtime = root / "runtime" / "aaaaaaaaaaaaaaaa"
+    staging = root / "runtime" / ".aaaaaaaaaaaaaaaa.0123abcd"
+    used = root / "images" / "cccccccccccccccc" / "base.qcow2"
+    unused = root / "images" / "dddddddddddddddd" / "old.qcow2"
+    partial = root / "images" / "cccccccccccccccc" / "base.qcow2.part-0123abcd"
+    mine = root / "images" / "mine.qcow2"
+    for directory in (old_runtime / "newtlink", staging, used.parent, unused.parent):
+        directory.mkdir(parents=True)
+    for file in (old_runtime / "newtlink" / "a.py", partial, mine, unused):
+        file.write_bytes(b"x" * 1000)
+    overlay = root / "labs" / "lab1" / "disks" / "r1.qcow2"
+    overlay.parent.mkdir(parents=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(used), "1M"], check=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(used), "-F", "qcow2",
+                    str(overlay)], check=True)  # fmt: skip
+    assert caches.backing_file(overlay) == str(used)
+
+    found = {entry["path"]: entry for entry in caches.find()}
+    assert sorted(found) == sorted(map(str, [old_runtime, staging, unused, partial]))
+    assert found[str(unused)]["bytes"] == 1000 and found[str(unused)]["kind"] == "image"
+    assert found[str(old_runtime)]["kind"] == "runtime"
+
+    # Only what is still unused goes; the user's own image is never a cache.
+    removed = caches.remove([*found, str(mine), str(used), str(runs_from)])
+    assert sorted(removed) == sorted(found)
+    assert not old_runtime.exists() and not staging.exists() and not partial.exists()
+    assert not unused.parent.exists()  # its digest directory, emptied, went too
+    assert mine.exists() and used.exists() and runs_from.exists()
+    assert caches.find() == []
+
+    overlay.unlink()  # the lab is gone: its base image is no longer in use
+    assert [entry["path"] for entry in caches.find()] == [str(used)]

@@ -6,20 +6,28 @@ not stopped on purpose (the machine restarted, or they were killed), a lab
 directory with no state, and a lock file of a lab that no longer exists
 that nobody holds. A lab is removed as ``destroy`` removes it: processes
 stopped by tag, profiles restored, files removed.
+
+Caches: on this machine and on every server this home's labs use (or a spec
+dir names), the runtimes shipped there and the base images uploaded there
+that nothing uses any more (``agent.caches`` decides, on the machine itself).
 """
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from ..errors import LabStateError
-from ..home import labs_dir, newtlab_home
-from ..plan.model import LOCAL_HOST
+from ..home import labs_dir, list_labs, newtlab_home
+from ..plan.model import LOCAL_HOST, HostPlan
 from ..runtime.agent import procs
+from ..runtime.host import Host, UnusedCache
+from ..runtime.hosts import each_host, open_servers
 from ..state import load_state
 
 Kind = Literal["processes", "lab", "lock"]
@@ -87,3 +95,55 @@ def remove_lock(lab: str) -> None:
     lock = newtlab_home() / "locks" / f"{lab}.lock"
     if not _held(lock):
         lock.unlink(missing_ok=True)
+
+
+@dataclass
+class Caches:
+    """Unused caches found by host, servers that did not answer, and what was removed."""
+
+    found: dict[str, list[UnusedCache]] = field(default_factory=dict)
+    unreachable: dict[str, str] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "caches": [{"host": host, **asdict(c)} for host, found in self.found.items()
+                       for c in found],
+            "unreachable": self.unreachable,
+            "caches_removed": self.removed,
+        }  # fmt: skip
+
+
+def labs_servers() -> list[HostPlan]:
+    """The servers of every lab of this home whose state can be read."""
+    servers: dict[str, HostPlan] = {}
+    for lab in list_labs():
+        try:
+            state = load_state(lab)
+        except LabStateError:
+            continue
+        servers.update({h.name: h for h in state.plan.hosts if h.name != LOCAL_HOST})
+    return list(servers.values())
+
+
+def prune_caches(servers: Iterable[HostPlan], remove: bool) -> Caches:
+    """Unused caches on this machine and on ``servers`` (by address), removed if asked."""
+    unique = {(s.ip, s.user, s.ssh_port): s for s in servers}
+
+    async def main() -> Caches:
+        async with open_servers(list(unique.values())) as hosts:
+            listed = await each_host(hosts, lambda host: host.unused_caches())
+            result = Caches(dict(zip(hosts, listed, strict=True)), dict(hosts.unreachable))
+            if remove:
+
+                async def clear(host: Host) -> list[str]:
+                    return await host.remove_caches([c.path for c in result.found[host.name]])
+
+                removed = await each_host(hosts, clear)
+                result.removed = [
+                    f"{name}:{path}" for name, paths in zip(hosts, removed, strict=True)
+                    for path in paths
+                ]  # fmt: skip
+            return result
+
+    return asyncio.run(main())

@@ -42,6 +42,16 @@ def lab_processes(rows: list[Any]) -> list[LabProcess]:
 
 
 @dataclass(frozen=True)
+class UnusedCache:
+    """Something a host keeps for deploys from other machines that nothing uses now."""
+
+    kind: Literal["runtime", "image"]
+    path: str
+    bytes: int
+    detail: str
+
+
+@dataclass(frozen=True)
 class CommandResult:
     returncode: int
     output: str  # stdout and stderr together
@@ -153,6 +163,15 @@ class Host(Protocol):
 
     async def resources(self) -> Resources:
         """Memory available, cores, and free disk where this host keeps labs."""
+        ...
+
+    async def unused_caches(self) -> list[UnusedCache]:
+        """Runtimes shipped here and base images uploaded here that nothing uses now
+        (see ``agent.caches``)."""
+        ...
+
+    async def remove_caches(self, paths: list[str]) -> list[str]:
+        """Remove those of ``paths`` (from ``unused_caches``) still unused; those removed."""
         ...
 
     async def choose_accel(self, requested: str) -> tuple[Accel, str]:

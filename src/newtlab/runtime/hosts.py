@@ -14,7 +14,7 @@ import psutil
 
 from ..errors import PlanError, RuntimeFailure
 from ..home import newtlab_home
-from ..plan.model import LOCAL_HOST, Plan
+from ..plan.model import LOCAL_HOST, HostPlan, Plan
 from .host import Host
 from .local import LocalHost
 from .remote import RemoteHost
@@ -102,11 +102,28 @@ async def open_hosts(
         )
     used = [h for h in used_hosts(plan) if only is None or h in only]
     servers = [h for h in plan.hosts if h.name in used and h.name not in local]
+    async with _opened([n for n in local if n in used], servers, partial) as hosts:
+        yield hosts
+
+
+@contextlib.asynccontextmanager
+async def open_servers(servers: Collection[HostPlan]) -> AsyncIterator[Hosts]:
+    """This machine (``local``) and every one of ``servers`` that is another machine;
+    the unreachable ones listed in ``unreachable``."""
+    mine = local_addresses()
+    others = {s.name: s for s in servers if s.ip not in mine}
+    async with _opened([LOCAL_HOST], list(others.values()), partial=True) as hosts:
+        yield hosts
+
+
+@contextlib.asynccontextmanager
+async def _opened(local: list[str], servers: list[HostPlan], partial: bool) -> AsyncIterator[Hosts]:
+    """``LocalHost``s named ``local`` and an SSH connection to each server, by name."""
     opened = await asyncio.gather(
         *(RemoteHost.open(server, known_hosts_file()) for server in servers),
         return_exceptions=True,
     )
-    found: dict[str, Host] = {name: LocalHost(name) for name in local if name in used}
+    found: dict[str, Host] = {name: LocalHost(name) for name in local}
     unreachable = {}
     for server, result in zip(servers, opened, strict=True):
         if isinstance(result, RemoteHost):
@@ -118,7 +135,7 @@ async def open_hosts(
     try:
         if unreachable and not partial:
             raise RuntimeFailure("\n".join(unreachable.values()))
-        yield Hosts({name: found[name] for name in used if name in found}, unreachable)
+        yield Hosts(dict(sorted(found.items())), unreachable)
     finally:
         await asyncio.gather(
             *(h.close() for h in found.values() if isinstance(h, RemoteHost)),

@@ -18,7 +18,7 @@ from ..plan.capacity import Resources
 from ..plan.model import LOCAL_HOST, Accel, NodePlan
 from ..plan.ports import PortUse
 from .agent import AgentError, ops
-from .host import CommandResult, LabProcess, Say, lab_processes
+from .host import CommandResult, LabProcess, Say, UnusedCache, lab_processes
 from .images import probe_files
 
 T = TypeVar("T")
@@ -103,6 +103,12 @@ class LocalHost:
 
     async def resources(self) -> Resources:
         return Resources(**await _call(ops.resources))
+
+    async def unused_caches(self) -> list[UnusedCache]:
+        return [UnusedCache(**entry) for entry in await _call(ops.unused_caches)]
+
+    async def remove_caches(self, paths: list[str]) -> list[str]:
+        return await _call(ops.remove_caches, paths=paths)
 
     async def check_machine(self, needs: Sequence[tuple[str, str]] = ()) -> list[str]:
         return await _call(ops.check_machine, needs=[list(n) for n in needs])

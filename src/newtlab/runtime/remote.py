@@ -31,7 +31,7 @@ from ..plan.model import Accel, HostPlan, NodePlan
 from ..plan.ports import PortUse
 from . import bundle
 from .agent import files, ops
-from .host import CommandResult, LabProcess, Say, lab_processes
+from .host import CommandResult, LabProcess, Say, UnusedCache, lab_processes
 from .images import content_digest, probe_files
 
 MAX_SESSIONS = 8
@@ -313,6 +313,12 @@ class RemoteHost:
 
     async def resources(self) -> Resources:
         return Resources(**await self._agent("resources"))
+
+    async def unused_caches(self) -> list[UnusedCache]:
+        return [UnusedCache(**entry) for entry in await self._agent("unused_caches")]
+
+    async def remove_caches(self, paths: list[str]) -> list[str]:
+        return list(await self._agent("remove_caches", paths=paths))
 
     async def check_machine(self, needs: Sequence[tuple[str, str]] = ()) -> list[str]:
         tools = await self._shell(CHECK_TOOLS)

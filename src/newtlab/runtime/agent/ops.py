@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from . import accel, bridge, files, ports, procs, vm
+from . import accel, bridge, caches, files, ports, procs, vm
 from .layout import overlay
 from .paths import home, lab_dir
 from .tools import PACKAGES
@@ -92,6 +92,14 @@ def check_machine(needs: list[list[str]] | None = None) -> list[str]:
     return missing
 
 
+def unused_caches() -> list[dict[str, Any]]:
+    return caches.find()
+
+
+def remove_caches(paths: list[str]) -> list[str]:
+    return caches.remove(paths)
+
+
 def resources() -> dict[str, int]:
     """Memory available, cores and free disk under this home, in MiB and counts."""
     available = 0
@@ -136,6 +144,8 @@ OPERATIONS = {
         survey,
         check_machine,
         resources,
+        unused_caches,
+        remove_caches,
         probe_ports,
         choose_accel,
     )
