@@ -177,6 +177,7 @@ class VmSettings(_Frozen):
 
     device_type: str
     platform: str
+    network_os: str = Field(default="", description="Ansible's ansible_network_os")
     image: str
     image_sha256: str = Field(default="", description="checked before deploy when given")
     memory: int

@@ -117,6 +117,7 @@ def _resolve_vm(
     vm = VmSettings(
         device_type=platform.device_type,
         platform=platform_name,
+        network_os=platform.network_os,
         image=resolve_image(image, specs.directory, homes),
         # A platform's digest is for the platform's image, not one a profile replaced it with.
         image_sha256=profile.vm_image_sha256

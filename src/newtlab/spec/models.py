@@ -158,6 +158,7 @@ class PlatformSpec(_Open):
     default_speed: str = ""
     breakouts: list[str] = Field(default_factory=list)
     device_type: DeviceType = "switch"
+    network_os: str = ""  # Ansible's ansible_network_os ('' for a Linux host: plain ssh)
     vm_image: str = ""
     vm_image_sha256: str = Field(default="", pattern=SHA256_PATTERN)  # checked before deploy
     vm_memory: int | None = Field(default=None, gt=0)
