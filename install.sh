@@ -19,6 +19,8 @@ APT_PACKAGES=(
   busybox-static cpio                           #   and its root filesystem
   socat                                         # bench/newtlink.py compares against it
   openssh-server iproute2                       # tests: SSH "servers" in network namespaces
+  chromium-headless-shell fonts-dejavu-core     # tests: the graph page drawn by a browser
+  graphviz                                      # tests: `newtlab graph --format dot` renders
 )
 echo "==> installing system packages"
 as_root apt-get update -qq

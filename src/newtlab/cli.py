@@ -474,6 +474,95 @@ def doctor(specs: SpecsOpt = None, name: NameOpt = None, json_out: JsonOpt = Fal
 
 
 @app.command()
+def graph(
+    lab: Annotated[
+        str | None, typer.Argument(help="a deployed lab (default: the only one)")
+    ] = None,
+    specs: Annotated[
+        Path | None,
+        typer.Option(
+            "-S",
+            "--specs",
+            metavar="<path>",
+            help="draw this spec directory's plan instead (nothing deployed)",
+        ),
+    ] = None,
+    format_: Annotated[str, typer.Option("--format", help="mermaid, dot or html")] = "mermaid",
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="write to this file (default: stdout)")
+    ] = None,
+    watch: Annotated[
+        float | None,
+        typer.Option(min=1, help="with -o: draw again every this many seconds until Ctrl-C"),
+    ] = None,
+) -> None:
+    """Draw the topology: devices (virtual hosts inside their host VM, servers as
+    clusters) and links with interface names; a deployed lab's states and traffic too."""
+    import time
+
+    from .export.dot import to_dot
+    from .export.html import to_html
+    from .export.mermaid import to_mermaid
+    from .lab import Lab
+    from .runtime.agent.fsutil import atomic_write
+
+    formats = {"mermaid": to_mermaid, "dot": to_dot}
+    if format_ not in (*formats, "html"):
+        raise NewtlabError(f"--format must be mermaid, dot or html (got {format_!r})")
+    if watch is not None and (output is None or specs is not None):
+        raise NewtlabError("--watch redraws a deployed lab into a file: give LAB and -o FILE")
+    attached = None if specs is not None else Lab.attach(_lab_name(lab, None))
+
+    def draw() -> str:
+        if attached is None:
+            drawn = Lab.load(_require_specs(specs)).graph(live=False)
+        else:
+            drawn = attached.graph()
+        if format_ == "html":
+            return to_html(drawn, time.strftime("%Y-%m-%d %H:%M:%S"))
+        return formats[format_](drawn)
+
+    while True:
+        text = draw()
+        if output is None:
+            sys.stdout.write(text)
+            return
+        atomic_write(output, text.encode())  # a browser reloading it never reads half
+        if watch is None:
+            return
+        try:
+            time.sleep(watch)
+        except KeyboardInterrupt:
+            return
+
+
+@app.command("ssh-config")
+def ssh_config(
+    lab: Annotated[str | None, typer.Argument(help="lab name (default: the only one)")] = None,
+    prefix: Annotated[str, typer.Option(help="put before each Host name, e.g. lab1-")] = "",
+) -> None:
+    """Print OpenSSH Host entries for every node and virtual host: `ssh -F FILE NODE`."""
+    from .lab import Lab
+
+    sys.stdout.write(Lab.attach(_lab_name(lab, None)).ssh_config(prefix))
+
+
+@app.command()
+def inventory(
+    lab: Annotated[str | None, typer.Argument(help="lab name (default: the only one)")] = None,
+    format_: Annotated[str, typer.Option("--format", help="ansible or json")] = "ansible",
+) -> None:
+    """Print an inventory of every node and virtual host: address, port, user, key and
+    network_os; Ansible's (groups by device type and server; save as *.yml) or JSON."""
+    from .lab import Lab
+
+    if format_ not in ("ansible", "json"):
+        raise NewtlabError(f"--format must be ansible or json (got {format_!r})")
+    attached = Lab.attach(_lab_name(lab, None))
+    _print_json(attached.inventory() if format_ == "ansible" else attached.nodes())
+
+
+@app.command()
 def prune(
     specs: Annotated[
         Path | None,

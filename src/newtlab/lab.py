@@ -13,10 +13,14 @@ import sys
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .access import node_plan, resolve_target, ssh_argv
 from .errors import LabStateError, RuntimeFailure
+from .export.graph import Graph, build_graph
+from .export.inventory import ansible_inventory
+from .export.inventory import entries as inventory_entries
+from .export.ssh_config import ssh_config
 from .home import homes, lab_dir
 from .locks import lab_lock
 from .ops import deploy as deploy_op
@@ -234,6 +238,23 @@ class Lab:
         ``exact``: each word of ``command`` quoted (else the remote shell reads them)."""
         state = load_state(self.name)
         return ssh_argv(state, resolve_target(state, node), command, exact=exact)
+
+    def ssh_config(self, prefix: str = "") -> str:
+        """OpenSSH ``Host`` entries for every node and virtual host (``ssh -F``)."""
+        return ssh_config(load_state(self.name), prefix)
+
+    def inventory(self) -> dict[str, Any]:
+        """An Ansible inventory (YAML plugin form, as JSON) of every node and virtual host."""
+        return ansible_inventory(load_state(self.name))
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """How to reach each node and virtual host, what it is and where it runs."""
+        return inventory_entries(load_state(self.name))
+
+    def graph(self, live: bool = True) -> Graph:
+        """The lab as a drawing sees it; ``live``: with each device's state and each
+        link's traffic (the lab must be deployed)."""
+        return build_graph(self.plan, self.status() if live else None)
 
     def console(self, node: str) -> None:
         """Attach this terminal to the node's serial console until Ctrl-]."""

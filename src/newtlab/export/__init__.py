@@ -1,0 +1,1 @@
+"""The lab for other tools: drawings (graph), SSH config, inventories."""

@@ -1,0 +1,138 @@
+"""newtlab's pytest plugin: a deployed lab as a fixture.
+
+Name the spec directory with a marker (on a module: ``pytestmark =
+pytest.mark.newtlab("specs/line3")``) or the ini option ``newtlab_specs``; a
+relative path is taken from pytest's rootdir. Tests that ask for
+``newtlab_lab`` get the deployed ``newtlab.lab.Lab``. A lab is deployed once
+per session (``scope="module"`` on the marker, or ``newtlab_scope = module``,
+deploys it for each module instead) and destroyed afterwards, also when the
+tests fail or are interrupted. A deploy that fails makes every test using it
+fail with the deploy's own message; the lab is not deployed again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from .lab import Lab
+
+SCOPES = ("session", "module")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini("newtlab_specs", "spec directory the newtlab_lab fixture deploys", default="")
+    parser.addini("newtlab_scope", "deploy once per session or per module", default="session")
+    parser.addini("newtlab_accel", "auto (probe KVM, else TCG), kvm or tcg", default="auto")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        'newtlab(specs, scope="session"): the spec directory newtlab_lab deploys for these tests',
+    )
+
+
+@dataclass
+class _Deployed:
+    lab: Lab | None = None
+    error: str = ""
+
+
+@dataclass
+class _Labs:
+    """Labs this session deployed, by (spec dir, scope key); destroyed at the end."""
+
+    accel: str
+    deployed: dict[tuple[Path, str], _Deployed] = field(default_factory=dict)
+
+    def get(self, specs: Path, key: str) -> Lab:
+        if (specs, key) not in self.deployed:
+            self.deployed[(specs, key)] = self._deploy(specs)
+        found = self.deployed[(specs, key)]
+        if found.lab is None:
+            pytest.fail(found.error, pytrace=False)
+        return found.lab
+
+    def _deploy(self, specs: Path) -> _Deployed:
+        from .errors import NewtlabError
+        from .home import list_labs
+        from .lab import Lab
+
+        try:
+            lab = Lab.load(specs)
+        except NewtlabError as exc:
+            return _Deployed(error=f"newtlab: cannot plan {specs}: {exc}")
+        if lab.name in list_labs():  # someone's lab: neither replaced nor destroyed
+            return _Deployed(
+                error=f"newtlab: lab {lab.name} is already deployed; destroy it first "
+                f"(`newtlab destroy {lab.name}`) to let the tests deploy their own"
+            )
+        try:
+            lab.deploy(accel=self.accel)  # never replaces a lab someone deployed
+        except NewtlabError as exc:
+            self.destroy(lab.name)  # whatever the failed deploy left
+            return _Deployed(error=f"newtlab: deploy of {specs} failed: {exc}")
+        return _Deployed(lab)
+
+    def release(self, specs: Path, key: str) -> None:
+        found = self.deployed.pop((specs, key), None)
+        if found is not None and found.lab is not None:
+            self.destroy(found.lab.name)
+
+    @staticmethod
+    def destroy(name: str) -> None:
+        from .lab import destroy_lab
+
+        destroy_lab(name, grace=2.0)
+
+    def release_all(self) -> None:
+        for specs, key in list(self.deployed):
+            self.release(specs, key)
+
+
+@pytest.fixture(scope="session")
+def newtlab_labs(pytestconfig: pytest.Config) -> Iterator[_Labs]:
+    """Every lab the session deployed; each destroyed when the session ends."""
+    labs = _Labs(str(pytestconfig.getini("newtlab_accel")))
+    try:
+        yield labs
+    finally:
+        labs.release_all()
+
+
+def _wanted(request: pytest.FixtureRequest) -> tuple[Path, str]:
+    """The spec directory and scope this module asks for (marker, else ini)."""
+    config = request.config
+    marker = request.node.get_closest_marker("newtlab")
+    args: tuple[Any, ...] = marker.args if marker else ()
+    kwargs: dict[str, Any] = marker.kwargs if marker else {}
+    specs = str(args[0] if args else kwargs.get("specs") or config.getini("newtlab_specs"))
+    scope = str(kwargs.get("scope") or config.getini("newtlab_scope"))
+    if not specs:
+        pytest.fail(
+            'newtlab_lab: name a spec directory with @pytest.mark.newtlab("DIR") or the '
+            "ini option newtlab_specs",
+            pytrace=False,
+        )
+    if scope not in SCOPES:
+        pytest.fail(f"newtlab_lab: scope must be session or module (got {scope!r})", False)
+    path = Path(specs).expanduser()
+    return (path if path.is_absolute() else config.rootpath / path).resolve(), scope
+
+
+@pytest.fixture(scope="module")
+def newtlab_lab(request: pytest.FixtureRequest, newtlab_labs: _Labs) -> Iterator[Lab]:
+    """The deployed lab of this module's spec directory (see the module's docstring)."""
+    specs, scope = _wanted(request)
+    key = request.node.nodeid if scope == "module" else ""
+    try:
+        yield newtlab_labs.get(specs, key)
+    finally:
+        if scope == "module":
+            newtlab_labs.release(specs, key)

@@ -1,0 +1,88 @@
+"""The pytest plugin, in a pytest run of its own: `newtlab_lab` deploys the marked spec dir
+once for the tests that share it and destroys it afterwards; a deploy that fails fails
+those tests with its own message and leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+from labkit import SpecDir
+
+from newtlab.home import list_labs
+from newtlab.runtime.agent import procs
+
+pytestmark = pytest.mark.integration
+
+TESTS = """
+import pytest
+
+pytestmark = pytest.mark.newtlab({spec!r}, scope="module")
+seen = []
+
+
+def test_every_node_runs(newtlab_lab):
+    status = newtlab_lab.status()
+    assert [n.status for n in status.nodes] == ["running"] * 3
+    seen.append(status.nodes[0].pid)
+
+
+def test_the_same_lab_serves_the_next_test(newtlab_lab):
+    argv = newtlab_lab.ssh_command("r2", ["hostname"])
+    import subprocess
+    assert subprocess.run(argv, capture_output=True, text=True).stdout.strip() == "r2"
+    assert newtlab_lab.status().nodes[0].pid == seen[0]  # not deployed again
+"""
+
+
+def inner_pytest(directory: Path) -> tuple[dict[str, str], str]:
+    """Run pytest on ``directory``: each test's outcome (passed, failed, error) and the output."""
+    junit = directory / "junit.xml"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir",
+         str(directory), "-o", "newtlab_accel=tcg", f"--junitxml={junit}", str(directory)],
+        capture_output=True, text=True, env=os.environ.copy(), timeout=900, cwd=directory,
+    )  # fmt: skip
+    outcomes = {}
+    for case in ElementTree.parse(junit).getroot().iter("testcase"):
+        kinds = [child.tag for child in case if child.tag in ("failure", "error", "skipped")]
+        outcome = kinds[0] if kinds else "passed"
+        outcomes[case.get("name", "")] = "failed" if outcome == "failure" else outcome
+    return outcomes, result.stdout + result.stderr
+
+
+def test_the_fixture_deploys_once_and_destroys(
+    make_lab: Callable[..., SpecDir], tmp_path: Path
+) -> None:
+    spec = make_lab()
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_lab.py").write_text(TESTS.format(spec=str(spec.path)))
+    outcomes, output = inner_pytest(suite)
+    assert list(outcomes.values()) == ["passed", "passed"], output
+    assert list_labs() == [] and procs.home_labs() == {}, output
+
+
+def test_a_failed_deploy_fails_its_tests_with_its_message(
+    make_lab: Callable[..., SpecDir], tmp_path: Path
+) -> None:
+    spec = make_lab()
+    platforms = spec.path / "platforms.json"
+    data = json.loads(platforms.read_text())
+    for platform in data["platforms"].values():
+        platform["vm_image"] = "/nonexistent/missing.qcow2"
+    platforms.write_text(json.dumps(data))
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_lab.py").write_text(TESTS.format(spec=str(spec.path)))
+    outcomes, output = inner_pytest(suite)
+    assert list(outcomes.values()) == ["error", "error"], output
+    assert output.count("vm_image not found: /nonexistent/missing.qcow2") >= 2, output
+    assert output.count("newtlab: deploy of") == 2, output  # one deploy, its message twice
+    assert list_labs() == [] and procs.home_labs() == {}, output
