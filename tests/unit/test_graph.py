@@ -15,6 +15,7 @@ from newtlab.export.graph import build_graph
 from newtlab.export.html import layout, to_html
 from newtlab.export.mermaid import to_mermaid
 from newtlab.lab import Lab
+from specfactory import linked, write_specs
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "graphs"
 
@@ -60,3 +61,24 @@ def test_every_device_is_drawn_once_inside_the_page_without_overlaps(
     assert 'http-equiv="refresh"' not in page  # a plan does not change: no reloading
     for device in graph.devices:
         assert f'data-name="{device.name}"' in page
+
+
+def test_servers_of_a_pool_are_clusters_holding_their_devices(tmp_path: Path) -> None:
+    spec = write_specs(
+        tmp_path / "pool",
+        linked(("a:Ethernet0", "b:Ethernet0")),
+        profiles={n: {"platform": "sw", "vm_host": s} for n, s in (("a", "s1"), ("b", "s2"))},
+        newtlab={"servers": [{"name": "s1", "address": "10.9.0.1"},
+                             {"name": "s2", "address": "10.9.0.2"}]},
+    )  # fmt: skip
+    graph = build_graph(Lab.load(spec).plan)
+    dot = to_dot(graph)
+    s1 = dot.index('subgraph "cluster_server_s1"')
+    s2 = dot.index('subgraph "cluster_server_s2"')
+    assert s1 < dot.index('"a" [label') < s2 < dot.index('"b" [label')
+    mermaid = to_mermaid(graph)
+    assert 'subgraph s0["server s1"]' in mermaid and 'subgraph s1["server s2"]' in mermaid
+    where = layout(graph)
+    a, b = where.devices["a"], where.devices["b"]
+    s1_box, s2_box = where.servers["s1"], where.servers["s2"]
+    assert s1_box.x < a.x < a.x + a.w < s1_box.x + s1_box.w <= s2_box.x < b.x
