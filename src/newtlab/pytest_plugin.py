@@ -12,6 +12,7 @@ fail with the deploy's own message; the lab is not deployed again.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,9 +88,11 @@ class _Labs:
 
     @staticmethod
     def destroy(name: str) -> None:
+        from .errors import LabStateError
         from .lab import destroy_lab
 
-        destroy_lab(name, grace=2.0)
+        with contextlib.suppress(LabStateError):  # nothing of it is left: nothing to do
+            destroy_lab(name, grace=2.0)
 
     def release_all(self) -> None:
         for specs, key in list(self.deployed):

@@ -105,7 +105,8 @@ def test_ssh_config_inventory_and_graph_of_a_deployed_lab(
         box = where.devices[name]
         assert image.getpixel((box.x + box.w - 8, box.y + box.h - 6)) == _rgb(STATUS_FILL[state])
         label = image.crop((box.x + 8, box.y + 6, box.x + 8 + 12 * len(name), box.y + 26))
-        ink = sum(1 for pixel in label.getdata() if max(pixel) < 90)
+        ink = sum(1 for x in range(label.width) for y in range(label.height)
+                  if max(label.getpixel((x, y))) < 90)  # fmt: skip
         assert ink > 20, f"{name}'s name is not drawn"
     assert 'http-equiv="refresh"' in page.read_text()
     text = page.read_text()
