@@ -25,6 +25,7 @@ from .home import homes, lab_dir
 from .locks import lab_lock
 from .ops import deploy as deploy_op
 from .ops import destroy as destroy_op
+from .ops import links as links_op
 from .ops.deploy import DEFAULT_BOOT_PARALLEL
 from .ops.doctor import Check, doctor
 from .ops.events import Event, Progress, no_progress
@@ -33,7 +34,8 @@ from .ops.provision import ProvisionResult, provision, provision_targets
 from .ops.provision_command import DEFAULT_COMMAND
 from .ops.repair import ensure_bridge, repair
 from .ops.status import LabStatus, lab_status, look, look_all
-from .plan.model import Accel, Plan
+from .plan.impairments import Direction, ImpairmentError, impairment
+from .plan.model import Accel, LinkSettings, Plan
 from .plan.plan import build_plan, check_lab_name, lab_name_for
 from .plan.ports import collect_ports
 from .runtime.agent import layout
@@ -238,6 +240,59 @@ class Lab:
         ``exact``: each word of ``command`` quoted (else the remote shell reads them)."""
         state = load_state(self.name)
         return ssh_argv(state, resolve_target(state, node), command, exact=exact)
+
+    # -- links -----------------------------------------------------------------------------
+
+    def _links(self, work: Callable[[LabState, Hosts], Awaitable[T]], end: str) -> T:
+        """``work`` on the lab's state with the hosts the link at ``end`` needs."""
+        with lab_lock(self.name):
+            state = load_state(self.name)
+            link, _ = links_op.find_end(state.plan, end)
+            needed = {link.worker_host, link.a_host, link.z_host}
+            return _on_hosts(state.plan, lambda hosts: work(state, hosts), only=needed)
+
+    def link_set(
+        self, end: str, values: Mapping[str, str], direction: Direction = "both"
+    ) -> LinkSettings:
+        """Impair the link at ``end`` (``NODE:IFACE``): ``values`` as users write them
+        (``{"delay": "20ms", "loss": "1%"}``); ``out``: what that end sends, ``in``:
+        what it receives. What is set and not named stays."""
+        try:
+            converted = impairment(dict(values))
+        except ImpairmentError as exc:
+            raise RuntimeFailure(str(exc)) from None
+        if not converted:
+            raise RuntimeFailure("nothing to set: give --delay, --loss, --rate, …")
+        return self._links(lambda s, h: links_op.impair(s, h, end, converted, direction), end)
+
+    def link_reset(self, end: str) -> LinkSettings:
+        """No impairment on the link at ``end`` any more (a pulled cable stays pulled)."""
+        return self._links(lambda s, h: links_op.reset(s, h, end), end)
+
+    def link_down(self, end: str) -> LinkSettings:
+        """Pull the cable: both guests lose carrier and no frame crosses."""
+        return self._links(lambda s, h: links_op.cable(s, h, end, up=False), end)
+
+    def link_up(self, end: str) -> LinkSettings:
+        return self._links(lambda s, h: links_op.cable(s, h, end, up=True), end)
+
+    def link_settings(self) -> dict[str, LinkSettings]:
+        """Every link's settings now, by link name (``a--z``); untouched links too."""
+        state = load_state(self.name)
+        return {link.name: state.link_settings(link.name) for link in state.plan.links}
+
+    def capture(
+        self, end: str, sink: Callable[[bytes], None], *, count: int = 0, duration: float = 0
+    ) -> None:
+        """Frames crossing the link at ``end``, both ways, as a pcap stream to ``sink``
+        (whole records only) until ``count`` frames or ``duration`` seconds, if given."""
+        state = load_state(self.name)
+        link, _ = links_op.find_end(state.plan, end)
+        _on_hosts(
+            state.plan,
+            lambda hosts: links_op.capture(state, hosts, end, sink, count, duration),
+            only={link.worker_host},
+        )
 
     def ssh_config(self, prefix: str = "") -> str:
         """OpenSSH ``Host`` entries for every node and virtual host (``ssh -F``)."""

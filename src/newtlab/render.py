@@ -156,6 +156,10 @@ def print_status(console: Console, status: LabStatus) -> None:
         for link in status.links:
             stats = link.stats
             state = "[green]connected[/]" if link.connected else "[yellow]down[/]"
+            if link.down:
+                state = "[red]cable pulled[/]"
+            elif link.impairment:
+                state += f" [magenta]{link.impairment}[/]"
             links.add_row(
                 f"{link.a} ↔ {link.z}",
                 f"{link.a_port}/{link.z_port}",

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from .errors import LabStateError
 from .home import ensure_private_dir, lab_dir, list_labs
-from .plan.model import Plan
+from .plan.model import LinkSettings, Plan
 from .runtime.agent import layout
 from .runtime.agent.fsutil import atomic_write
 from .spec.names import SAFE_NAME_HINT, is_safe_name
@@ -61,6 +61,11 @@ class LabState(BaseModel):
     bridges: dict[str, BridgeState] = Field(default_factory=dict)
     accel_note: str = ""
     patched_profiles: list[ProfilePatch] = Field(default_factory=list)
+    # by link name (a--z): impairment and cable state now (the plan's are deploy's)
+    links: dict[str, LinkSettings] = Field(default_factory=dict)
+
+    def link_settings(self, name: str) -> LinkSettings:
+        return self.links.get(name, LinkSettings())
 
     def node_names(self) -> list[str]:
         return [n.name for n in self.plan.nodes]

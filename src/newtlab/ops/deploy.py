@@ -124,6 +124,7 @@ def _new_state(plan: Plan, accel_note: str) -> LabState:
         plan=plan,
         nodes={n.name: NodeState() for n in plan.nodes},
         accel_note=accel_note,
+        links={link.name: link.settings for link in plan.links if link.settings.bridge()},
     )
 
 
@@ -131,7 +132,8 @@ async def start_bridge(state: LabState, hosts: Hosts, host: str, progress: Progr
     """Start the bridge of ``host`` and record its supervisor's PID."""
     bridge = state.plan.bridges[host]
     progress(Event("", "bridge", f"newtlink on {host}: {len(bridge.links)} links"))
-    pid = await hosts[host].start_bridge(state.name, newtlink_config(state.name, bridge))
+    config = newtlink_config(state.name, bridge, state.links)
+    pid = await hosts[host].start_bridge(state.name, config)
     state.bridges[host] = BridgeState(pid=pid, host=host)
     save_state(state)
 

@@ -14,6 +14,7 @@ from ..runtime.host import Host
 from ..state import LabState, save_state
 from .after_boot import run_after_boot
 from .events import Event, Progress
+from .links import cut_cables_of
 from .readiness import console_size, wait_until_ready
 from .startup_config import config_push
 
@@ -40,6 +41,7 @@ async def start_process(state: LabState, host: Host, node: NodePlan, progress: P
     try:
         record.console_offset = await console_size(host, state.name, node)
         record.pid = await host.start_vm(state.name, node)
+        await cut_cables_of(state, host, node)  # a cable pulled stays pulled
     except RuntimeFailure as exc:
         record.status, record.error = "error", str(exc)
         save_state(state)

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from ..plan.impairments import describe
 from ..plan.model import NodePlan
 from ..runtime.host import Host, LabProcess
 from ..runtime.hosts import Hosts
@@ -117,6 +118,8 @@ class LinkStatus(BaseModel):
     z_host: str
     connected: bool
     stats: dict[str, Any] = Field(description="the A end's bridge counters for this link")
+    down: bool = Field(default=False, description="its cable is pulled (`newtlab link down`)")
+    impairment: str = Field(default="", description="what `newtlab link set` set, in words")
 
 
 class BridgeStatus(BaseModel):
@@ -225,6 +228,7 @@ def lab_status(state: LabState, views: dict[str, HostView]) -> LabStatus:
         vhosts += _vhosts(nodes[-1], node)
     links = []
     for link in plan.links:
+        settings = state.link_settings(link.name)
         # Each bridge on the link's hosts sees the link whole: its own VM's end and the
         # far one. Counters come from the A end's; the link is up when every one says so.
         seen = [_link_stats(views[host], link.a, link.z) for host in {link.a_host, link.z_host}]
@@ -238,6 +242,12 @@ def lab_status(state: LabState, views: dict[str, HostView]) -> LabStatus:
                 z_host=link.z_host,
                 connected=all(stats.get("connected", False) for stats in seen),
                 stats=_link_stats(views[link.a_host], link.a, link.z),
+                down=settings.down,
+                impairment="; ".join(
+                    f"{d} {text}"
+                    for d, text in (("A→Z", describe(settings.a)), ("Z→A", describe(settings.z)))
+                    if text
+                ),
             )
         )
     return LabStatus(

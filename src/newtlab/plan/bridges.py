@@ -15,7 +15,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .model import LOOPBACK, BridgeLinkPlan, BridgePlan, BridgeSidePlan, HostPlan, LinkPlan
+from .model import (
+    LOOPBACK,
+    BridgeLinkPlan,
+    BridgePlan,
+    BridgeSidePlan,
+    HostPlan,
+    LinkPlan,
+    LinkSettings,
+)
 
 
 def bridge_hosts(links: list[LinkPlan]) -> list[str]:
@@ -46,7 +54,11 @@ def _side(link: LinkPlan, end: str, host: str, hosts: Mapping[str, HostPlan]) ->
 
 def bridge_link(link: LinkPlan, host: str, hosts: Mapping[str, HostPlan]) -> BridgeLinkPlan:
     """How ``host``'s bridge relays ``link`` (one of whose ends is on ``host``)."""
-    return BridgeLinkPlan(a=_side(link, "a", host, hosts), z=_side(link, "z", host, hosts))
+    return BridgeLinkPlan(
+        a=_side(link, "a", host, hosts),
+        z=_side(link, "z", host, hosts),
+        worker=host == link.worker_host,
+    )
 
 
 def plan_bridges(
@@ -67,11 +79,20 @@ def plan_bridges(
     }
 
 
-def newtlink_config(lab: str, bridge: BridgePlan) -> dict[str, Any]:
-    """The JSON config newtlink runs with (``stats_unix`` is added by the host)."""
+def newtlink_config(
+    lab: str, bridge: BridgePlan, settings: dict[str, LinkSettings] | None = None
+) -> dict[str, Any]:
+    """The JSON config newtlink runs with (``stats_unix`` is added by the host).
+
+    ``settings``: by link name, each link's impairment and cable state, given to the
+    bridge of the link's worker host only (frames are impaired once).
+    """
     links = []
     for entry in bridge.links:
         config: dict[str, Any] = {"a": entry.a.name, "z": entry.z.name}
+        wanted = (settings or {}).get(f"{entry.a.name}--{entry.z.name}")
+        if wanted is not None and entry.worker and wanted.bridge():
+            config["settings"] = wanted.bridge()
         for side, plan in (("a", entry.a), ("z", entry.z)):
             if plan.dial:
                 config[f"{side}_dial"] = plan.dial

@@ -217,6 +217,26 @@ class NodePlan(VmSettings):
     qemu_argv: list[str]
 
 
+class LinkSettings(_Frozen):
+    """How a link behaves beyond carrying frames: a pulled cable, and each direction's
+    impairment in the bridge's units (seconds, fractions, bits per second) — ``a``
+    for the frames coming from the A end, ``z`` for those from the Z end."""
+
+    down: bool = False
+    a: dict[str, float] = Field(default_factory=dict)
+    z: dict[str, float] = Field(default_factory=dict)
+
+    @property
+    def impaired(self) -> bool:
+        return bool(self.a or self.z)
+
+    def bridge(self) -> dict[str, object]:
+        """What the bridge's control socket takes (``newtlink.control``)."""
+        found: dict[str, object] = {"down": True} if self.down else {}
+        found.update({side: dict(v) for side, v in (("a", self.a), ("z", self.z)) if v})
+        return found
+
+
 class LinkPlan(_Frozen):
     """One link: each end is a VM NIC listening on its own host's loopback.
 
@@ -235,6 +255,12 @@ class LinkPlan(_Frozen):
     a_port: int
     z_port: int
     worker_host: str
+    settings: LinkSettings = Field(default_factory=LinkSettings, description="from deploy on")
+
+    @property
+    def name(self) -> str:
+        """The link as its bridge names it."""
+        return f"{self.a}--{self.z}"
 
 
 class BridgeSidePlan(_Frozen):
@@ -250,6 +276,9 @@ class BridgeSidePlan(_Frozen):
 class BridgeLinkPlan(_Frozen):
     a: BridgeSidePlan
     z: BridgeSidePlan
+    worker: bool = Field(
+        default=False, description="this bridge is the link's worker: it impairs and captures"
+    )
 
 
 class BridgePlan(_Frozen):

@@ -13,6 +13,7 @@ from ..spec.names import SAFE_NAME_HINT, is_safe_name
 from ..templates import TemplateError
 from .bridges import bridge_hosts, plan_bridges
 from .ifmap import interface_name
+from .impairments import plan_link_settings
 from .macs import assign_macs
 from .model import (
     LOCAL_HOST,
@@ -323,6 +324,7 @@ def build_plan(
     server = {h.name: h for h in hosts}
     accels = _accels(hosts, accel)
     links, listens = _plan_links(specs, nodes, host_of)
+    links = plan_link_settings(section.links, links, str(specs.directory / "topology.json"))
     with_bridge = bridge_hosts(links)
     topology_file = str(specs.directory / "topology.json")
     check_ranges(

@@ -165,6 +165,23 @@ class Host(Protocol):
         """Memory available, cores, and free disk where this host keeps labs."""
         ...
 
+    # -- links -----------------------------------------------------------------------------
+
+    async def set_nic_link(self, lab: str, node: str, netdev: str, up: bool) -> None:
+        """Turn the carrier of one NIC of a running VM here on or off (its guest sees it)."""
+        ...
+
+    async def link_control(self, lab: str, request: dict[str, Any]) -> dict[str, Any]:
+        """One request to the lab's bridge here (see ``newtlink.control``); its answer."""
+        ...
+
+    async def capture(
+        self, lab: str, request: dict[str, Any], sink: Callable[[bytes], None]
+    ) -> None:
+        """A capture from the lab's bridge here: ``sink`` gets the pcap stream in whole
+        records until the capture ends (or the caller is cancelled)."""
+        ...
+
     async def unused_caches(self) -> list[UnusedCache]:
         """Runtimes shipped here and base images uploaded here that nothing uses now
         (see ``agent.caches``)."""

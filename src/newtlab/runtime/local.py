@@ -17,7 +17,9 @@ from ..errors import RuntimeFailure
 from ..plan.capacity import Resources
 from ..plan.model import LOCAL_HOST, Accel, NodePlan
 from ..plan.ports import PortUse
-from .agent import AgentError, ops
+from . import bridge_control
+from .agent import AgentError, layout, ops, paths
+from .bridge_control import no_bridge
 from .host import CommandResult, LabProcess, Say, UnusedCache, lab_processes
 from .images import probe_files
 
@@ -103,6 +105,32 @@ class LocalHost:
 
     async def resources(self) -> Resources:
         return Resources(**await _call(ops.resources))
+
+    async def set_nic_link(self, lab: str, node: str, netdev: str, up: bool) -> None:
+        await _call(ops.set_nic_link, lab=lab, node=node, netdev=netdev, up=up)
+
+    async def _control(self, lab: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        path = paths.lab_dir(lab) / layout.BRIDGE_CONTROL
+        try:
+            return await asyncio.open_unix_connection(str(path))
+        except OSError as exc:
+            raise RuntimeFailure(no_bridge(self.name, lab, exc)) from None
+
+    async def link_control(self, lab: str, request: dict[str, Any]) -> dict[str, Any]:
+        reader, writer = await self._control(lab)
+        try:
+            return await bridge_control.ask(reader, writer, request)
+        finally:
+            writer.close()
+
+    async def capture(
+        self, lab: str, request: dict[str, Any], sink: Callable[[bytes], None]
+    ) -> None:
+        reader, writer = await self._control(lab)
+        try:
+            await bridge_control.capture(reader, writer, request, sink)
+        finally:
+            writer.close()
 
     async def unused_caches(self) -> list[UnusedCache]:
         return [UnusedCache(**entry) for entry in await _call(ops.unused_caches)]

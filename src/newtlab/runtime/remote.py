@@ -19,7 +19,7 @@ import contextlib
 import json
 import shlex
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -29,8 +29,9 @@ from ..errors import RuntimeFailure
 from ..plan.capacity import Resources
 from ..plan.model import Accel, HostPlan, NodePlan
 from ..plan.ports import PortUse
-from . import bundle
-from .agent import files, ops
+from . import bridge_control, bundle
+from .agent import files, layout, ops
+from .bridge_control import no_bridge
 from .host import CommandResult, LabProcess, Say, UnusedCache, lab_processes
 from .images import content_digest, probe_files
 
@@ -313,6 +314,34 @@ class RemoteHost:
 
     async def resources(self) -> Resources:
         return Resources(**await self._agent("resources"))
+
+    async def set_nic_link(self, lab: str, node: str, netdev: str, up: bool) -> None:
+        await self._agent("set_nic_link", lab=lab, node=node, netdev=netdev, up=up)
+
+    async def _control(
+        self, lab: str
+    ) -> tuple[asyncssh.SSHReader[bytes], asyncssh.SSHWriter[bytes]]:
+        path = f"{self._home}/labs/{lab}/{layout.BRIDGE_CONTROL}"
+        try:  # sshd forwards the Unix socket (StreamLocalForwarding, on by default)
+            return await self._conn.open_unix_connection(path, encoding=None)
+        except (OSError, asyncssh.Error) as exc:
+            raise RuntimeFailure(no_bridge(self.name, lab, exc)) from None
+
+    async def link_control(self, lab: str, request: dict[str, Any]) -> dict[str, Any]:
+        reader, writer = await self._control(lab)
+        try:
+            return await bridge_control.ask(reader, writer, request)
+        finally:
+            writer.close()
+
+    async def capture(
+        self, lab: str, request: dict[str, Any], sink: Callable[[bytes], None]
+    ) -> None:
+        reader, writer = await self._control(lab)
+        try:
+            await bridge_control.capture(reader, writer, request, sink)
+        finally:
+            writer.close()
 
     async def unused_caches(self) -> list[UnusedCache]:
         return [UnusedCache(**entry) for entry in await self._agent("unused_caches")]

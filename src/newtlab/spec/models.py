@@ -282,7 +282,22 @@ class ServerConfig(_Open):
 Port = int
 
 
+class LinkSettingsSpec(BaseModel):
+    """``newtlab.links.<NODE:IFACE>``: how that link behaves from deploy on."""
+
+    model_config = ConfigDict(extra="forbid")
+    delay: str | None = None
+    jitter: str | None = None
+    loss: str | None = None
+    rate: str | None = None
+    corrupt: str | None = None
+    duplicate: str | None = None
+    direction: Literal["both", "out", "in"] = "both"
+    down: bool = False
+
+
 class NewtlabSection(_Open):
+    links: dict[str, LinkSettingsSpec] = Field(default_factory=dict)
     link_port_base: int = Field(default=20000, ge=1024, le=65535)
     console_port_base: int = Field(default=30000, ge=1024, le=65535)
     ssh_port_base: int = Field(default=40000, ge=1024, le=65535)

@@ -26,7 +26,12 @@ except ImportError:  # shipped to a server: newtlink is a package of its own bes
 
 def start(lab_dir: Path, lab: str, config: dict[str, Any], timeout: float = 15) -> int:
     """Write the config, start the supervised bridge and wait for its ``READY <pid>`` line."""
-    config = {**config, "stats_unix": str(lab_dir / layout.BRIDGE_SOCKET)}
+    config = {
+        **config,
+        "stats_unix": str(lab_dir / layout.BRIDGE_SOCKET),
+        "control_unix": str(lab_dir / layout.BRIDGE_CONTROL),
+        "settings_file": str(lab_dir / layout.LINK_SETTINGS),
+    }
     atomic_write(lab_dir / layout.BRIDGE_CONFIG, json.dumps(config, indent=2).encode(), 0o600)
     log_path = lab_dir / layout.BRIDGE_LOG
     log_path.parent.mkdir(exist_ok=True)

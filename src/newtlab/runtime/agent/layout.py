@@ -13,10 +13,12 @@ from __future__ import annotations
 STATE = "state.json"
 BRIDGE_CONFIG = "bridge.json"
 BRIDGE_SOCKET = "newtlink.sock"
+BRIDGE_CONTROL = "newtlink-control.sock"
+LINK_SETTINGS = "links.json"  # the bridge's link settings (impairment, cables pulled)
 BRIDGE_LOG = "logs/newtlink.log"
 SSH_KEY = "ssh/id_ed25519"
 HOST_SUBDIRS = ("disks", "qemu", "logs")
-HOST_FILES = (BRIDGE_CONFIG, BRIDGE_SOCKET)
+HOST_FILES = (BRIDGE_CONFIG, BRIDGE_SOCKET, BRIDGE_CONTROL, LINK_SETTINGS)
 
 
 def overlay(node: str) -> str:

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from . import accel, bridge, caches, files, ports, procs, vm
+from . import AgentError, accel, bridge, caches, files, ports, procs, vm
 from .layout import overlay
 from .paths import home, lab_dir
 from .tools import PACKAGES
@@ -59,6 +59,16 @@ def stop_vm(lab: str, node: str, pid: int, grace: float) -> bool:
 
 def vm_running(lab: str, node: str, pid: int) -> bool:
     return procs.is_ours(pid, procs.qemu_tag(lab, node))
+
+
+def set_nic_link(lab: str, node: str, netdev: str, up: bool) -> None:
+    """Carrier of one of the node's NICs on or off, as the guest sees it (QMP set_link)."""
+    try:
+        reply = vm.qmp(lab_dir(lab), node, "set_link", arguments={"name": netdev, "up": up})
+    except OSError as exc:
+        raise AgentError(f"{node}: its QEMU monitor did not answer ({exc})") from None
+    if "error" in reply:
+        raise AgentError(f"{node}: set_link {netdev}: {reply['error'].get('desc', reply)}")
 
 
 def processes(lab: str) -> list[tuple[int, str, str]]:
@@ -137,6 +147,7 @@ OPERATIONS = {
         start_vm,
         stop_vm,
         vm_running,
+        set_nic_link,
         processes,
         start_bridge,
         stop_bridge,

@@ -22,7 +22,13 @@ def log_tail(path: Path, lines: int = 5) -> str:
     return "\n".join(text[-lines:])
 
 
-def qmp(lab_dir: Path, node: str, command: str, timeout: float = 5) -> dict[str, Any]:
+def qmp(
+    lab_dir: Path,
+    node: str,
+    command: str,
+    timeout: float = 5,
+    arguments: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Run one QMP command on the node's monitor; its reply (``return`` or ``error``).
 
     QEMU greets from the monitor's own thread at once; commands wait for its
@@ -34,8 +40,9 @@ def qmp(lab_dir: Path, node: str, command: str, timeout: float = 5) -> dict[str,
         with sock.makefile("rwb") as stream:
             stream.readline()  # the greeting
             reply: dict[str, Any] = {}
-            for execute in ("qmp_capabilities", command):
-                stream.write(json.dumps({"execute": execute}).encode() + b"\n")
+            for execute, args in (("qmp_capabilities", None), (command, arguments)):
+                message = {"execute": execute, **({"arguments": args} if args else {})}
+                stream.write(json.dumps(message).encode() + b"\n")
                 stream.flush()
                 while True:  # skip asynchronous events
                     reply = json.loads(stream.readline() or b"{}")

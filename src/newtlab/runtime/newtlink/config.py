@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 SIDES = ("a", "z")
@@ -51,6 +51,8 @@ class LinkConfig:
     a: SideConfig
     z: SideConfig
     pcap: str = ""  # capture file, "" = no capture
+    # impairment and cable state at start (see ``control``); a settings file overrides it
+    settings: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def name(self) -> str:
@@ -67,6 +69,8 @@ class BridgeConfig:
     links: tuple[LinkConfig, ...]
     stats_addr: tuple[str, int] | None = None
     stats_unix: str = ""
+    control_unix: str = ""  # the control socket (see ``control``), "" = none
+    settings_file: str = ""  # link settings kept across restarts (see ``control``)
 
 
 def normalize_address(address: str) -> str:
@@ -149,18 +153,22 @@ def parse(data: Any) -> BridgeConfig:
         where = f"links[{i}]"
         if not isinstance(entry, dict):
             raise ConfigError(f"{where}: expected an object")
-        links.append(LinkConfig(_side(entry, "a", where), _side(entry, "z", where)))
+        settings = _get(entry, "settings", dict, where, {})
+        links.append(LinkConfig(_side(entry, "a", where), _side(entry, "z", where), "", settings))
     names = {link.name: i for i, link in enumerate(links)}
     for name, path in pcap.items():
         if name not in names:
             raise ConfigError(f"pcap: no link named {name!r} (links are named 'a--z')")
         if not isinstance(path, str) or not path:
             raise ConfigError(f"pcap[{name!r}]: expected a file path")
-        links[names[name]] = LinkConfig(links[names[name]].a, links[names[name]].z, path)
+        old = links[names[name]]
+        links[names[name]] = LinkConfig(old.a, old.z, path, old.settings)
     stats_addr_raw = _get(data, "stats_addr", str, "config", "")
     stats_addr = parse_host_port(stats_addr_raw, "stats_addr") if stats_addr_raw else None
     stats_unix = _get(data, "stats_unix", str, "config", "")
-    return BridgeConfig(lab, tuple(links), stats_addr, stats_unix)
+    control_unix = _get(data, "control_unix", str, "config", "")
+    settings_file = _get(data, "settings_file", str, "config", "")
+    return BridgeConfig(lab, tuple(links), stats_addr, stats_unix, control_unix, settings_file)
 
 
 def load(path: str) -> BridgeConfig:

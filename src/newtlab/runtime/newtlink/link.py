@@ -14,7 +14,9 @@ import threading
 from typing import Any
 
 from .config import SIDES, LinkConfig
-from .pcap import PcapWriter
+from .impair import Impairment
+from .pcap import PcapTap, PcapWriter
+from .shaper import Shaper
 
 
 def other(side: str) -> str:
@@ -76,7 +78,65 @@ class Link:
         self.read = {"a": Counters(), "z": Counters()}  # keyed by the side read from
         # Frames pass through Python only while capturing; the pumps check this per read.
         self.pcap: PcapWriter | None = PcapWriter(config.pcap) if config.pcap else None
+        self.taps: tuple[PcapTap, ...] = ()  # live captures (``newtlab capture``)
+        self.down = False  # a pulled cable: no frame crosses either way
+        self.shapers: dict[str, Shaper | None] = {"a": None, "z": None}  # by side read from
         self._lock = threading.Lock()
+
+    # -- settings (see ``control``) -------------------------------------------------------
+
+    def send_to(self, side: str, frame: bytes) -> bool:
+        """Send ``frame`` to ``side`` if it is connected (a shaper's sender)."""
+        conn = self.conns[side]
+        if conn is None or self.down:
+            return False
+        with conn.write_lock:
+            if not conn.alive:
+                return False
+            try:
+                conn.sock.sendall(frame)
+            except OSError:
+                conn.kill()
+                return False
+        return True
+
+    def impair(self, read_side: str, impairment: Impairment | None) -> None:
+        """Impair frames read from ``read_side`` (None or an inactive one: no longer)."""
+        old = self.shapers[read_side]
+        if impairment is not None and impairment.active:
+            target = other(read_side)
+            self.shapers[read_side] = Shaper(
+                impairment, lambda frame: self.send_to(target, frame),
+                f"{self.name} {read_side}→{target}",
+            )  # fmt: skip
+        else:
+            self.shapers[read_side] = None
+        if old is not None:
+            old.stop()
+
+    def settings(self) -> dict[str, Any]:
+        """What is set on this link, as the settings file keeps it."""
+        found: dict[str, Any] = {"down": self.down} if self.down else {}
+        for side in SIDES:
+            shaper = self.shapers[side]
+            if shaper is not None:
+                found[side] = shaper.impairment.to_json()
+        return found
+
+    def apply(self, settings: dict[str, Any]) -> None:
+        """Make this link's settings exactly ``settings`` (as ``settings`` returns them)."""
+        self.down = bool(settings.get("down", False))
+        for side in SIDES:
+            raw = settings.get(side)
+            self.impair(side, Impairment.from_json(raw) if raw else None)
+
+    def add_tap(self, tap: PcapTap) -> None:
+        with self._lock:
+            self.taps = (*self.taps, tap)
+
+    def remove_tap(self, tap: PcapTap) -> None:
+        with self._lock:
+            self.taps = tuple(t for t in self.taps if t is not tap)
 
     def attach(self, side: str, conn: Conn) -> bool:
         """Take ``conn`` as ``side``; False if that side is already connected."""
@@ -102,6 +162,11 @@ class Link:
             conn = self.conns[side]
             if conn is not None:
                 conn.kill()
+            shaper = self.shapers[side]
+            if shaper is not None:
+                shaper.stop()
+        for tap in self.taps:
+            tap.close()
 
     def finish(self) -> None:
         if self.pcap is not None:
@@ -151,4 +216,9 @@ class Link:
             "z_last_activity": z.last_activity,
             "last_activity": max(a.last_activity, z.last_activity),
             "pcap": self.config.pcap if self.pcap is not None else "",
-        }
+            "down": self.down,
+            "captures": len(self.taps),
+            **{f"{side}_impaired": self.shapers[side] is not None for side in SIDES},
+            **{f"{s}_to_{other(s)}_impaired_dropped_frames": shaper.dropped_frames
+               for s, shaper in self.shapers.items() if shaper is not None},
+        }  # fmt: skip

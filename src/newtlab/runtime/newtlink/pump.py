@@ -121,6 +121,18 @@ class Pump:
         link = self.link
         if link.pcap is not None:
             link.pcap.write(self.view[:size])
+        for tap in link.taps:  # a live capture: usually none
+            tap.write(self.view[:size])
+        if link.down:  # a pulled cable
+            counters.dropped_bytes += size
+            counters.dropped_frames += frames
+            return
+        shaper = link.shapers[self.side]
+        if shaper is not None:  # impaired: the shaper sends each frame when it is due
+            shaper.submit(self.view[:size])
+            counters.bytes += size
+            counters.frames += frames
+            return
         peer = link.conns[self.other]
         if peer is not None:
             # The lock keeps the peer's reader from closing the socket under us.

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import stats
+from . import control, stats
 from .config import SIDES, BridgeConfig, normalize_address
 from .dial import Dialer
 from .link import Conn, Link
@@ -65,23 +65,23 @@ def _listen(address: Address, purpose: str) -> socket.socket:
     return sock
 
 
-def _clear_stale_unix_socket(path: str) -> None:
+def _clear_stale_unix_socket(path: str, purpose: str) -> None:
     """Remove a socket file left by a bridge that died; never a live one or another file."""
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
         return
     except OSError as exc:
-        raise StartError(f"cannot listen on {path} (stats): {exc.strerror}") from None
+        raise StartError(f"cannot listen on {path} ({purpose}): {exc.strerror}") from None
     if not stat.S_ISSOCK(mode):
-        raise StartError(f"cannot listen on {path} (stats): exists and is not a socket")
+        raise StartError(f"cannot listen on {path} ({purpose}): exists and is not a socket")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         try:
             probe.connect(path)
         except OSError:
             os.unlink(path)  # nobody answers: stale
             return
-    raise StartError(f"cannot listen on {path} (stats): a running process serves it")
+    raise StartError(f"cannot listen on {path} ({purpose}): a running process serves it")
 
 
 class Bridge:
@@ -96,7 +96,7 @@ class Bridge:
         self.listeners: list[socket.socket] = []
         self.dialer = Dialer(self.selector, self._connected)
         self.pumps: list[threading.Thread] = []
-        self.unix_path = ""
+        self.unix_paths: list[str] = []
         self.stopping = False
 
     # -- start ----------------------------------------------------------------------------
@@ -124,10 +124,20 @@ class Bridge:
                 sock = _listen(self.config.stats_addr, "stats")
                 self._register(sock, functools.partial(self._accept_stats, sock))
             if self.config.stats_unix:
-                _clear_stale_unix_socket(self.config.stats_unix)
+                _clear_stale_unix_socket(self.config.stats_unix, "stats")
                 sock = _listen(self.config.stats_unix, "stats")
                 self._register(sock, functools.partial(self._accept_stats, sock))
-                self.unix_path = self.config.stats_unix
+                self.unix_paths.append(self.config.stats_unix)
+            if self.config.control_unix:
+                _clear_stale_unix_socket(self.config.control_unix, "control")
+                sock = _listen(self.config.control_unix, "control")
+                self._register(sock, functools.partial(self._accept_control, sock))
+                self.unix_paths.append(self.config.control_unix)
+            try:
+                control.load_settings(self.config.settings_file, self.links)
+            except (OSError, ValueError, TypeError) as exc:
+                where = self.config.settings_file or "the config"
+                raise StartError(f"bad link settings in {where}: {exc}") from None
         except StartError:
             self.close()
             raise
@@ -169,6 +179,16 @@ class Bridge:
         accepted = self._accept(listener)
         if accepted is not None:
             self._serve_stats(accepted[0])
+
+    def _accept_control(self, listener: socket.socket) -> None:
+        accepted = self._accept(listener)
+        if accepted is not None:  # a capture may last: each connection has its thread
+            threading.Thread(
+                target=control.serve,
+                args=(accepted[0], self.links, self.config.settings_file),
+                name="control",
+                daemon=True,
+            ).start()
 
     def _accept_link(self, listener: socket.socket, link: Link, side: str) -> None:
         accepted = self._accept(listener)
@@ -236,10 +256,10 @@ class Bridge:
                 self.selector.unregister(sock)
             sock.close()
         self.listeners = []
-        if self.unix_path:
+        for path in self.unix_paths:
             with contextlib.suppress(OSError):
-                os.unlink(self.unix_path)
-            self.unix_path = ""
+                os.unlink(path)
+        self.unix_paths = []
         for link in self.links:
             link.close()
         deadline = time.monotonic() + timeout
