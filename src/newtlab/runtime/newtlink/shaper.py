@@ -2,7 +2,8 @@
 ``Schedule`` gave them, and a thread of their own sends them then.
 
 A direction without impairment has no shaper at all: its pump sends straight
-from its buffer, as before. Frames here are copied out one by one (a
+from its buffer, as before. However fast frames come, at most ``MAX_QUEUED``
+wait here (a delayed flood would otherwise take all memory). Frames here are copied out one by one (a
 schedule decides per frame), which costs a copy that only impaired links pay.
 """
 
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from .frames import HEADER, HEADER_SIZE
 from .impair import Impairment, Schedule
 
+MAX_QUEUED = 1 << 16  # frames held for later, whatever the settings: beyond, drop
 Send = Callable[[bytes], bool]  # send one framed frame to the other side; False if it is away
 
 
@@ -36,13 +38,13 @@ class Shaper:
     def submit(self, data: memoryview) -> None:
         """Take the whole frames of ``data`` (QEMU-framed, back to back)."""
         now = time.monotonic()
-        admitted = []
+        admitted: list[tuple[float, bytes]] = []
         pos, end = 0, len(data)
         while pos < end:
             (length,) = HEADER.unpack_from(data, pos)
             stop = pos + HEADER_SIZE + length
             verdict = self.schedule.admit(now, length)
-            if not verdict.departures:
+            if not verdict.departures or len(self.queue) + len(admitted) >= MAX_QUEUED:
                 self.dropped_frames += 1
                 self.dropped_bytes += stop - pos
             else:
