@@ -140,7 +140,7 @@ def bulk(seconds: float, settings: dict[str, Any], capture: bool = False) -> flo
     result, go = nl.CTX.Queue(), nl.CTX.Event()
     with nl.endpoints() as start:
         start(nl.receiver, z, result)
-        start(nl.sender, a, False, 9000, seconds, go)
+        start(nl.sender, a, False, 9000, 1 << 20, seconds, go)
         with bridge(a, z) as control:
             if settings:
                 impair(control, settings)

@@ -10,16 +10,19 @@ newtlink from its config (``a_dial``/``z_dial``), socat as
 connected (frames sent before that are dropped by design). Printed side by
 side, measured in one run:
 
-* throughput (Gbit/s) for bulk (9,000-byte frames in 1 MiB writes) and for
-  64- and 1,500-byte frames (one send() per frame), through: a direct
-  loopback connection (no relay: the sender dials the receiver), socat as a
-  relay, and newtlink;
-* round-trip latency (p50/p99 µs) of a 64-byte frame, every process pinned
+* throughput (Gbit/s) for bulk (9,000-byte frames in 1 MiB writes), 1,500-byte
+  frames in 64 KiB writes, and 64- and 1,500-byte frames (one send() per
+  frame), through: a direct
+  loopback connection (no relay: the sender dials the receiver), a plain
+  ``os.splice`` relay that never looks at a frame (``splice_relay.py``: the
+  reference), socat as a relay, and newtlink;
+* round-trip latency (p50/p99 µs) of a 64-byte frame, unpinned and every process pinned
   to CPU 0 (unpinned figures mostly measure waking the other CPU);
 * relay CPU per Gbit/s (from /proc/<pid>/stat), and the RSS and CPU share of
   one newtlink whose 1,000 links dial ports where nothing listens (it keeps
   redialling every side, backing off to once a second);
-* the ratios newtlink/direct and newtlink/socat.
+* the ratios newtlink/direct, newtlink/splice and newtlink/socat, and the round
+  trip newtlink adds over direct.
 """
 
 from __future__ import annotations
@@ -45,7 +48,9 @@ from typing import Any
 from newtlab.runtime.newtlink import query_stats
 
 HEAD = struct.Struct(">I")
-MODES = {"bulk": 9000, "1500B": 1500, "64B": 64}
+# name → (frame size, bytes per write; 0: one send() per frame, as a VM's NIC does)
+MODES = {"bulk": (9000, 1 << 20), "1500B/64K": (1500, 64 << 10), "1500B": (1500, 0),
+         "64B": (64, 0)}  # fmt: skip
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CTX = mp.get_context("fork")
 
@@ -107,11 +112,13 @@ def receiver(port: int, result: Any, ready: Any) -> None:
     result.put((total, last - first))
 
 
-def sender(port: int, dial: bool, size: int, seconds: float, go: Any, ready: Any) -> None:
+def sender(
+    port: int, dial: bool, size: int, write: int, seconds: float, go: Any, ready: Any
+) -> None:
     sock = _endpoint_socket(port, dial, ready)
     one = frame(size)
-    if size >= 9000:
-        payload, send = one * ((1 << 20) // len(one)), sock.sendall
+    if write:
+        payload, send = one * (write // len(one)), sock.sendall
     else:
         payload, send = one, sock.send  # one send() per frame, as a VM's NIC does
     go.wait(30)
@@ -123,8 +130,9 @@ def sender(port: int, dial: bool, size: int, seconds: float, go: Any, ready: Any
     sock.close()
 
 
-def echo(port: int, ready: Any) -> None:
-    os.sched_setaffinity(0, {0})
+def echo(port: int, pin: bool, ready: Any) -> None:
+    if pin:
+        os.sched_setaffinity(0, {0})
     sock = _endpoint_socket(port, False, ready, nodelay=True)
     while True:
         data = sock.recv(65536)
@@ -133,8 +141,9 @@ def echo(port: int, ready: Any) -> None:
         sock.sendall(data)
 
 
-def pinger(port: int, dial: bool, count: int, result: Any, go: Any, ready: Any) -> None:
-    os.sched_setaffinity(0, {0})
+def pinger(port: int, dial: bool, count: int, result: Any, go: Any, pin: bool, ready: Any) -> None:
+    if pin:
+        os.sched_setaffinity(0, {0})
     sock = _endpoint_socket(port, dial, ready, nodelay=True)
     one = frame(64)
     samples = []
@@ -196,6 +205,9 @@ def relay(kind: str, a: int, z: int, pin: bool) -> Iterator[int | None]:
         stats = Path(tmp) / "stats.sock"
         if kind == "socat":
             command = ["socat", f"TCP:127.0.0.1:{a},nodelay", f"TCP:127.0.0.1:{z},nodelay"]
+        elif kind == "splice":
+            command = [sys.executable, str(Path(__file__).with_name("splice_relay.py")),
+                       str(a), str(z)]  # fmt: skip
         else:
             newtlink_config(Path(tmp) / "bridge.json", [(a, z)], stats)
             command = [sys.executable, "-m", "newtlab.runtime.newtlink", f"{tmp}/bridge.json"]
@@ -218,7 +230,7 @@ def relay(kind: str, a: int, z: int, pin: bool) -> Iterator[int | None]:
 
 
 def linked(kind: str, proc: subprocess.Popen[bytes], stats: Path) -> bool:
-    if kind == "socat":  # no stats: socat connects both sides at start, then relays
+    if kind in ("socat", "splice"):  # no stats: they connect both sides at start, then relay
         time.sleep(0.2)
         return proc.poll() is None
     try:
@@ -234,13 +246,13 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def throughput(kind: str, size: int, seconds: float) -> dict[str, float]:
+def throughput(kind: str, size: int, seconds: float, write: int = 0) -> dict[str, float]:
     a, z = free_ports(2)
     dial = kind == "direct"  # with no relay the sender dials the receiver itself
     result, go = CTX.Queue(), CTX.Event()
     with endpoints() as start:
         start(receiver, z, result)
-        start(sender, z if dial else a, dial, size, seconds, go)
+        start(sender, z if dial else a, dial, size, write, seconds, go)
         with relay(kind, a, z, pin=False) as pid:
             cpu0, t0 = cpu_seconds(pid), time.perf_counter()
             go.set()
@@ -255,14 +267,14 @@ def throughput(kind: str, size: int, seconds: float) -> dict[str, float]:
     }
 
 
-def latency(kind: str, count: int) -> tuple[float, float]:
+def latency(kind: str, count: int, pin: bool = True) -> tuple[float, float]:
     a, z = free_ports(2)
     dial = kind == "direct"
     result, go = CTX.Queue(), CTX.Event()
     with endpoints() as start:
-        start(echo, z)  # through newtlink it never sees EOF: killed on the way out
-        start(pinger, z if dial else a, dial, count, result, go)
-        with relay(kind, a, z, pin=True):
+        start(echo, z, pin)  # through newtlink it never sees EOF: killed on the way out
+        start(pinger, z if dial else a, dial, count, result, go, pin)
+        with relay(kind, a, z, pin=pin):
             go.set()
             return result.get(timeout=120)
 
@@ -317,16 +329,17 @@ def main() -> None:
     args = parser.parse_args()
     # A SIGTERM unwinds like Ctrl-C, so no relay or endpoint outlives the bench.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    kinds = ["direct", "newtlink"] + (["socat"] if shutil.which("socat") else [])
+    kinds = ["direct", "splice", "newtlink"] + (["socat"] if shutil.which("socat") else [])
     results: dict[str, Any] = {}
     for kind in kinds:
         entry: dict[str, Any] = {}
-        for mode, size in MODES.items():
+        for mode, (size, write) in MODES.items():
             entry[mode] = median_of(
-                args.repeat, lambda k=kind, s=size: throughput(k, s, args.seconds)
+                args.repeat, lambda k=kind, s=size, w=write: throughput(k, s, args.seconds, w)
             )
         p50, p99 = latency(kind, args.pings)
         entry["rtt_p50_us"], entry["rtt_p99_us"] = p50, p99
+        entry["rtt_p50_unpinned_us"] = latency(kind, args.pings, pin=False)[0]
         results[kind] = entry
     idle = idle_cost()
     results["newtlink_idle_rss_mib_1000_links"] = idle["rss_mib"]
@@ -341,7 +354,14 @@ def main() -> None:
             ratios[f"{mode}_vs_socat"] = (
                 results["newtlink"][mode]["gbit_s"] / results["socat"][mode]["gbit_s"]
             )
+    for mode in MODES:
+        ratios[f"{mode}_vs_splice"] = (
+            results["newtlink"][mode]["gbit_s"] / results["splice"][mode]["gbit_s"]
+        )
     ratios["rtt_p50_added_us"] = results["newtlink"]["rtt_p50_us"] - results["direct"]["rtt_p50_us"]
+    ratios["rtt_p50_unpinned_added_us"] = (
+        results["newtlink"]["rtt_p50_unpinned_us"] - results["direct"]["rtt_p50_unpinned_us"]
+    )
     results["ratios"] = ratios
     if args.json:
         json.dump(results, sys.stdout, indent=2)
@@ -349,8 +369,8 @@ def main() -> None:
         return
     print(
         f"{'':10}"
-        + "".join(f"{m + ' Gbit/s':>16}" for m in MODES)
-        + f"{'RTT p50 µs':>12}{'p99 µs':>9}{'CPU%/Gbit/s':>13}"
+        + "".join(f"{m + ' Gbit/s':>18}" for m in MODES)
+        + f"{'RTT p50 µs':>12}{'p99 µs':>9}{'unpinned':>10}{'CPU%/Gbit/s':>13}"
     )
     for kind in kinds:
         r = results[kind]
@@ -358,8 +378,9 @@ def main() -> None:
         cpu = f"{bulk['relay_cpu'] * 100 / bulk['gbit_s']:.1f}" if kind != "direct" else "-"
         print(
             f"{kind:10}"
-            + "".join(f"{r[m]['gbit_s']:16.2f}" for m in MODES)
-            + f"{r['rtt_p50_us']:12.1f}{r['rtt_p99_us']:9.1f}{cpu:>13}"
+            + "".join(f"{r[m]['gbit_s']:18.2f}" for m in MODES)
+            + f"{r['rtt_p50_us']:12.1f}{r['rtt_p99_us']:9.1f}{r['rtt_p50_unpinned_us']:10.1f}"
+            + f"{cpu:>13}"
         )
     print(
         "64B frames/s: "
