@@ -263,7 +263,10 @@ class Lab:
             raise RuntimeFailure(str(exc)) from None
         if not converted:
             raise RuntimeFailure("nothing to set: give --delay, --loss, --rate, …")
-        return self._links(lambda s, h: links_op.impair(s, h, end, converted, direction), end)
+        try:
+            return self._links(lambda s, h: links_op.impair(s, h, end, converted, direction), end)
+        except ImpairmentError as exc:
+            raise RuntimeFailure(str(exc)) from None
 
     def link_reset(self, end: str) -> LinkSettings:
         """No impairment on the link at ``end`` any more (a pulled cable stays pulled)."""

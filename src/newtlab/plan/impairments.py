@@ -77,8 +77,6 @@ def impairment(values: dict[str, Any]) -> dict[str, Any]:
             converted[field] = rate(value)
         else:
             raise ImpairmentError(f"{field}: not an impairment ({', '.join(FIELDS)})")
-    if "jitter" in converted and "delay" not in converted:
-        raise ImpairmentError("jitter: give a delay too (jitter varies the delay)")
     return converted
 
 
@@ -107,10 +105,13 @@ def with_impairment(
     current: LinkSettings, end_side: str, direction: Direction, values: dict[str, Any]
 ) -> LinkSettings:
     """``current`` with ``values`` (bridge units) set on the chosen directions; what
-    was set there before and is not named stays."""
-    update = {
-        side: {**getattr(current, side), **values} for side in read_sides(end_side, direction)
-    }
+    was set there before and is not named stays, and a value set to 0 goes."""
+    update = {}
+    for side in read_sides(end_side, direction):
+        merged = {k: v for k, v in {**getattr(current, side), **values}.items() if v}
+        if merged.get("jitter") and not merged.get("delay"):
+            raise ImpairmentError("jitter: give a delay too (jitter varies the delay)")
+        update[side] = merged
     return current.model_copy(update=update)
 
 
@@ -135,12 +136,12 @@ def plan_link_settings(
         i, side = ends[end]
         try:
             values = impairment(spec.model_dump(include=set(FIELDS)))
+            updated = with_impairment(settings[i], side, spec.direction, values)
         except ImpairmentError as exc:
             field, _, problem = str(exc).partition(": ")
             errors.append(SpecError(topology_file, f"{where}.{field}", problem,
                                     "see the README's link impairment units"))  # fmt: skip
             continue
-        updated = with_impairment(settings[i], side, spec.direction, values)
         settings[i] = updated.model_copy(update={"down": updated.down or spec.down})
     if errors:
         raise SpecErrors(errors)

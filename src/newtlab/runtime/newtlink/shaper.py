@@ -2,9 +2,10 @@
 ``Schedule`` gave them, and a thread of their own sends them then.
 
 A direction without impairment has no shaper at all: its pump sends straight
-from its buffer, as before. However fast frames come, at most ``MAX_QUEUED``
-wait here (a delayed flood would otherwise take all memory). Frames here are copied out one by one (a
-schedule decides per frame), which costs a copy that only impaired links pay.
+from its buffer, as before. Frames here are copied out one by one (a schedule
+decides per frame), which costs a copy that only impaired links pay. However
+fast frames come, at most ``MAX_QUEUED`` wait here (a delayed flood would
+otherwise take all memory).
 """
 
 from __future__ import annotations
