@@ -117,6 +117,30 @@ def test_a_lab_over_two_servers(
     ssh("r1", "ping -c 3 -W 2 10.0.12.2 || ping -c 3 -W 2 10.0.12.2")  # inside s1
     ssh("r3", "ping -c 3 -W 2 10.0.23.2 || ping -c 3 -W 2 10.0.23.2")  # s2 to s1
 
+    # Links shaped across servers: the worker bridge (s1's) is reached through s1's SSH
+    # connection; a pulled cable drops the carrier of r2 on s1 and of r3 on s2.
+    assert run_cli("link", "set", "r3:eth1", "--delay", "50ms").returncode == 0
+    times = re.findall(r"time=([\d.]+) ms", ssh("r3", "ping -c 3 -i 0.3 -W 2 10.0.23.2"))
+    assert len(times) == 3 and min(map(float, times)) >= 100, times
+    capture = subprocess.Popen(
+        [sys.executable, "-m", "newtlab", "capture", "r3:eth1", "-w", "-", "--count", "2"],
+        stdout=subprocess.PIPE, env=os.environ.copy(),
+    )  # fmt: skip
+    try:
+        time.sleep(2)
+        ssh("r3", "ping -c 2 -W 2 10.0.23.2")
+        pcap, _ = capture.communicate(timeout=30)
+    finally:
+        capture.kill()
+    assert pcap[:4] == bytes.fromhex("d4c3b2a1") and len(pcap) > 24 + 2 * 16
+    assert run_cli("link", "reset", "r3:eth1").returncode == 0
+    assert run_cli("link", "down", "r3:eth1").returncode == 0
+    assert ssh("r3", "cat /sys/class/net/eth1/carrier").strip() == "0"
+    assert ssh("r2", "cat /sys/class/net/eth2/carrier").strip() == "0"
+    assert run_cli("link", "up", "r3:eth1").returncode == 0
+    assert ssh("r3", "cat /sys/class/net/eth1/carrier").strip() == "1"
+    ssh("r3", "ping -c 3 -W 2 10.0.23.2 || ping -c 3 -W 2 10.0.23.2")
+
     # Only what must be exposed is: sshd, each VM's SSH forward, the one cross-host
     # bridge port (on s1, the link's worker), which takes only s2. Everything else of
     # the lab listens on loopback inside its server.
