@@ -84,7 +84,7 @@ def round_trips(settings: dict[str, Any], count: int) -> list[float]:
     result, go = nl.CTX.Queue(), nl.CTX.Event()
     samples: list[float] = []
     with nl.endpoints() as start:
-        start(nl.echo, z)
+        start(nl.echo, z, False)
         start(_pinger_all, a, count, result, go)
         with bridge(a, z) as control:
             if settings:
@@ -96,17 +96,8 @@ def round_trips(settings: dict[str, Any], count: int) -> list[float]:
 
 def _pinger_all(port: int, count: int, result: Any, go: Any, ready: Any) -> None:
     sock = nl._endpoint_socket(port, False, ready, nodelay=True)
-    one = nl.frame(64)
-    samples = []
     go.wait(30)
-    for _ in range(count):
-        t0 = time.perf_counter()
-        sock.sendall(one)
-        got = 0
-        while got < len(one):
-            got += len(sock.recv(65536))
-        samples.append((time.perf_counter() - t0) * 1000)
-    result.put(samples)
+    result.put([seconds * 1000 for seconds in nl.round_trips(sock, count)])
 
 
 def _paced_sender(port: int, frames: int, rate: int, go: Any, ready: Any) -> None:
