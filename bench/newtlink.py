@@ -141,13 +141,10 @@ def echo(port: int, pin: bool, ready: Any) -> None:
         sock.sendall(data)
 
 
-def pinger(port: int, dial: bool, count: int, result: Any, go: Any, pin: bool, ready: Any) -> None:
-    if pin:
-        os.sched_setaffinity(0, {0})
-    sock = _endpoint_socket(port, dial, ready, nodelay=True)
+def round_trips(sock: socket.socket, count: int) -> list[float]:
+    """Seconds each of ``count`` 64-byte frames takes to come back through ``sock``."""
     one = frame(64)
     samples = []
-    go.wait(30)
     for _ in range(count):
         t0 = time.perf_counter()
         sock.sendall(one)
@@ -155,8 +152,16 @@ def pinger(port: int, dial: bool, count: int, result: Any, go: Any, pin: bool, r
         while got < len(one):
             got += len(sock.recv(65536))
         samples.append(time.perf_counter() - t0)
+    return samples
+
+
+def pinger(port: int, dial: bool, count: int, result: Any, go: Any, pin: bool, ready: Any) -> None:
+    if pin:
+        os.sched_setaffinity(0, {0})
+    sock = _endpoint_socket(port, dial, ready, nodelay=True)
+    go.wait(30)
+    samples = sorted(round_trips(sock, count))
     sock.close()
-    samples.sort()
     result.put((samples[len(samples) // 2] * 1e6, samples[int(len(samples) * 0.99)] * 1e6))
 
 

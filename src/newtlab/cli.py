@@ -740,30 +740,22 @@ def capture(
     if target is None:
         raise NewtlabError("give -w FILE, or -w - and pipe it (e.g. into tcpdump -r -)")
     chosen = _lab_of_end(end, lab)
-    if target == "-":
-        stream = sys.stdout.buffer
-
-        def sink(data: bytes) -> None:
-            stream.write(data)
-            stream.flush()
-    else:
-        handle = open(target, "wb")  # noqa: SIM115 - closed below, also on Ctrl-C
-
-        def sink(data: bytes) -> None:
-            handle.write(data)
-            handle.flush()
-
     if target != "-":
         err.print(f"capturing {end} into {target} — Ctrl-C stops", highlight=False)
+    # stdout for -, else the file (closed below, also on Ctrl-C)
+    stream = sys.stdout.buffer if target == "-" else open(target, "wb")  # noqa: SIM115
+
+    def sink(data: bytes) -> None:
+        stream.write(data)
+        stream.flush()  # a reader following it sees frames as they pass
+
     try:
         chosen.capture(end, sink, count=count, duration=duration)
-    except KeyboardInterrupt:
-        pass
-    except BrokenPipeError:
-        pass  # the reader (tcpdump -c N, head) had enough
+    except (KeyboardInterrupt, BrokenPipeError):
+        pass  # Ctrl-C, or the reader (tcpdump -c N, head) had enough: what was written is whole
     finally:
         if target != "-":
-            handle.close()
+            stream.close()
 
 
 image_app = typer.Typer(

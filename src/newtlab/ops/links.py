@@ -35,8 +35,8 @@ def find_end(plan: Plan, end: str) -> tuple[LinkPlan, str]:
 
 def _nics(plan: Plan, link: LinkPlan) -> list[tuple[NodePlan, str]]:
     """Each end's VM and the QEMU netdev of its NIC on this link."""
-    ends = ((link.a_vm, link.a_nic), (link.z_vm, link.z_nic))
-    return [(plan.node(vm), plan.node(vm).nics[nic].netdev_id) for vm, nic in ends]
+    nodes = [(plan.node(link.a_vm), link.a_nic), (plan.node(link.z_vm), link.z_nic)]
+    return [(node, node.nics[nic].netdev_id) for node, nic in nodes]
 
 
 async def _push(state: LabState, hosts: Hosts, link: LinkPlan, settings: LinkSettings) -> None:

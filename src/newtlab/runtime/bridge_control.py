@@ -34,8 +34,39 @@ def no_bridge(host: str, lab: str, exc: BaseException) -> str:
     )
 
 
-async def ask(reader: Reader, writer: Writer, request: dict[str, Any]) -> dict[str, Any]:
-    """Send one request; its answer, or RuntimeFailure with the bridge's reason."""
+async def ask(streams: tuple[Reader, Writer], request: dict[str, Any]) -> dict[str, Any]:
+    """Send one request on a connection opened for it; its answer (RuntimeFailure with
+    the bridge's reason if it refused). The connection is closed after."""
+    reader, writer = streams
+    try:
+        return await _ask(reader, writer, request)
+    finally:
+        writer.close()
+
+
+async def capture(
+    streams: tuple[Reader, Writer], request: dict[str, Any], sink: Callable[[bytes], None]
+) -> None:
+    """Ask for a capture and give ``sink`` the pcap stream in whole records only, so
+    what it wrote is a valid file whenever the capture stops. The connection is closed
+    after."""
+    reader, writer = streams
+    try:
+        await _ask(reader, writer, request)
+        pending = b""
+        header_done = False
+        while chunk := await reader.read(1 << 16):
+            pending += chunk
+            cut = _whole(pending, header_done)
+            if cut:
+                sink(pending[:cut])
+                pending = pending[cut:]
+                header_done = True
+    finally:
+        writer.close()
+
+
+async def _ask(reader: Reader, writer: Writer, request: dict[str, Any]) -> dict[str, Any]:
     writer.write(json.dumps(request).encode() + b"\n")
     line = await reader.readline()
     try:
@@ -45,26 +76,6 @@ async def ask(reader: Reader, writer: Writer, request: dict[str, Any]) -> dict[s
     if not answer.get("ok"):
         raise RuntimeFailure(f"bridge: {answer.get('error', answer)}")
     return answer
-
-
-async def capture(
-    reader: Reader, writer: Writer, request: dict[str, Any], sink: Callable[[bytes], None]
-) -> None:
-    """Ask for a capture and give ``sink`` the pcap stream in whole records only, so
-    what it wrote is a valid file whenever the capture stops."""
-    await ask(reader, writer, request)
-    pending = b""
-    header_done = False
-    while True:
-        chunk = await reader.read(1 << 16)
-        if not chunk:
-            return
-        pending += chunk
-        cut = _whole(pending, header_done)
-        if cut:
-            sink(pending[:cut])
-            pending = pending[cut:]
-            header_done = True
 
 
 def _whole(data: bytes, header_done: bool) -> int:

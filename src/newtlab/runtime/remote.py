@@ -328,20 +328,12 @@ class RemoteHost:
             raise RuntimeFailure(no_bridge(self.name, lab, exc)) from None
 
     async def link_control(self, lab: str, request: dict[str, Any]) -> dict[str, Any]:
-        reader, writer = await self._control(lab)
-        try:
-            return await bridge_control.ask(reader, writer, request)
-        finally:
-            writer.close()
+        return await bridge_control.ask(await self._control(lab), request)
 
     async def capture(
         self, lab: str, request: dict[str, Any], sink: Callable[[bytes], None]
     ) -> None:
-        reader, writer = await self._control(lab)
-        try:
-            await bridge_control.capture(reader, writer, request, sink)
-        finally:
-            writer.close()
+        await bridge_control.capture(await self._control(lab), request, sink)
 
     async def unused_caches(self) -> list[UnusedCache]:
         return [UnusedCache(**entry) for entry in await self._agent("unused_caches")]
