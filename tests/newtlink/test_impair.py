@@ -8,7 +8,9 @@ import statistics
 
 import pytest
 
+from newtlab.runtime.newtlink.config import parse
 from newtlab.runtime.newtlink.impair import Impairment, Schedule
+from newtlab.runtime.newtlink.link import Link
 
 
 def run(imp: Impairment, frames: int, gap: float, length: int = 1500, seed: int = 7):
@@ -89,3 +91,21 @@ def test_settings_round_trip_and_are_checked() -> None:
         Impairment(loss=1.5)
     with pytest.raises(ValueError, match="unknown impairment fields: lag"):
         Impairment.from_json({"lag": 1})
+
+
+def test_a_link_keeps_a_directions_shaper_while_its_impairment_stays() -> None:
+    """Setting one direction must not drop the frames the other holds back."""
+    config = parse({"links": [{"a": "r1:e1", "z": "r2:e1", "a_port": 1, "z_port": 2}]})
+    link = Link(config.links[0])
+    try:
+        link.apply({"a": {"delay": 0.5}})
+        held = link.shapers["a"]
+        link.apply({"a": {"delay": 0.5}, "z": {"loss": 0.1}})
+        assert link.shapers["a"] is held and link.shapers["z"] is not None
+        link.apply({"a": {"delay": 0.2}, "z": {"loss": 0.1}})
+        assert link.shapers["a"] is not held
+        assert link.shapers["a"].impairment == Impairment(delay=0.2)  # type: ignore[union-attr]
+        link.apply({})
+        assert link.shapers == {"a": None, "z": None} and link.settings() == {}
+    finally:
+        link.close()

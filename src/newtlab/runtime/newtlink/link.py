@@ -128,7 +128,10 @@ class Link:
         self.down = bool(settings.get("down", False))
         for side in SIDES:
             raw = settings.get(side)
-            self.impair(side, Impairment.from_json(raw) if raw else None)
+            wanted = Impairment.from_json(raw) if raw else None
+            shaper = self.shapers[side]
+            if wanted != (shaper.impairment if shaper else None):  # frames on their way stay
+                self.impair(side, wanted)
 
     def add_tap(self, tap: PcapTap) -> None:
         with self._lock:
