@@ -59,22 +59,25 @@ def _columns(group: Group, graph: Graph) -> list[list[str]]:
             near[a].add(z)
             near[z].add(a)
     depth: dict[str, int] = {}
+    deepest = -1
     for start in sorted(boxes):  # each connected part from its first name, side by side
         if start in depth:
             continue
-        base = max(depth.values(), default=-1) + 1
-        depth[start], frontier = base, [start]
+        depth[start], frontier = deepest + 1, [start]
+        deepest += 1
         while frontier:
             following = []
             for box in frontier:
                 for other in sorted(near[box]):
                     if other not in depth:
                         depth[other] = depth[box] + 1
+                        deepest = max(deepest, depth[other])
                         following.append(other)
             frontier = following
-    for box in sorted(boxes, key=lambda b: (depth[b], boxes.index(b))):
+    order = {box: i for i, box in enumerate(boxes)}
+    for box in sorted(boxes, key=lambda b: (depth[b], order[b])):
         # a box linked to one already in its column moves right: links stay across
-        while any(depth[o] == depth[box] and boxes.index(o) < boxes.index(box) for o in near[box]):
+        while any(depth[o] == depth[box] and order[o] < order[box] for o in near[box]):
             depth[box] += 1
     columns: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
     for box in boxes:
