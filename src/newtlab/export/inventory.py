@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..plan.model import LOCAL_HOST
 from ..state import LabState
 from .ssh_config import targets
 
@@ -20,7 +21,7 @@ SSH_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
 
 def entries(state: LabState) -> list[dict[str, Any]]:
     """One row per node and virtual host: how to reach it, what it is, where it runs."""
-    pooled = any(h.name != "local" for h in state.plan.hosts)
+    pooled = any(h.name != LOCAL_HOST for h in state.plan.hosts)
     rows = []
     for target in targets(state):
         node = target.node
