@@ -51,7 +51,7 @@ def bridge(a: int, z: int) -> Iterator[Path]:
                              "z_dial": f"127.0.0.1:{z}"}]}  # fmt: skip
         (Path(tmp) / "bridge.json").write_text(json.dumps(config))
         proc = subprocess.Popen(
-            [sys.executable, "-m", "newtlab.runtime.newtlink", f"{tmp}/bridge.json", "--lab", "b"],
+            [sys.executable, "-m", "newtlab.newtlink", f"{tmp}/bridge.json", "--lab", "b"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:

@@ -45,7 +45,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from newtlab.runtime.newtlink import query_stats
+from newtlab.newtlink import query_stats
 
 HEAD = struct.Struct(">I")
 # name → (frame size, bytes per write; 0: one send() per frame, as a VM's NIC does)
@@ -215,7 +215,7 @@ def relay(kind: str, a: int, z: int, pin: bool) -> Iterator[int | None]:
                        str(a), str(z)]  # fmt: skip
         else:
             newtlink_config(Path(tmp) / "bridge.json", [(a, z)], stats)
-            command = [sys.executable, "-m", "newtlab.runtime.newtlink", f"{tmp}/bridge.json"]
+            command = [sys.executable, "-m", "newtlab.newtlink", f"{tmp}/bridge.json"]
             command += ["--lab", "bench"]
         log = Path(tmp) / "relay.log"
         with log.open("w") as err:
@@ -292,7 +292,7 @@ def idle_cost(links: int = 1000, settle: float = 2.0, seconds: float = 3.0) -> d
         config, stats = Path(tmp) / "bridge.json", Path(tmp) / "stats.sock"
         newtlink_config(config, list(zip(ports[::2], ports[1::2], strict=True)), stats)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "newtlab.runtime.newtlink", str(config)],
+            [sys.executable, "-m", "newtlab.newtlink", str(config)],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,  # one "connection refused; retrying" line per side
         )

@@ -501,11 +501,11 @@ def graph(
     clusters) and links with interface names; a deployed lab's states and traffic too."""
     import time
 
+    from .agent.fsutil import atomic_write
     from .export.dot import to_dot
     from .export.html import to_html
     from .export.mermaid import to_mermaid
     from .lab import Lab
-    from .runtime.agent.fsutil import atomic_write
 
     formats = {"mermaid": to_mermaid, "dot": to_dot}
     if format_ not in (*formats, "html"):

@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .runtime.agent import layout
-from .runtime.agent.paths import ensure_private_dir, lab_dir
-from .runtime.agent.paths import home as newtlab_home
+from .agent import layout
+from .agent.paths import ensure_private_dir, lab_dir
+from .agent.paths import home as newtlab_home
 
 if TYPE_CHECKING:
     from .plan.nodes import Homes

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .access import node_plan, resolve_target, ssh_argv
+from .agent import layout
 from .errors import LabStateError, RuntimeFailure
 from .export.graph import Graph, build_graph
 from .export.inventory import ansible_inventory
@@ -38,7 +39,6 @@ from .plan.impairments import Direction, ImpairmentError, impairment
 from .plan.model import Accel, LinkSettings, Plan
 from .plan.plan import build_plan, check_lab_name, lab_name_for
 from .plan.ports import collect_ports
-from .runtime.agent import layout
 from .runtime.console_client import attach as attach_console
 from .runtime.hosts import (
     Hosts,

@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .agent.fsutil import atomic_write
 from .plan.model import NodePlan, Plan
-from .runtime.agent.fsutil import atomic_write
 from .state import ProfilePatch
 
 ORIGINALS = "profiles"

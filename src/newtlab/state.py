@@ -13,11 +13,11 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from .agent import layout
+from .agent.fsutil import atomic_write
 from .errors import LabStateError
 from .home import ensure_private_dir, lab_dir, list_labs
 from .plan.model import LinkSettings, Plan
-from .runtime.agent import layout
-from .runtime.agent.fsutil import atomic_write
 from .spec.names import SAFE_NAME_HINT, is_safe_name
 
 NodeStatus = Literal["pending", "starting", "running", "stopped", "error"]

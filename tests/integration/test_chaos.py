@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from labkit import SpecDir, run_cli, wait_for
 
+from newtlab.agent import procs
 from newtlab.ops.deploy import PAUSE_ENV
-from newtlab.runtime.agent import procs
 
 pytestmark = pytest.mark.integration
 

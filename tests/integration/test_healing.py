@@ -14,7 +14,7 @@ import psutil
 import pytest
 from labkit import SpecDir, run_cli, ssh, status, wait_for
 
-from newtlab.runtime.agent import procs
+from newtlab.agent import procs
 from newtlab.state import load_state
 
 pytestmark = pytest.mark.integration

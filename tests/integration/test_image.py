@@ -14,8 +14,8 @@ import pytest
 from labkit import SpecDir, run_cli
 
 from image.build import cache_root
+from newtlab.agent.accel import PROBE_MARKER, choose_accel, probe_argv, probe_kvm
 from newtlab.image import BuiltImage, build_host_image
-from newtlab.runtime.agent.accel import PROBE_MARKER, choose_accel, probe_argv, probe_kvm
 from newtlab.state import load_state
 
 pytestmark = pytest.mark.integration

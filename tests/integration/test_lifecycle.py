@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from labkit import SpecDir, ping, run_cli, ssh, status
 
-from newtlab.runtime.agent import procs
-from newtlab.runtime.agent.ports import port_in_use
+from newtlab.agent import procs
+from newtlab.agent.ports import port_in_use
 from newtlab.state import load_state
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ from xml.etree import ElementTree
 import pytest
 from labkit import SpecDir
 
+from newtlab.agent import procs
 from newtlab.home import list_labs
-from newtlab.runtime.agent import procs
 
 pytestmark = pytest.mark.integration
 

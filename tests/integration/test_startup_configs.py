@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from labkit import SpecDir, run_cli, ssh
 
+from newtlab.agent import layout
 from newtlab.home import lab_dir
 from newtlab.iso import read_iso
-from newtlab.runtime.agent import layout
 
 pytestmark = pytest.mark.integration
 

@@ -19,8 +19,8 @@ import asyncssh
 import pytest
 from labkit import SpecDir, run_cli, status
 
+from newtlab.agent import procs
 from newtlab.image import host_platform
-from newtlab.runtime.agent import procs
 
 pytestmark = pytest.mark.integration
 

@@ -24,9 +24,9 @@ from typing import Any
 
 import psutil
 
-from newtlab.runtime.newtlink import query_stats
+from newtlab.newtlink import query_stats
 
-MODULE = "newtlab.runtime.newtlink"
+MODULE = "newtlab.newtlink"
 
 
 def free_ports(count: int) -> list[int]:

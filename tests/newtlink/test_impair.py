@@ -8,9 +8,9 @@ import statistics
 
 import pytest
 
-from newtlab.runtime.newtlink.config import parse
-from newtlab.runtime.newtlink.impair import Impairment, Schedule
-from newtlab.runtime.newtlink.link import Link
+from newtlab.newtlink.config import parse
+from newtlab.newtlink.impair import Impairment, Schedule
+from newtlab.newtlink.link import Link
 
 
 def run(imp: Impairment, frames: int, gap: float, length: int = 1500, seed: int = 7):

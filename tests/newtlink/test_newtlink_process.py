@@ -23,7 +23,7 @@ from newtlink_kit import (
 )
 from newtlink_traffic import Checker, Frames
 
-import newtlab.runtime.newtlink as package
+import newtlab.newtlink as package
 
 pytestmark = pytest.mark.integration
 
@@ -170,7 +170,7 @@ def test_argv_names_the_lab(start_bridge: StartBridge) -> None:
     bridge = start_bridge()
     cmdline = Path(f"/proc/{bridge.proc.pid}/cmdline").read_bytes().split(b"\0")
     assert b"--lab" in cmdline and cmdline[cmdline.index(b"--lab") + 1] == b"nltest"
-    assert b"newtlab.runtime.newtlink" in cmdline
+    assert b"newtlab.newtlink" in cmdline
 
 
 def test_lab_from_config_when_not_on_the_command_line(tmp_path: Path) -> None:

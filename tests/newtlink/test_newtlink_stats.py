@@ -10,7 +10,7 @@ import pytest
 from newtlink_kit import MODES, StartBridge, free_ports
 from newtlink_traffic import Checker, Frames
 
-from newtlab.runtime.newtlink import query_stats
+from newtlab.newtlink import query_stats
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newtlab.runtime.newtlink.config import ConfigError, parse
-from newtlab.runtime.newtlink.frames import MAX_FRAME, CorruptStream, walk
+from newtlab.newtlink.config import ConfigError, parse
+from newtlab.newtlink.frames import MAX_FRAME, CorruptStream, walk
 
 HEAD = struct.Struct(">I")
 

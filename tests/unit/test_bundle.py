@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from newtlab.runtime.agent import procs
+from newtlab.agent import procs
 from newtlab.runtime.bundle import AGENT, digest, files
 
 SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin")

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from newtlab.agent import procs
+from newtlab.agent.paths import lab_dir
 from newtlab.locks import lab_lock
-from newtlab.runtime.agent import procs
-from newtlab.runtime.agent.paths import lab_dir
 from specfactory import run_cli
 
 SLEEPER = "import time, sys; time.sleep(60)"
@@ -64,7 +64,7 @@ def test_terminate_stops_our_process(tagged: subprocess.Popen[bytes]) -> None:
 
 
 def test_newtlink_tag() -> None:
-    argv = [sys.executable, "-m", "newtlab.runtime.newtlink", "/x/bridge.json", "--lab", "l1"]
+    argv = [sys.executable, "-m", "newtlab.newtlink", "/x/bridge.json", "--lab", "l1"]
     assert procs.Tag("newtlink", "l1").matches(argv)
     assert not procs.Tag("newtlink", "l2").matches(argv)
     assert not procs.Tag("newtlink", "l1").matches(

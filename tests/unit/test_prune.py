@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from newtlab.agent import procs
 from newtlab.home import lab_dir, newtlab_home
 from newtlab.lab import Lab
-from newtlab.runtime.agent import procs
 from newtlab.state import LabState, NodeState, save_state
 from specfactory import linked, run_cli, write_specs
 
@@ -94,7 +94,7 @@ def runs_from(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_unused_caches_are_what_no_process_and_no_overlay_uses(runs_from: Path) -> None:
-    from newtlab.runtime.agent import caches
+    from newtlab.agent import caches
 
     root = newtlab_home()
     old_runtime = root / "runtime" / "aaaaaaaaaaaaaaaa"

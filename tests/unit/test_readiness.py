@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from newtlab.agent import layout
+from newtlab.agent.paths import lab_dir
 from newtlab.errors import RuntimeFailure, SpecErrors
 from newtlab.lab import Lab
 from newtlab.ops.readiness import _console_shows
-from newtlab.runtime.agent import layout
-from newtlab.runtime.agent.paths import lab_dir
 from newtlab.runtime.local import LocalHost
 from specfactory import linked, write_specs
 

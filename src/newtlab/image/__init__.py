@@ -7,7 +7,7 @@ entry, console contract included (see docs/image.md).
 
 from __future__ import annotations
 
-from ..runtime.agent.accel import PROBE_MARKER
+from ..agent.accel import PROBE_MARKER
 from .build import (
     ROOT_PASSWORD,
     ROOT_USER,

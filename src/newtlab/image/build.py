@@ -31,7 +31,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..runtime.agent.fsutil import atomic_write
+from ..agent.fsutil import atomic_write
 from . import debs, elf
 from .cpio import Entry, archive
 from .errors import ImageBuildError

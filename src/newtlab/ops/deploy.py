@@ -13,6 +13,7 @@ import shutil
 from datetime import UTC, datetime
 from typing import cast
 
+from ..agent import layout
 from ..errors import LabStateError, PortConflictError, RuntimeFailure
 from ..home import ensure_private_dir, lab_dir
 from ..plan.bridges import newtlink_config
@@ -21,7 +22,6 @@ from ..plan.model import Accel, NodePlan, Plan
 from ..plan.ports import collect_ports
 from ..plan.qemu_args import UEFI_FIRMWARE
 from ..profiles import patch_profiles
-from ..runtime.agent import layout
 from ..runtime.host import Host, Say
 from ..runtime.hosts import Hosts, each_host
 from ..runtime.ssh import create_key_pair

@@ -13,12 +13,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+from ..agent.paths import home
+from ..agent.tools import PACKAGES
 from ..image.build import IMAGE_NAME
 from ..plan.capacity import QEMU_OVERHEAD_MIB
 from ..plan.model import Plan
 from ..plan.qemu_args import UEFI_FIRMWARE
-from ..runtime.agent.paths import home
-from ..runtime.agent.tools import PACKAGES
 from ..runtime.host import Host
 from ..runtime.hosts import open_hosts
 from ..runtime.local import LocalHost

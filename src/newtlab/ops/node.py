@@ -6,10 +6,10 @@ import asyncio
 import time
 from pathlib import Path
 
+from ..agent import layout
 from ..errors import RuntimeFailure
 from ..plan.model import NodePlan
 from ..runtime import console, ssh
-from ..runtime.agent import layout
 from ..runtime.host import Host
 from ..state import LabState, save_state
 from .after_boot import run_after_boot

@@ -22,10 +22,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ..agent import procs
 from ..errors import LabStateError
 from ..home import labs_dir, list_labs, newtlab_home
 from ..plan.model import LOCAL_HOST, HostPlan
-from ..runtime.agent import procs
 from ..runtime.host import Host, UnusedCache
 from ..runtime.hosts import each_host, open_servers
 from ..state import load_state

@@ -9,10 +9,10 @@ import asyncio
 import re
 import time
 
+from ..agent import layout
 from ..errors import RuntimeFailure
 from ..plan.model import NodePlan, ProbePlan
 from ..runtime import ssh
-from ..runtime.agent import layout
 from ..runtime.host import Host
 from ..state import LabState, save_state
 from .events import Event, Progress

@@ -6,8 +6,8 @@ The argv is run with the lab's state directory as working directory (see
 
 from __future__ import annotations
 
-from ..runtime.agent import layout
-from ..runtime.agent.tools import QEMU_BINARY
+from ..agent import layout
+from ..agent.tools import QEMU_BINARY
 from . import pci
 from .model import Accel, NicPlan, NodePlan
 

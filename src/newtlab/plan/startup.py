@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..agent import layout
 from ..errors import SpecError, SpecErrors
-from ..runtime.agent import layout
 from ..spec.load import Specs
 from ..templates import TemplateError, render
 from .model import StartupConfigPlan

@@ -14,7 +14,7 @@ from importlib import resources
 
 AGENT = "newtlab_agent"
 NEWTLINK = "newtlink"
-_SOURCES = {AGENT: "agent", NEWTLINK: "newtlink"}  # shipped name → package under runtime/
+_SOURCES = {AGENT: "agent", NEWTLINK: "newtlink"}  # shipped name → package of newtlab
 
 
 @cache
@@ -22,7 +22,7 @@ def files() -> dict[str, bytes]:
     """Relative path → content of every file to ship, in a stable order."""
     shipped = {}
     for name, package in _SOURCES.items():
-        root = resources.files(__package__).joinpath(package)
+        root = resources.files("newtlab").joinpath(package)
         for entry in sorted(root.iterdir(), key=lambda e: e.name):
             if entry.name.endswith(".py"):
                 shipped[f"{name}/{entry.name}"] = entry.read_bytes()

@@ -6,8 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from ..agent.fsutil import atomic_write
 from ..home import cache_dir, images_dir
-from .agent.fsutil import atomic_write
 
 CHUNK = 1 << 20
 

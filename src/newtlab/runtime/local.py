@@ -13,12 +13,12 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, TypeVar, cast
 
+from ..agent import AgentError, layout, ops, paths
 from ..errors import RuntimeFailure
 from ..plan.capacity import Resources
 from ..plan.model import LOCAL_HOST, Accel, NodePlan
 from ..plan.ports import PortUse
 from . import bridge_control
-from .agent import AgentError, layout, ops, paths
 from .bridge_control import no_bridge
 from .host import CommandResult, LabProcess, Say, UnusedCache, lab_processes
 from .images import probe_files

@@ -25,12 +25,12 @@ from typing import Any, cast
 
 import asyncssh
 
+from ..agent import files, layout, ops
 from ..errors import RuntimeFailure
 from ..plan.capacity import Resources
 from ..plan.model import Accel, HostPlan, NodePlan
 from ..plan.ports import PortUse
 from . import bridge_control, bundle
-from .agent import files, layout, ops
 from .bridge_control import no_bridge
 from .host import CommandResult, LabProcess, Say, UnusedCache, lab_processes
 from .images import content_digest, probe_files

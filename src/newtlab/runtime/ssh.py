@@ -12,8 +12,8 @@ from pathlib import Path
 
 import asyncssh
 
+from ..agent.fsutil import atomic_write
 from ..errors import RuntimeFailure
-from .agent.fsutil import atomic_write
 
 HOST_KEY_ALGS = ["ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
 

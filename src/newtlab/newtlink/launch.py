@@ -1,6 +1,6 @@
 """How to start newtlink as a process that runs this very code, wherever it lives.
 
-Installed with newtlab it is ``newtlab.runtime.newtlink``; shipped to a
+Installed with newtlab it is ``newtlab.newtlink``; shipped to a
 server on its own it is ``newtlink``. Either way the new process gets this
 package's name for ``-m`` and its root on ``PYTHONPATH``.
 """
