@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from newtlab.lab import Lab, destroy_lab
-from newtlab.runtime.local import LocalHost
+from newtlab.runtime.hosts import local_host
 from newtlab.state import load_state, save_state
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "line3"
@@ -90,7 +90,7 @@ def join_directly() -> Lab:
     joined = Lab.attach(LAB)
     joined.start("r1")  # listening for its one peer again
     joined.start("r2")  # its connection waits in r1's backlog while the bridge holds r1
-    asyncio.run(LocalHost().stop_bridge(LAB))
+    asyncio.run(local_host().datapath.stop(LAB))
     return joined
 
 

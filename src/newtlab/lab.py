@@ -9,15 +9,13 @@ the lab's hosts (``runtime.hosts``) for its duration and works through them.
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .access import node_plan, resolve_target, ssh_argv
-from .agent import layout
-from .errors import LabStateError, RuntimeFailure
+from .errors import RuntimeFailure
 from .export.graph import Graph, build_graph
 from .export.inventory import ansible_inventory
 from .export.inventory import entries as inventory_entries
@@ -27,34 +25,28 @@ from .locks import lab_lock
 from .ops import deploy as deploy_op
 from .ops import destroy as destroy_op
 from .ops import links as links_op
+from .ops import prune as prune_op
 from .ops.deploy import DEFAULT_BOOT_PARALLEL
 from .ops.doctor import Check, doctor
-from .ops.events import Event, Progress, no_progress
-from .ops.node import boot, stop_process
+from .ops.events import Progress, no_progress
+from .ops.logs import log_chunks
+from .ops.node import start_node, stop_node
 from .ops.provision import ProvisionResult, provision, provision_targets
 from .ops.provision_command import DEFAULT_COMMAND
-from .ops.repair import ensure_bridge, repair
-from .ops.status import LabStatus, lab_status, look, look_all
+from .ops.repair import repair
+from .ops.status import LabStatus, lab_status, look_all
 from .plan.impairments import Direction, ImpairmentError, impairment
-from .plan.model import Accel, LinkSettings, Plan
+from .plan.model import LOCAL_HOST, Accel, LinkSettings, Plan
 from .plan.plan import build_plan, check_lab_name, lab_name_for
-from .plan.ports import collect_ports
 from .runtime.console_client import attach as attach_console
-from .runtime.hosts import (
-    Hosts,
-    open_hosts,
-    open_local,
-    resolve_addresses,
-    this_machine,
-)
-from .runtime.local import LocalHost
+from .runtime.hosts import Hosts, local_host, open_hosts, resolve_addresses, this_machine
 from .spec.load import Specs, load_specs
 from .state import LabState, find_lab_for_node, load_state
 
 T = TypeVar("T")
 
 
-def _plan(specs: Specs, lab: str, accel: Accel | Mapping[str, Accel]) -> Plan:
+def _plan(specs: Specs, lab: str, accel: Accel) -> Plan:
     section = specs.topology.newtlab
     servers = {s.name: s.address for s in section.servers} or dict(section.hosts)
     return build_plan(specs, lab, lab_dir(lab), homes(), accel, resolve_addresses(servers))
@@ -78,6 +70,28 @@ def _on_hosts(
     return asyncio.run(main())
 
 
+def _stream(
+    plan: Plan, chunks: Callable[[Hosts], AsyncGenerator[bytes, None]], only: Collection[str]
+) -> Iterator[bytes]:
+    """``chunks``' bytes as a plain iterator, with the plan's hosts (``only`` those)
+    open on an event loop of its own for as long as it is iterated."""
+    loop = asyncio.new_event_loop()
+    opened = open_hosts(plan, only=only)
+    try:
+        stream = chunks(loop.run_until_complete(opened.__aenter__()))
+        try:
+            while True:
+                try:
+                    yield loop.run_until_complete(anext(stream))
+                except StopAsyncIteration:
+                    return
+        finally:
+            loop.run_until_complete(stream.aclose())
+            loop.run_until_complete(opened.__aexit__(None, None, None))
+    finally:
+        loop.close()
+
+
 @dataclass
 class Lab:
     name: str
@@ -99,7 +113,7 @@ class Lab:
 
     def port_conflicts(self) -> list[str]:
         """Ports the lab needs on this machine that something else holds."""
-        local = Hosts({name: LocalHost(name) for name in this_machine(self.plan)})
+        local = Hosts({name: local_host(name) for name in this_machine(self.plan)})
         return asyncio.run(deploy_op.port_conflicts(self.plan, local))
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -122,40 +136,18 @@ class Lab:
         """
         with lab_lock(self.name):
             if force:  # whatever runs under this name goes, as its own state says
-                asyncio.run(_destroy(self.name, 5.0, progress, missing_ok=True))
-            return _on_hosts(
-                self.plan,
-                lambda hosts: self._deploy(
-                    hosts, accel, upload, overcommit, boot_parallel, progress
-                ),
-            )
+                asyncio.run(destroy_op.destroy_lab(self.name, progress, missing_ok=True))
 
-    async def _deploy(
-        self,
-        hosts: Hosts,
-        accel: str,
-        upload: bool,
-        overcommit: bool,
-        boot_parallel: int,
-        progress: Progress,
-    ) -> LabStatus:
-        choices = await deploy_op.preflight(self.plan, hosts, accel, overcommit)
-        notes = [
-            note if len(hosts) == 1 else f"{name}: {note}"
-            for name, (_, note) in choices.items()
-            if note
-        ]
-        for note in notes:
-            progress(Event("", "accel", note))
-        chosen = {name: choice for name, (choice, _) in choices.items()}
-        if {h: chosen[h] for h in self.plan.accels} != self.plan.accels:
-            if self.specs is None:
-                raise LabStateError("an attached lab cannot be re-planned; use Lab.load")
-            self.plan = _plan(self.specs, self.name, chosen)
-        state = await deploy_op.deploy(
-            self.plan, hosts, progress, "; ".join(notes), upload, boot_parallel
-        )
-        return lab_status(state, await look_all(hosts, self.name))
+            async def work(hosts: Hosts) -> tuple[LabState, LabStatus]:
+                state = await deploy_op.deploy(
+                    self.plan, hosts, progress, accel=accel, upload=upload,
+                    overcommit=overcommit, boot_parallel=boot_parallel,
+                )  # fmt: skip
+                return state, lab_status(state, await look_all(hosts, self.name))
+
+            state, status = _on_hosts(self.plan, work)
+        self.plan = state.plan  # on the accelerators its hosts could run
+        return status
 
     def doctor(self) -> list[Check]:
         """This machine, the lab's ports and every server of its pool, checked."""
@@ -181,39 +173,24 @@ class Lab:
         """Power a node off (its disk and its links' other ends are kept)."""
         with lab_lock(self.name):
             state = load_state(self.name)
-            plan_node = node_plan(state, node, "stop")
-
-            async def work(hosts: Hosts) -> None:
-                host = hosts[plan_node.host]
-                if not await host.vm_running(self.name, node, state.nodes[node].pid):
-                    raise RuntimeFailure(f"{node} is not running")
-                await stop_process(state, host, node, grace, progress)
-
-            _on_hosts(state.plan, work, only={plan_node.host})
+            host = node_plan(state, node, "stop").host
+            _on_hosts(
+                state.plan,
+                lambda hosts: stop_node(state, hosts[host], node, grace, progress),
+                only={host},
+            )
 
     def start(self, node: str, *, progress: Progress = no_progress) -> None:
         """Start a stopped node and wait until it answers SSH; its links come back.
 
-        The bridge of its host is started again first if it is down.
+        The datapath of its host is started again first if it is down.
         """
         with lab_lock(self.name):
             state = load_state(self.name)
-            plan_node = node_plan(state, node, "start")
-
-            async def work(hosts: Hosts) -> None:
-                host = hosts[plan_node.host]
-                if await host.vm_running(self.name, node, state.nodes[node].pid):
-                    raise RuntimeFailure(f"{node} is already running")
-                uses = [u for u in collect_ports(state.plan) if u.node == node]
-                conflicts = await host.probe_ports(uses)
-                if conflicts:
-                    raise RuntimeFailure(f"cannot start {node}: " + "; ".join(conflicts))
-                if plan_node.host in state.plan.bridges:
-                    view = await look(host, self.name)
-                    await ensure_bridge(state, hosts, plan_node.host, view, progress)
-                await boot(state, host, plan_node, progress)
-
-            _on_hosts(state.plan, work, only={plan_node.host})
+            host = node_plan(state, node, "start").host
+            _on_hosts(
+                state.plan, lambda hosts: start_node(state, hosts, node, progress), only={host}
+            )
 
     def repair(self, *, progress: Progress = no_progress) -> list[str]:
         """Bring back what died (bridges, exited VMs); one line per thing done."""
@@ -231,7 +208,7 @@ class Lab:
     ) -> list[ProvisionResult]:
         state = load_state(self.name)
         targets = provision_targets(state, devices)
-        return asyncio.run(provision(state, LocalHost(), targets, command, parallel, progress))
+        return asyncio.run(provision(state, local_host(), targets, command, parallel, progress))
 
     # -- reaching nodes ----------------------------------------------------------------
 
@@ -325,63 +302,38 @@ class Lab:
 
         _on_hosts(state.plan, work, only={plan_node.host})
 
-    def logs(self, node: str, *, qemu: bool = False, follow: bool = False) -> None:
-        """Copy the node's console log (or QEMU's log) to stdout; ``follow`` keeps going."""
+    def logs(self, node: str, *, qemu: bool = False, follow: bool = False) -> Iterator[bytes]:
+        """The node's console log (or its VM's own log, ``qemu``) as it grows, chunk by
+        chunk; ``follow`` keeps waiting for more until the caller stops iterating."""
         state = load_state(self.name)
-        plan_node = node_plan(state, node, "logs")
-        relative = layout.qemu_log(node) if qemu else layout.console_log(node)
-
-        async def work(hosts: Hosts) -> None:
-            host, offset = hosts[plan_node.host], 0
-            while True:
-                data = await host.read_file(self.name, relative, offset)
-                if data is None:
-                    raise RuntimeFailure(f"no log yet for {node} ({relative} on {host.name})")
-                if data:
-                    sys.stdout.buffer.write(data)
-                    sys.stdout.buffer.flush()
-                    offset += len(data)
-                elif not follow:
-                    return
-                else:
-                    await asyncio.sleep(0.3)
-
-        _on_hosts(state.plan, work, only={plan_node.host})
-
-
-async def _destroy(
-    name: str, grace: float, progress: Progress, missing_ok: bool = False
-) -> list[str]:
-    directory = lab_dir(name)
-    try:
-        state: LabState | None = load_state(name)
-    except LabStateError as exc:
-        state = None
-        if directory.exists():
-            progress(Event("", "warning", f"{exc}; cleaning up by process tags"))
-    # Without a state there is no plan: this machine is searched (by process tags).
-    opened = open_hosts(state.plan, partial=True) if state is not None else open_local()
-    async with opened as hosts:
-        if (
-            state is None
-            and not directory.exists()
-            and not await destroy_op.has_leftovers(name, hosts)
-        ):
-            if missing_ok:
-                return []
-            raise LabStateError(f"lab {name!r} not found — nothing to destroy (see `newtlab list`)")
-        if missing_ok:
-            progress(Event("", "destroy", "removing the existing deployment (--force)"))
-        return await destroy_op.destroy(name, state, hosts, progress, grace)
+        host = node_plan(state, node, "logs").host
+        return _stream(
+            state.plan,
+            lambda hosts: log_chunks(hosts[host], self.name, node, qemu=qemu, follow=follow),
+            only={host},
+        )
 
 
 def destroy_lab(name: str, *, grace: float = 5.0, progress: Progress = no_progress) -> list[str]:
     """Destroy lab ``name`` (works even if its state is missing or unreadable)."""
     check_lab_name(name)
     with lab_lock(name):
-        return asyncio.run(_destroy(name, grace, progress))
+        return asyncio.run(destroy_op.destroy_lab(name, progress, grace))
 
 
 def lab_of_node(node: str, lab: str | None = None) -> Lab:
     state = find_lab_for_node(node, lab)
     return Lab(state.name, state.plan)
+
+
+def prune(
+    specs: str | Path | None = None, *, remove: bool = False, progress: Progress = no_progress
+) -> prune_op.Pruned:
+    """What this home left behind — orphaned processes, dead labs, stale locks, and on
+    this machine and its labs' servers (and ``specs``' servers) the shipped runtimes and
+    uploaded images nothing uses; with ``remove``, all of it removed (labs as ``destroy``
+    removes them)."""
+    servers = []
+    if specs is not None:
+        servers = [h for h in Lab.load(specs).plan.hosts if h.name != LOCAL_HOST]
+    return asyncio.run(prune_op.prune(servers, remove, progress))

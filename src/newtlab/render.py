@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from .ops.events import Event
-from .ops.status import BridgeStatus, LabStatus, NodeStatus, VhostStatus
-from .plan.model import Plan, StartupConfigPlan
+from .plan.impairments import describe
 from .plan.ports import collect_ports
+
+if TYPE_CHECKING:  # only named here: `platforms` and `link` need none of the runtime
+    from .ops.doctor import Check
+    from .ops.events import Event
+    from .ops.prune import Pruned
+    from .ops.status import BridgeStatus, LabStatus, NodeStatus, VhostStatus
+    from .plan.model import LinkSettings, Plan, StartupConfigPlan
 
 _STATUS_STYLE = {
     "running": "green",
@@ -285,4 +290,63 @@ def catalog_table(entries: dict[str, dict[str, Any]]) -> Table:
             str(e.get("vm_cpus", "-")), str(e.get("vm_max_nics", "-")), config,
             "yes" if e.get("verified") else "no",
         )  # fmt: skip
+    return table
+
+
+def labs_table(labs: list[LabStatus]) -> Table:
+    """``newtlab list``: one row per deployed lab."""
+    table = Table()
+    for column in ("LAB", "NODES", "RUNNING", "DEPLOYED", "SPECS"):
+        table.add_column(column)
+    for lab in labs:
+        table.add_row(lab.lab, str(len(lab.nodes)), str(lab.running()), lab.created[:19],
+                      lab.spec_dir)  # fmt: skip
+    return table
+
+
+_LEVEL_STYLE = {"OK": "green", "WARN": "yellow", "FAIL": "bold red"}
+
+
+def checks_table(checks: list[Check]) -> Table:
+    """``newtlab doctor``: one row per check, its level coloured, with the fix."""
+    table = Table()
+    for column in ("HOST", "CHECK", "", "DETAIL", "FIX"):
+        table.add_column(column)
+    for c in checks:
+        table.add_row(c.host, c.what, f"[{_LEVEL_STYLE[c.level]}]{c.level}[/]", c.detail, c.fix)
+    return table
+
+
+def pruned_table(pruned: Pruned) -> Table | None:
+    """``newtlab prune``: every orphan and unused cache, one row each (None: nothing)."""
+    rows: list[tuple[str, str, str]] = [(o.kind, o.lab, o.detail) for o in pruned.orphans]
+    rows += [(c.kind, host, f"{c.path} ({c.bytes >> 20} MiB): {c.detail}")
+             for host, found in pruned.caches.found.items() for c in found]  # fmt: skip
+    if not rows:
+        return None
+    table = Table()
+    for column in ("KIND", "LAB / HOST", "WHAT"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def link_settings_line(end: str, settings: LinkSettings) -> str:
+    """One link's cable and impairment, named by ``end``, in words."""
+    a, z = describe(settings.a), describe(settings.z)
+    cable = "cable pulled" if settings.down else "cable in"
+    shaped = "; ".join(f"{d}: {t}" for d, t in (("A→Z", a), ("Z→A", z)) if t) or "no impairment"
+    return f"{end}: {cable}; {shaped}"
+
+
+def link_settings_table(settings: dict[str, LinkSettings]) -> Table:
+    """``newtlab link show``: every link, its cable and each direction's impairment."""
+    table = Table()
+    for column in ("LINK", "CABLE", "A→Z", "Z→A"):
+        table.add_column(column)
+    for name, s in settings.items():
+        a, _, z = name.partition("--")
+        cable = "[red]pulled[/]" if s.down else "in"
+        table.add_row(f"{a} ↔ {z}", cable, describe(s.a) or "-", describe(s.z) or "-")
     return table

@@ -1,9 +1,10 @@
-"""The ``Host`` contract fixtures: each implementation, and small labs placed on it.
+"""The ``Host`` contract fixtures: a host over each transport, and small labs placed on it.
 
-Tests talk to a host only through the ``Host`` interface (even to make their
-base image and to kill a process), so the same tests run against every
-implementation: ``local`` (this machine) and ``ssh`` (a server in a network
-namespace with its own sshd, private /tmp and ~/.newtlab; see testservers).
+Tests talk to a host only through the ``Host`` interface and its engine and
+datapath (even to make their base image and to kill a process), so the same
+tests run over every transport: ``local`` (this machine) and ``ssh`` (a
+server in a network namespace with its own sshd, private /tmp and
+~/.newtlab; see testservers).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from hostkit import HostLab, run
 from newtlab.lab import Lab
 from newtlab.plan.model import HostPlan
 from newtlab.runtime.host import Host
-from newtlab.runtime.local import LocalHost
-from newtlab.runtime.remote import RemoteHost
+from newtlab.runtime.hosts import host_for, local_host
+from newtlab.runtime.transports.remote import SshTransport
 from specfactory import linked, write_specs
 from testservers import TestServer, servers
 
@@ -37,7 +38,7 @@ def test_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServer
 @pytest.fixture(params=["local", "ssh"])
 def host(request: pytest.FixtureRequest, _isolated_home: Path) -> Iterator[Host]:
     if request.param == "local":
-        yield LocalHost()
+        yield local_host()
         return
     server: TestServer = request.getfixturevalue("test_server")
     plan = HostPlan(
@@ -48,16 +49,15 @@ def host(request: pytest.FixtureRequest, _isolated_home: Path) -> Iterator[Host]
         ssh_port=server.ssh_port,
         identity_file=str(server.identity_file),
     )
-    remote = run(RemoteHost.open(plan, _isolated_home / "known_hosts"))
+    remote = host_for(run(SshTransport.open(plan, _isolated_home / "known_hosts")))
     yield remote
     run(remote.close())
 
 
 async def _clean(host: Host, lab: str) -> None:
-    for process in await host.processes(lab):
-        if process.kind == "qemu":
-            await host.stop_vm(lab, process.node, process.pid, 0)
-    await host.stop_bridge(lab)
+    for process in await host.engine.processes(lab):
+        await host.engine.stop(lab, process.node, process.pid, 0)
+    await host.datapath.stop(lab)
     await host.remove_lab(lab)
 
 

@@ -1,4 +1,4 @@
-"""The ``Host`` contract, checked against every implementation (see conftest ``HOSTS``).
+"""The ``Host`` contract, with its VM engine and datapath, checked over every transport.
 
 Only the ``Host`` interface is used: what these tests show holds wherever a
 lab runs, on this machine or on a server.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import struct
 import subprocess
 import time
@@ -18,9 +19,10 @@ import pytest
 from hostkit import HostLab, run
 
 from newtlab.errors import RuntimeFailure
-from newtlab.plan.bridges import newtlink_config
+from newtlab.plan.model import LinkSettings
 from newtlab.plan.ports import collect_ports
-from newtlab.runtime.host import Host, LabProcess
+from newtlab.runtime.host import Host
+from newtlab.runtime.processes import LabProcess
 
 pytestmark = pytest.mark.integration
 
@@ -121,7 +123,7 @@ def test_a_base_image_is_provided_once(host: Host, tmp_path: Path) -> None:
     assert again == []  # nothing sent the second time
     if path != str(image):  # a copy: made under a temporary name, kept by content
         assert first[-1].endswith("kept for later deploys") and digest[:16] in path
-    with pytest.raises(RuntimeFailure, match="vm_image not found"):
+    with pytest.raises(RuntimeFailure, match=r"none\.qcow2 not found"):
         run(host.provide_image(str(tmp_path / "none.qcow2"), True, first.append))
 
 
@@ -129,22 +131,21 @@ def test_vm_lifecycle_with_identity_checks(host: Host, make_lab: Callable[..., H
     lab = make_lab()
     a = lab.node("a")
     run(host.create_overlay(lab.name, "a", lab.base))
-    pid = run(host.start_vm(lab.name, a))
+    pid = run(host.engine.start(lab.name, a))
     assert pid > 0
-    assert run(host.vm_running(lab.name, "a", pid))
-    assert not run(host.vm_running(lab.name, "b", pid))  # alive, but not b's QEMU
-    assert LabProcess(pid, "qemu", "a") in run(host.processes(lab.name))
+    assert run(host.engine.running(lab.name, "a", pid))
+    assert not run(host.engine.running(lab.name, "b", pid))  # alive, but not b's QEMU
+    assert LabProcess(pid, "qemu", "a", lab.name) in run(host.processes(lab.name))
+    assert run(host.engine.processes(lab.name)) == [LabProcess(pid, "qemu", "a", lab.name)]
     assert run(host.read_file(lab.name, "logs/a.log")) is not None
 
     # A PID that is not this VM's QEMU is never signalled: here, the bridge's supervisor.
-    supervisor = run(
-        host.start_bridge(lab.name, newtlink_config(lab.name, lab.plan.bridges["local"]))
-    )
-    assert run(host.stop_vm(lab.name, "a", supervisor, 0))  # "not ours": nothing to stop
-    assert LabProcess(supervisor, "supervisor") in run(host.processes(lab.name))
+    supervisor = run(host.datapath.start(lab.name, lab.plan.bridges["local"], {}))
+    assert run(host.engine.stop(lab.name, "a", supervisor, 0))  # "not ours": nothing to stop
+    assert LabProcess(supervisor, "supervisor", "", lab.name) in run(host.processes(lab.name))
 
-    assert run(host.stop_vm(lab.name, "a", pid, 0))
-    assert not run(host.vm_running(lab.name, "a", pid))
+    assert run(host.engine.stop(lab.name, "a", pid, 0))
+    assert not run(host.engine.running(lab.name, "a", pid))
     assert all(p.kind != "qemu" for p in run(host.processes(lab.name)))
 
 
@@ -152,7 +153,7 @@ def test_a_vm_that_cannot_start_says_why(host: Host, make_lab: Callable[..., Hos
     lab = make_lab(vm_extra_devices=["newtlab-no-such-device"])
     run(host.create_overlay(lab.name, "a", lab.base))
     with pytest.raises(RuntimeFailure, match="QEMU for a exited") as failure:
-        run(host.start_vm(lab.name, lab.node("a")))
+        run(host.engine.start(lab.name, lab.node("a")))
     assert "newtlab-no-such-device" in str(failure.value)
     assert run(host.processes(lab.name)) == []
 
@@ -163,7 +164,7 @@ def test_ports_in_use_are_found_and_reachable(host: Host, make_lab: Callable[...
     uses = [u for u in collect_ports(lab.plan) if u.node == "a"]
     assert run(host.probe_ports(uses)) == []
     run(host.create_overlay(lab.name, "a", lab.base))
-    pid = run(host.start_vm(lab.name, a))
+    pid = run(host.engine.start(lab.name, a))
     conflicts = run(host.probe_ports(uses))
     assert f"a console: port {a.console_port} in use" in conflicts
     assert (
@@ -178,7 +179,7 @@ def test_ports_in_use_are_found_and_reachable(host: Host, make_lab: Callable[...
             return True
 
     assert run(connect())
-    run(host.stop_vm(lab.name, "a", pid, 0))
+    run(host.engine.stop(lab.name, "a", pid, 0))
     assert run(host.probe_ports(uses)) == []
 
 
@@ -188,45 +189,47 @@ def test_bridge_dials_the_vms_and_comes_back_after_kill_9(
     lab = make_lab()
     for node in ("a", "b"):
         run(host.create_overlay(lab.name, node, lab.base))
-        run(host.start_vm(lab.name, lab.node(node)))
-    config = newtlink_config(lab.name, lab.plan.bridges["local"])
-    supervisor = run(host.start_bridge(lab.name, config))
+        run(host.engine.start(lab.name, lab.node(node)))
+    supervisor = run(host.datapath.start(lab.name, lab.plan.bridges["local"], {}))
 
     async def connected() -> bool:
-        stats = await host.bridge_stats(lab.name)
+        stats = (await host.datapath.survey(lab.name)).stats
         return stats is not None and stats["links"][0]["connected"]
 
     assert eventually(connected)  # both QEMU NICs listen; the bridge dialled them
     kinds = {p.kind: p.pid for p in run(host.processes(lab.name)) if p.kind != "qemu"}
     assert kinds["supervisor"] == supervisor and kinds["bridge"] != supervisor
-    stats = run(host.bridge_stats(lab.name))
+    view = run(host.datapath.survey(lab.name))  # processes and stats at once
+    stats = view.stats
     assert stats is not None and stats["pid"] == kinds["bridge"] and stats["restarts"] == 0
-    processes, surveyed = run(host.survey(lab.name))  # both at once
-    assert sorted(p.pid for p in processes) == sorted(p.pid for p in run(host.processes(lab.name)))
-    assert surveyed is not None and surveyed["pid"] == stats["pid"]
+    assert view.condition == "up"
+    assert sorted(p.pid for p in view.processes) == sorted(kinds.values())
 
     assert run(host.run(["kill", "-9", str(kinds["bridge"])])).returncode == 0
 
     async def back() -> bool:
-        stats = await host.bridge_stats(lab.name)
+        stats = (await host.datapath.survey(lab.name)).stats
         return stats is not None and stats["restarts"] == 1 and stats["links"][0]["connected"]
 
     assert eventually(back, timeout=5)
-    assert run(host.stop_bridge(lab.name)) == []
+    assert run(host.datapath.stop(lab.name)) == []
     assert [p.kind for p in run(host.processes(lab.name))] == ["qemu", "qemu"]
-    assert run(host.bridge_stats(lab.name)) is None
+    assert run(host.datapath.survey(lab.name)).stats is None
+    assert run(host.datapath.survey(lab.name)).condition == "down"
 
 
 def test_a_bridge_that_cannot_start_says_why(host: Host, make_lab: Callable[..., HostLab]) -> None:
     lab = make_lab()
     run(host.create_overlay(lab.name, "a", lab.base))
     a = lab.node("a")
-    run(host.start_vm(lab.name, a))
-    config = newtlink_config(lab.name, lab.plan.bridges["local"])
+    run(host.engine.start(lab.name, a))
+    bridge = lab.plan.bridges["local"]
     taken = a.console_port  # a listening side on the port QEMU's console holds
-    config["links"][0].update({"z_dial": None, "z_port": taken, "z_bind": "127.0.0.1"})
+    link = bridge.links[0]
+    z = link.z.model_copy(update={"dial": "", "listen": f"127.0.0.1:{taken}"})
+    bridge = bridge.model_copy(update={"links": [link.model_copy(update={"z": z})]})
     with pytest.raises(RuntimeFailure, match=f"cannot listen on 127.0.0.1:{taken}"):
-        run(host.start_bridge(lab.name, config))
+        run(host.datapath.start(lab.name, bridge, {}))
     assert all(p.kind == "qemu" for p in run(host.processes(lab.name)))
 
 
@@ -245,7 +248,37 @@ def test_this_host_has_what_labs_need(host: Host) -> None:
 
 
 def test_accelerators_as_asked(host: Host) -> None:
-    assert run(host.choose_accel("tcg")) == ("tcg", "")
-    assert run(host.choose_accel("kvm")) == ("kvm", "")
-    chosen, _ = run(host.choose_accel("auto"))
+    assert run(host.engine.choose_accel("tcg")) == ("tcg", "")
+    assert run(host.engine.choose_accel("kvm")) == ("kvm", "")
+    chosen, _ = run(host.engine.choose_accel("auto"))
     assert chosen in ("kvm", "tcg")
+
+
+def test_links_are_shaped_and_captured_and_keep_their_settings(
+    host: Host, make_lab: Callable[..., HostLab]
+) -> None:
+    """The datapath's control, over the transport (a server's through its SSH connection):
+    settings outlive the bridge's own restart; a capture is a pcap stream."""
+    lab = make_lab()
+    (link,) = lab.plan.links
+    run(host.datapath.start(lab.name, lab.plan.bridges["local"], {}))  # no VM: it redials
+    settings = LinkSettings(down=True, a={"delay": 0.02})
+    run(host.datapath.shape(lab.name, link.a, settings))
+    kept = run(host.read_file(lab.name, "links.json"))
+    assert kept is not None and json.loads(kept)[link.name] == settings.bridge()
+    bridge = next(p.pid for p in run(host.datapath.processes(lab.name)) if p.kind == "bridge")
+    assert run(host.run(["kill", "-9", str(bridge)])).returncode == 0
+
+    async def back() -> bool:
+        view = await host.datapath.survey(lab.name)
+        return view.condition == "up" and (view.stats or {}).get("restarts") == 1
+
+    assert eventually(back, timeout=5)
+    captured: list[bytes] = []
+    run(host.datapath.capture(lab.name, link.a, captured.append, duration=0.5))
+    assert b"".join(captured)[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4")  # pcap magic
+    with pytest.raises(RuntimeFailure, match="no link"):
+        run(host.datapath.shape(lab.name, "nowhere:eth9", settings))
+    assert run(host.datapath.stop(lab.name)) == []
+    with pytest.raises(RuntimeFailure, match="does not answer on its control socket"):
+        run(host.datapath.shape(lab.name, link.a, settings))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import labprocs
 from newtlab.agent import procs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,10 +63,10 @@ def wait_for(predicate: Callable[[], T], timeout: float = 60) -> T:
 
 def kill_leftovers(lab: str) -> list[int]:
     """Kill anything still tagged with ``lab``; the PIDs that were left."""
-    left = list(procs.lab_vms(lab)) + procs.find(procs.bridge_tag(lab))
+    left = list(labprocs.vms(lab)) + procs.find(procs.bridge_tag(lab))
     for pid in left:
         procs.terminate(
-            pid, procs.Tag("qemu", lab) if pid in procs.lab_vms(lab) else procs.bridge_tag(lab), 1
+            pid, procs.Tag("qemu", lab) if pid in labprocs.vms(lab) else procs.bridge_tag(lab), 1
         )
     return left
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from labkit import SpecDir, run_cli, wait_for
 
+import labprocs
 from newtlab.agent import procs
 from newtlab.ops.deploy import PAUSE_ENV
 
@@ -29,7 +30,7 @@ def _deploy(spec: SpecDir, env: dict[str, str] | None = None) -> subprocess.Pope
 
 
 def _assert_clean(spec: SpecDir, home: Path, profiles: dict[str, bytes]) -> None:
-    assert procs.lab_vms(spec.lab) == {}
+    assert labprocs.vms(spec.lab) == {}
     assert procs.find(procs.bridge_tag(spec.lab)) == []
     assert not (home / "labs" / spec.lab).exists()
     assert spec.profiles() == profiles

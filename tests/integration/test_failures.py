@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from labkit import SpecDir, run_cli, wait_for
 
+import labprocs
 from newtlab.agent import procs
 from newtlab.state import load_state
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 
 def assert_clean(spec: SpecDir, home: Path, profiles: dict[str, bytes]) -> None:
-    assert procs.lab_vms(spec.lab) == {}
+    assert labprocs.vms(spec.lab) == {}
     assert procs.find(procs.bridge_tag(spec.lab)) == []
     assert not (home / "labs" / spec.lab).exists()
     assert spec.profiles() == profiles
@@ -39,7 +40,7 @@ def test_missing_image(make_lab, newtlab_home: Path) -> None:  # type: ignore[no
     assert result.returncode == 1
     assert "r1: vm_image not found: /nonexistent/none.qcow2" in result.stderr
     assert "Traceback" not in result.stderr
-    assert procs.lab_vms(spec.lab) == {}
+    assert labprocs.vms(spec.lab) == {}
 
 
 def test_every_bad_image_of_every_node_at_once(make_lab, newtlab_home: Path) -> None:  # type: ignore[no-untyped-def]
@@ -54,7 +55,7 @@ def test_every_bad_image_of_every_node_at_once(make_lab, newtlab_home: Path) -> 
     assert "r3: vm_image not found: /nonexistent/other.qcow2" in result.stderr
     assert "r2:" not in result.stderr  # its image is fine
     assert not (newtlab_home / "labs" / spec.lab).exists()  # nothing created
-    assert procs.lab_vms(spec.lab) == {}
+    assert labprocs.vms(spec.lab) == {}
 
 
 def test_a_lab_too_big_for_the_machine_starts_nothing_unless_overcommitted(  # type: ignore[no-untyped-def]
@@ -72,11 +73,11 @@ def test_a_lab_too_big_for_the_machine_starts_nothing_unless_overcommitted(  # t
     assert refused.returncode == 1
     assert f"3 VMs need {3 * (each + 200)} MiB ({3 * each} of guest memory" in refused.stderr
     assert "`--overcommit` deploys anyway" in refused.stderr
-    assert not (newtlab_home / "labs" / spec.lab).exists() and procs.lab_vms(spec.lab) == {}
+    assert not (newtlab_home / "labs" / spec.lab).exists() and labprocs.vms(spec.lab) == {}
     # Guests touch little of their memory: overcommitted, the lab runs.
     result = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg", "--overcommit")
     assert result.returncode == 0, result.stderr
-    assert len(procs.lab_vms(spec.lab)) == 3
+    assert len(labprocs.vms(spec.lab)) == 3
 
 
 def test_port_already_taken(make_lab, newtlab_home: Path) -> None:  # type: ignore[no-untyped-def]
@@ -97,7 +98,7 @@ def background_deploy(spec: SpecDir, output: int) -> subprocess.Popen[str]:
 
 
 def running_vms(lab: str) -> dict[int, str]:
-    return procs.lab_vms(lab)
+    return labprocs.vms(lab)
 
 
 def test_qemu_dies_during_boot(make_lab, newtlab_home: Path) -> None:  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ import psutil
 import pytest
 from labkit import SpecDir, run_cli, ssh, status, wait_for
 
+import labprocs
 from newtlab.agent import procs
 from newtlab.state import load_state
 
@@ -48,7 +49,7 @@ def test_bridge_dies_and_the_lab_heals(make_lab, newtlab_home: Path) -> None:  #
 
     # The VMs listen for their links, and nothing of the lab listens beyond loopback.
     data = status()
-    lab_pids = set(procs.lab_vms(spec.lab)) | set(procs.find(procs.bridge_tag(spec.lab)))
+    lab_pids = set(labprocs.vms(spec.lab)) | set(procs.find(procs.bridge_tag(spec.lab)))
     listening = listeners(lab_pids)
     assert listening and {address for _, address, _ in listening} == {"127.0.0.1"}
     owners = {port: pid for pid, _, port in listening}
@@ -118,4 +119,4 @@ def test_bridge_dies_and_the_lab_heals(make_lab, newtlab_home: Path) -> None:  #
     assert after["r3"] != before["r3"] and (after["r1"], after["r2"]) == (vms["r1"], vms["r2"])
     assert [n["status"] for n in status()["nodes"]] == ["running"] * 3
     assert run_cli("destroy", spec.lab).returncode == 0
-    assert procs.find(procs.bridge_tag(spec.lab)) == [] and procs.lab_vms(spec.lab) == {}
+    assert procs.find(procs.bridge_tag(spec.lab)) == [] and labprocs.vms(spec.lab) == {}

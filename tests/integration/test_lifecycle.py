@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from labkit import SpecDir, ping, run_cli, ssh, status
 
+import labprocs
 from newtlab.agent import procs
 from newtlab.agent.ports import port_in_use
 from newtlab.state import load_state
@@ -76,7 +77,7 @@ def test_line3_lifecycle(make_lab, newtlab_home: Path) -> None:  # type: ignore[
     ports += [p for link in data["links"] for p in (link["a_port"], link["z_port"])]
     result = run_cli("destroy", spec.lab)
     assert result.returncode == 0, result.stderr
-    assert procs.lab_vms(spec.lab) == {}
+    assert labprocs.vms(spec.lab) == {}
     assert procs.find(procs.bridge_tag(spec.lab)) == []
     assert [p for p in ports if port_in_use("127.0.0.1", p)] == []
     assert not (newtlab_home / "labs" / spec.lab).exists()

@@ -15,7 +15,7 @@ from xml.etree import ElementTree
 import pytest
 from labkit import SpecDir
 
-from newtlab.agent import procs
+import labprocs
 from newtlab.home import list_labs
 
 pytestmark = pytest.mark.integration
@@ -66,7 +66,7 @@ def test_the_fixture_deploys_once_and_destroys(
     (suite / "test_lab.py").write_text(TESTS.format(spec=str(spec.path)))
     outcomes, output = inner_pytest(suite)
     assert list(outcomes.values()) == ["passed", "passed"], output
-    assert list_labs() == [] and procs.home_labs() == {}, output
+    assert list_labs() == [] and labprocs.home_labs() == {}, output
 
 
 def test_a_failed_deploy_fails_its_tests_with_its_message(
@@ -84,4 +84,4 @@ def test_a_failed_deploy_fails_its_tests_with_its_message(
     outcomes, output = inner_pytest(suite)
     assert list(outcomes.values()) == ["error", "error"], output
     assert output.count("vm_image not found: /nonexistent/missing.qcow2") >= 2, output
-    assert list_labs() == [] and procs.home_labs() == {}, output
+    assert list_labs() == [] and labprocs.home_labs() == {}, output

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from labkit import SpecDir, run_cli, ssh, status, wait_for
 
-from newtlab.runtime import bundle
 from newtlab.runtime.images import content_digest
+from newtlab.runtime.transports import bundle
 from testservers import TestServer, servers
 
 pytestmark = pytest.mark.integration

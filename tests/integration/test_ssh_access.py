@@ -11,7 +11,7 @@ import pytest
 
 from newtlab.errors import RuntimeFailure
 from newtlab.plan.model import HostPlan
-from newtlab.runtime.remote import RemoteHost
+from newtlab.runtime.transports.remote import SshTransport
 from testservers import TestServer, servers
 
 pytestmark = pytest.mark.integration
@@ -34,7 +34,7 @@ def plan_for(server: TestServer, identity: Path | None = None) -> HostPlan:
 
 
 async def reach(server: HostPlan, store: Path) -> str:
-    host = await RemoteHost.open(server, store)
+    host = await SshTransport.open(server, store)
     try:
         return (await host.run(["hostname"])).output.strip()
     finally:

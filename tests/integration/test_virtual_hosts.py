@@ -19,6 +19,7 @@ import asyncssh
 import pytest
 from labkit import SpecDir, run_cli, status
 
+import labprocs
 from newtlab.agent import procs
 from newtlab.image import host_platform
 
@@ -148,6 +149,6 @@ def test_2node_virtual_hosts(make_lab, newtlab_home: Path) -> None:  # type: ign
     check_hosts()
 
     assert run_cli("destroy", spec.lab).returncode == 0
-    assert procs.lab_vms(spec.lab) == {} and procs.find(procs.bridge_tag(spec.lab)) == []
+    assert labprocs.vms(spec.lab) == {} and procs.find(procs.bridge_tag(spec.lab)) == []
     assert not (newtlab_home / "labs" / spec.lab).exists()
     assert spec.profiles() == profiles_before

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from newtlab.agent import procs
-from newtlab.runtime.bundle import AGENT, digest, files
+from newtlab.runtime.transports.bundle import AGENT, digest, files
 
 SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin")
 
@@ -60,21 +60,26 @@ def test_shipped_agent_runs_a_supervised_bridge(tmp_path: Path) -> None:
     assert unknown["result"].startswith("vm_image not found")
     link = {"a": "x:eth1", "z": "y:eth1", "a_dial": "127.0.0.1:9", "z_dial": "127.0.0.1:9"}
     config = {"lab": "shiptest", "links": [link]}
-    started = agent(shipped, home, "start_bridge", lab="shiptest", config=config)
+    started = agent(shipped, home, "newtlink_start", lab="shiptest", config=config)
     try:
         supervisor = started["result"]
-        kinds = {kind for _, kind, _ in agent(shipped, home, "processes", lab="shiptest")["result"]}
-        assert kinds == {"supervisor", "bridge"}
-        stats = agent(shipped, home, "bridge_stats", lab="shiptest")["result"]
+        found = agent(shipped, home, "newtlink_survey", lab="shiptest")["result"]
+        assert {kind for _, kind, _, _ in found["processes"]} == {"supervisor", "bridge"}
+        assert agent(shipped, home, "qemu_processes", lab="shiptest") == {"result": []}
+        stats = found["stats"]
         assert stats["lab"] == "shiptest" and stats["restarts"] == 0
         argv = procs.cmdline(stats["pid"])
         assert argv is not None and argv[:3] == [SYSTEM_PYTHON, "-m", "newtlink"]
         log = agent(shipped, home, "read_file", lab="shiptest", relative="logs/newtlink.log")
         assert b"supervising bridge" in base64.b64decode(log["result"]["base64"])
-        assert agent(shipped, home, "stop_bridge", lab="shiptest") == {"result": []}
+        written = {"base64": base64.b64encode(b"\0bytes\xff").decode()}  # bytes both ways
+        agent(shipped, home, "write_file", lab="shiptest", relative="x.bin", data=written)
+        back = agent(shipped, home, "read_file", lab="shiptest", relative="x.bin")
+        assert back == {"result": written}
+        assert agent(shipped, home, "newtlink_stop", lab="shiptest") == {"result": []}
         assert not procs.is_ours(supervisor, procs.bridge_tag("shiptest"))
     finally:
         for pid in procs.find(procs.bridge_tag("shiptest")):
             procs.terminate(pid, procs.bridge_tag("shiptest"), 1)
-    failure = agent(shipped, home, "start_bridge", lab="shiptest", config={"links": "x"})
+    failure = agent(shipped, home, "newtlink_start", lab="shiptest", config={"links": "x"})
     assert "newtlink bridge did not start" in failure["error"]

@@ -13,9 +13,9 @@ import pytest
 from newtlab.errors import SpecErrors
 from newtlab.lab import Lab
 from newtlab.plan.bridges import newtlink_config
-from newtlab.plan.model import BridgeSidePlan, ConsolePlan
+from newtlab.plan.model import Accel, BridgeSidePlan, ConsolePlan, Plan
 from newtlab.plan.nodes import Homes
-from newtlab.plan.plan import build_plan, lab_name_for
+from newtlab.plan.plan import accelerated, build_plan, lab_name_for
 from newtlab.plan.ports import collect_ports
 from newtlab.spec.load import load_specs
 from specfactory import EXAMPLES, FIXTURES, HOST_PLATFORM, SWITCH_PLATFORM, linked, write_specs
@@ -445,3 +445,22 @@ def test_console_dialogs_become_explicit_steps_and_bad_ones_are_spec_errors(
         with pytest.raises(SpecErrors) as error:
             console(bad)
         assert where in str(error.value), (bad, str(error.value))
+
+
+def test_a_plan_moved_to_other_accelerators_is_the_plan_made_for_them(tmp_path: Path) -> None:
+    """Deploy plans for KVM, then moves each host to what it can run: the same plan as
+    one made for those accelerators from the start, one server at a time."""
+    devices = linked(("a:Ethernet0", "b:Ethernet0"))
+    profiles = {"a": {"platform": "sw", "vm_host": "s1"}, "b": {"platform": "sw", "vm_host": "s2"}}
+    servers = [{"name": "s1", "address": "10.0.0.1"}, {"name": "s2", "address": "10.0.0.2"}]
+    spec = write_specs(tmp_path / "lab", devices, profiles=profiles, newtlab={"servers": servers})
+    specs, homes = load_specs(spec), Homes(tmp_path, tmp_path)
+
+    def plan(accel: Accel | dict[str, Accel]) -> Plan:
+        return build_plan(specs, "lab", tmp_path, homes, accel)
+
+    kvm, tcg, mixed = plan("kvm"), plan("tcg"), plan({"s1": "kvm", "s2": "tcg"})
+    assert accelerated(kvm, {"s1": "tcg", "s2": "tcg"}) == tcg
+    assert accelerated(tcg, {"s1": "kvm", "s2": "kvm"}) == kvm
+    assert accelerated(kvm, {"s2": "tcg"}) == mixed != kvm  # hosts not named keep theirs
+    assert accelerated(kvm, {}) is kvm

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import labprocs
 from newtlab.agent import procs
 from newtlab.agent.paths import lab_dir
 from newtlab.locks import lab_lock
@@ -44,7 +45,7 @@ def test_tag_finds_and_identifies(tagged: subprocess.Popen[bytes]) -> None:
     assert procs.is_ours(tagged.pid, procs.Tag("qemu", "unitlab", "r1"))
     assert not procs.is_ours(tagged.pid, procs.Tag("qemu", "unitlab", "r2"))
     assert not procs.is_ours(tagged.pid, procs.Tag("qemu", "otherlab"))
-    assert procs.lab_vms("unitlab") == {tagged.pid: "r1"}
+    assert labprocs.vms("unitlab") == {tagged.pid: "r1"}
     assert tagged.pid in procs.find(procs.Tag("qemu", "unitlab"))
 
 
@@ -96,13 +97,13 @@ def test_a_lab_of_the_same_name_under_another_home_is_not_ours(
         while "-name" not in (procs.cmdline(stranger.pid) or []) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert not procs.is_ours(stranger.pid, procs.Tag("qemu", "unitlab", "r1"))
-        assert procs.lab_vms("unitlab") == {}
+        assert labprocs.vms("unitlab") == {}
         # destroy by name in this home: nothing of the other home is touched
         run_cli("destroy", "unitlab", "--grace", "0")
         assert stranger.poll() is None
         # ... while from its own home it is that lab's VM
         monkeypatch.setenv("NEWTLAB_HOME", str(other_home))
-        assert procs.lab_vms("unitlab") == {stranger.pid: "r1"}
+        assert labprocs.vms("unitlab") == {stranger.pid: "r1"}
     finally:
         stranger.kill()
         stranger.wait()

@@ -13,7 +13,7 @@ from newtlab.agent.paths import lab_dir
 from newtlab.errors import RuntimeFailure, SpecErrors
 from newtlab.lab import Lab
 from newtlab.ops.readiness import _console_shows
-from newtlab.runtime.local import LocalHost
+from newtlab.runtime.hosts import local_host
 from specfactory import linked, write_specs
 
 PLATFORM = {"vm_image": "/i.qcow2", "vm_interface_map": "sequential"}
@@ -62,7 +62,7 @@ def test_console_probe_looks_only_after_the_start(tmp_path: Path) -> None:
     console.parent.mkdir(parents=True)
     console.write_bytes(b"previous boot: System is ready\n")
     offset = console.stat().st_size
-    host = LocalHost()
+    host = local_host()
 
     async def later() -> None:
         await asyncio.sleep(0.5)

@@ -2,24 +2,17 @@
 
 Prints one JSON document: ``{"result": ...}``, or ``{"error": "..."}`` when
 the operation failed in a way a user should read (``AgentError``). Bytes
-results travel as ``{"base64": "..."}``. Anything else is a bug: traceback
-on stderr, exit 1.
+travel as ``{"base64": "..."}``, in arguments and results alike. Anything
+else is a bug: traceback on stderr, exit 1.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import sys
-from typing import Any
 
 from . import AgentError, ops
-
-
-def encode(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return {"base64": base64.b64encode(value).decode()}
-    return value
+from .wire import decode, encode
 
 
 def main() -> None:
@@ -30,7 +23,7 @@ def main() -> None:
             f"usage: python3 -m {__package__} OP < ARGS.json; OP is one of {known}", file=sys.stderr
         )
         sys.exit(2)
-    arguments = json.loads(sys.stdin.read() or "{}")
+    arguments = {k: decode(v) for k, v in json.loads(sys.stdin.read() or "{}").items()}
     try:
         reply = {"result": encode(operation(**arguments))}
     except AgentError as exc:

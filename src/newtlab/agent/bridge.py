@@ -68,7 +68,7 @@ def start(lab_dir: Path, lab: str, config: dict[str, Any], timeout: float = 15) 
 
 def stop(lab: str, timeout: float = 5.0) -> list[str]:
     """Stop the lab's supervisors first (each stops its bridge), then any orphaned bridge."""
-    found = [(pid, kind) for pid, kind, _ in procs.lab_processes(lab) if kind != "qemu"]
+    found = [(pid, kind) for pid, kind, _, _ in procs.processes(procs.NEWTLINK_KINDS, lab)]
     problems = []
     for pid, kind in sorted(found, key=lambda p: p[1] != "supervisor"):
         if not procs.terminate(pid, procs.bridge_tag(lab), timeout):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 from .paths import lab_dir
@@ -109,6 +109,10 @@ def find(tag: Tag) -> list[int]:
     return [pid for pid in _pids() if is_ours(pid, tag)]
 
 
+QEMU_KINDS = ("qemu",)
+NEWTLINK_KINDS = ("supervisor", "bridge")
+
+
 def _tagged() -> Iterator[tuple[int, str, str, str]]:
     """``(pid, kind, lab, node)`` of every live tagged process of this home, any lab."""
     for pid in _pids():
@@ -128,25 +132,11 @@ def _tagged() -> Iterator[tuple[int, str, str, str]]:
             yield pid, kind, lab, node
 
 
-def lab_processes(lab: str) -> list[tuple[int, str, str]]:
-    """``(pid, kind, node)`` of every live process of ``lab``.
-
-    ``kind`` is ``qemu`` (``node`` names its VM), ``supervisor`` or ``bridge``.
-    """
-    return [(pid, kind, node) for pid, kind, tagged, node in _tagged() if tagged == lab]
-
-
-def home_labs() -> dict[str, list[int]]:
-    """Lab name → PIDs of every live QEMU and bridge of this home, whatever the lab."""
-    found: dict[str, list[int]] = {}
-    for pid, _, lab, _ in _tagged():
-        found.setdefault(lab, []).append(pid)
-    return found
-
-
-def lab_vms(lab: str) -> dict[int, str]:
-    """PID → node name of every live QEMU tagged with ``lab``."""
-    return {pid: node for pid, kind, node in lab_processes(lab) if kind == "qemu"}
+def processes(kinds: Collection[str], lab: str | None = None) -> list[tuple[int, str, str, str]]:
+    """``(pid, kind, lab, node)`` of every live process of ``lab`` (None: of any lab of
+    this home) whose kind is one of ``kinds``: ``qemu`` (``node`` names its VM),
+    ``supervisor`` or ``bridge``."""
+    return [p for p in _tagged() if p[1] in kinds and (lab is None or p[2] == lab)]
 
 
 def _exited(pid: int) -> bool:

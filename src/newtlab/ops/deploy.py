@@ -16,16 +16,18 @@ from typing import cast
 from ..agent import layout
 from ..errors import LabStateError, PortConflictError, RuntimeFailure
 from ..home import ensure_private_dir, lab_dir
-from ..plan.bridges import newtlink_config
 from ..plan.capacity import Resources, capacity_problems
 from ..plan.model import Accel, NodePlan, Plan
+from ..plan.plan import accelerated
 from ..plan.ports import collect_ports
 from ..plan.qemu_args import UEFI_FIRMWARE
 from ..profiles import patch_profiles
-from ..runtime.host import Host, Say
+from ..runtime.host import Host
 from ..runtime.hosts import Hosts, each_host
 from ..runtime.ssh import create_key_pair
-from ..state import BridgeState, LabState, NodeState, save_state, state_path
+from ..runtime.transports.base import Say
+from ..state import LabState, NodeState, save_state, state_path
+from .datapath import start_bridge
 from .events import Event, Progress
 from .node import bring_up, public_key, start_process
 from .startup_config import write_config_iso
@@ -84,15 +86,16 @@ async def check_hosts(plan: Plan, hosts: Hosts) -> None:
 
 async def preflight(
     plan: Plan, hosts: Hosts, accel: str, overcommit: bool = False
-) -> dict[str, tuple[Accel, str]]:
+) -> tuple[Plan, list[str]]:
     """All checks on all hosts at once, before anything starts: no leftovers of the lab,
-    the tools, ports and images (``check_hosts``); each host's accelerator, with a
-    note saying why (each host proves KVM for itself, or takes what was asked); and,
-    unless ``overcommit``, that each host's VMs fit its memory, cores and disk."""
+    the tools, ports and images (``check_hosts``); each host's accelerator (each proves
+    KVM for itself, or takes what was asked); and, unless ``overcommit``, that each
+    host's VMs fit its memory, cores and disk. The plan to deploy — on the accelerators
+    chosen — and a note per host whose choice needs saying."""
     results = await asyncio.gather(
         check_not_deployed(plan.lab, hosts),
         check_hosts(plan, hosts),
-        each_host(hosts, lambda host: host.choose_accel(accel)),
+        each_host(hosts, lambda host: host.engine.choose_accel(accel)),
         each_host(hosts, lambda host: host.resources()),
         return_exceptions=True,
     )
@@ -100,8 +103,8 @@ async def preflight(
         if isinstance(result, BaseException):
             raise result
     choices = dict(zip(hosts, cast(list[tuple[Accel, str]], results[2]), strict=True))
+    chosen = accelerated(plan, {name: choice for name, (choice, _) in choices.items()})
     if not overcommit:
-        chosen = plan.model_copy(update={"accels": {h: a for h, (a, _) in choices.items()}})
         have = dict(zip(hosts, cast(list[Resources], results[3]), strict=True))
         short = capacity_problems(chosen, have)
         if short:
@@ -109,7 +112,12 @@ async def preflight(
                 "cannot deploy: the lab does not fit\n  " + "\n  ".join(short)
                 + "\nNothing was started. `--overcommit` deploys anyway."
             )  # fmt: skip
-    return choices
+    notes = [
+        note if len(hosts) == 1 else f"{name}: {note}"
+        for name, (_, note) in choices.items()
+        if note
+    ]
+    return chosen, notes
 
 
 def _new_state(plan: Plan, accel_note: str) -> LabState:
@@ -126,16 +134,6 @@ def _new_state(plan: Plan, accel_note: str) -> LabState:
         accel_note=accel_note,
         links={link.name: link.settings for link in plan.links if link.settings.bridge()},
     )
-
-
-async def start_bridge(state: LabState, hosts: Hosts, host: str, progress: Progress) -> None:
-    """Start the bridge of ``host`` and record its supervisor's PID."""
-    bridge = state.plan.bridges[host]
-    progress(Event("", "bridge", f"newtlink on {host}: {len(bridge.links)} links"))
-    config = newtlink_config(state.name, bridge, state.links)
-    pid = await hosts[host].start_bridge(state.name, config)
-    state.bridges[host] = BridgeState(pid=pid, host=host)
-    save_state(state)
 
 
 async def _disks(plan: Plan, host: Host, state: LabState, upload: bool, progress: Progress) -> None:
@@ -194,17 +192,22 @@ async def deploy(
     plan: Plan,
     hosts: Hosts,
     progress: Progress,
-    accel_note: str = "",
+    *,
+    accel: str = "auto",
     upload: bool = True,
+    overcommit: bool = False,
     boot_parallel: int = 0,
 ) -> LabState:
-    """Deploy ``plan``; the caller holds the lab lock and ran ``preflight``.
-
-    Each phase runs on every host at once; the next starts when all are done.
-    ``boot_parallel`` caps the VMs booting at once on each host (0: no cap).
-    """
+    """Deploy ``plan`` on ``hosts`` (the caller holds the lab lock): ``preflight``, then
+    each phase on every host at once, the next starting when all are done. ``accel``:
+    ``auto``, ``kvm`` or ``tcg``; ``upload``: send base images a server lacks;
+    ``overcommit``: deploy even if the VMs do not fit; ``boot_parallel``: the VMs
+    booting at once on each host (0: no cap)."""
+    plan, notes = await preflight(plan, hosts, accel, overcommit)
+    for note in notes:
+        progress(Event("", "accel", note))
     try:
-        state = _new_state(plan, accel_note)
+        state = _new_state(plan, "; ".join(notes))
         save_state(state)
         await _phase_done(plan.lab, "state")
         await each_host(hosts, lambda host: host.prepare_lab(plan.lab))
@@ -220,16 +223,19 @@ async def deploy(
             f"deploy failed before any VM started: {exc}\nNothing was started; the lab's "
             "files were removed."
         ) from None
-    # Bridges and VMs together: a bridge dials its VMs' NICs whenever they listen.
-    _, failures = await asyncio.gather(
-        asyncio.gather(*(start_bridge(state, hosts, host, progress) for host in plan.bridges)),
-        _boot_all(plan, hosts, state, progress, boot_parallel),
+    left = (
+        f"The lab is left as it is for inspection (`newtlab logs NODE`); `newtlab destroy "
+        f"{plan.lab}` removes it."
     )
+    # The links first, then the VMs on them: a datapath may have to exist before a VM
+    # can attach to it (newtlink does not mind: it dials its VMs whenever they listen).
+    try:
+        await asyncio.gather(*(start_bridge(state, hosts, host, progress) for host in plan.bridges))
+    except RuntimeFailure as exc:
+        raise RuntimeFailure(f"deploy failed: {exc}\n{left}") from None
+    failures = await _boot_all(plan, hosts, state, progress, boot_parallel)
     if failures:
-        raise RuntimeFailure(
-            "deploy failed:\n  " + "\n  ".join(failures) + f"\nThe lab is left as it is for "
-            f"inspection (`newtlab logs NODE`); `newtlab destroy {plan.lab}` removes it."
-        )
+        raise RuntimeFailure("deploy failed:\n  " + "\n  ".join(failures) + f"\n{left}")
 
     await _phase_done(plan.lab, "booted")
     progress(Event("", "profiles", "writing ssh_port, console_port, mgmt_ip into profiles"))

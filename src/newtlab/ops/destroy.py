@@ -11,28 +11,28 @@ from __future__ import annotations
 import asyncio
 import shutil
 
-from ..errors import RuntimeFailure
+from ..errors import LabStateError, RuntimeFailure
 from ..home import lab_dir
 from ..profiles import restore_profiles, restore_without_state
 from ..runtime.host import Host
-from ..runtime.hosts import Hosts, each_host
-from ..state import LabState
+from ..runtime.hosts import Hosts, each_host, open_hosts, open_local
+from ..state import LabState, load_state
 from .events import Event, Progress
 
 
 async def _stop_host(host: Host, name: str, grace: float, progress: Progress) -> list[str]:
     """Stop the lab's VMs on ``host`` in parallel, then its bridge; what would not stop."""
-    vms = [p for p in await host.processes(name) if p.kind == "qemu"]
+    vms = await host.engine.processes(name)
 
     async def stop_one(pid: int, node: str) -> str | None:
         progress(Event(node, "stopping"))
-        gone = await host.stop_vm(name, node, pid, grace)
+        gone = await host.engine.stop(name, node, pid, grace)
         progress(Event(node, "stopped" if gone else "error", failed=not gone))
         return None if gone else f"{node}: QEMU pid {pid} on {host.name} would not stop"
 
     results = await asyncio.gather(*(stop_one(p.pid, p.node) for p in vms))
-    progress(Event("", "bridge", f"stopping newtlink on {host.name}"))
-    return [r for r in results if r] + await host.stop_bridge(name)
+    progress(Event("", "bridge", f"stopping {host.datapath.name} on {host.name}"))
+    return [r for r in results if r] + await host.datapath.stop(name)
 
 
 async def has_leftovers(name: str, hosts: Hosts) -> bool:
@@ -81,3 +81,27 @@ async def destroy(
         )
     progress(Event("", "destroyed"))
     return warnings
+
+
+async def destroy_lab(
+    name: str, progress: Progress, grace: float = 5.0, missing_ok: bool = False
+) -> list[str]:
+    """Destroy lab ``name`` on every host its state names — or, with no readable state,
+    on this machine, by process tags; the caller holds the lab lock. ``missing_ok``:
+    a lab that is not there is no error (deploy --force)."""
+    directory = lab_dir(name)
+    try:
+        state: LabState | None = load_state(name)
+    except LabStateError as exc:
+        state = None
+        if directory.exists():
+            progress(Event("", "warning", f"{exc}; cleaning up by process tags"))
+    opened = open_hosts(state.plan, partial=True) if state is not None else open_local()
+    async with opened as hosts:
+        if state is None and not directory.exists() and not await has_leftovers(name, hosts):
+            if missing_ok:
+                return []
+            raise LabStateError(f"lab {name!r} not found — nothing to destroy (see `newtlab list`)")
+        if missing_ok:
+            progress(Event("", "destroy", "removing the existing deployment (--force)"))
+        return await destroy(name, state, hosts, progress, grace)

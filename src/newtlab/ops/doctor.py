@@ -14,14 +14,12 @@ from pathlib import Path
 from typing import Literal
 
 from ..agent.paths import home
-from ..agent.tools import PACKAGES
 from ..image.build import IMAGE_NAME
 from ..plan.capacity import QEMU_OVERHEAD_MIB
 from ..plan.model import Plan
 from ..plan.qemu_args import UEFI_FIRMWARE
 from ..runtime.host import Host
-from ..runtime.hosts import open_hosts
-from ..runtime.local import LocalHost
+from ..runtime.hosts import local_host, open_hosts
 from .deploy import port_conflicts
 
 Level = Literal["OK", "WARN", "FAIL"]
@@ -54,16 +52,19 @@ async def machine_checks(host: Host) -> list[Check]:
     """QEMU and its tools, the accelerator, memory, disk and what some labs need."""
     name = host.name
     checks = []
-    for tool, package in PACKAGES.items():
+    tools = host.engine.tools
+    for tool, package in tools.items():
         version = await _version(host, tool)
         fix = f"apt-get install {package}"
         checks.append(_check(name, tool, bool(version), version or "not found", fix, "FAIL"))
-    # One call: a server's python3 and SSH forwarding, and the UEFI firmware.
+    # One call: a server's python3 and SSH forwarding, the tools again, the UEFI firmware.
     missing = await host.check_machine([(UEFI_FIRMWARE, "ovmf")])
-    has_uefi = not any(UEFI_FIRMWARE in line for line in missing)
-    checks += [Check(name, "machine", "FAIL", line) for line in missing if "not found" not in line]
+    has_uefi = not any(f"{UEFI_FIRMWARE} not found" in line for line in missing)
+    shown = (*tools, UEFI_FIRMWARE)  # each has a line of its own
+    checks += [Check(name, "machine", "FAIL", line) for line in missing
+               if not any(f"{item} not found" in line for item in shown)]  # fmt: skip
     if all(c.level == "OK" for c in checks):
-        accel, note = await host.choose_accel("auto")
+        accel, note = await host.engine.choose_accel("auto")
         detail = accel + (f" ({note})" if note else "")
         checks.append(_check(name, "accelerator", accel == "kvm", detail, TCG_FIX))
     have = await host.resources()
@@ -104,7 +105,7 @@ PORTS_FIX = "stop what holds them, or change the port bases in topology.json"
 async def doctor(plan: Plan | None) -> list[Check]:
     """This machine's checks; with a plan, its ports and every server of its pool too."""
     if plan is None:
-        return [*_this_machine_only(), *await machine_checks(LocalHost())]
+        return [*_this_machine_only(), *await machine_checks(local_host())]
     checks = _this_machine_only()
     async with open_hosts(plan, partial=True) as hosts:
         for name, why in hosts.unreachable.items():

@@ -40,9 +40,7 @@ def _nics(plan: Plan, link: LinkPlan) -> list[tuple[NodePlan, str]]:
 
 
 async def _push(state: LabState, hosts: Hosts, link: LinkPlan, settings: LinkSettings) -> None:
-    await hosts[link.worker_host].link_control(
-        state.name, {"op": "set", "link": link.a, "settings": settings.bridge()}
-    )
+    await hosts[link.worker_host].datapath.shape(state.name, link.a, settings)
     state.links[link.name] = settings
     save_state(state)
 
@@ -50,7 +48,7 @@ async def _push(state: LabState, hosts: Hosts, link: LinkPlan, settings: LinkSet
 async def _carrier(state: LabState, hosts: Hosts, link: LinkPlan, up: bool) -> None:
     for node, netdev in _nics(state.plan, link):
         if state.nodes[node.name].status in ("running", "starting"):
-            await hosts[node.host].set_nic_link(state.name, node.name, netdev, up)
+            await hosts[node.host].engine.set_link(state.name, node.name, netdev, up)
 
 
 async def impair(
@@ -90,7 +88,7 @@ async def cut_cables_of(state: LabState, host: Host, node: NodePlan) -> None:
             continue
         for vm, netdev in _nics(state.plan, link):
             if vm.name == node.name:
-                await host.set_nic_link(state.name, node.name, netdev, False)
+                await host.engine.set_link(state.name, node.name, netdev, False)
 
 
 async def capture(
@@ -102,5 +100,4 @@ async def capture(
     duration: float = 0,
 ) -> None:
     link, _ = find_end(state.plan, end)
-    request = {"op": "capture", "link": link.a, "count": count, "duration": duration}
-    await hosts[link.worker_host].capture(state.name, request, sink)
+    await hosts[link.worker_host].datapath.capture(state.name, link.a, sink, count, duration)

@@ -6,17 +6,20 @@ import asyncio
 import time
 from pathlib import Path
 
-from ..agent import layout
 from ..errors import RuntimeFailure
 from ..plan.model import NodePlan
+from ..plan.ports import collect_ports
 from ..runtime import console, ssh
 from ..runtime.host import Host
+from ..runtime.hosts import Hosts
 from ..state import LabState, save_state
 from .after_boot import run_after_boot
+from .datapath import ensure_bridge
 from .events import Event, Progress
 from .links import cut_cables_of
 from .readiness import console_size, wait_until_ready
 from .startup_config import config_push
+from .status import look
 
 
 def public_key(state: LabState) -> str:
@@ -26,7 +29,7 @@ def public_key(state: LabState) -> str:
 
 async def exit_message(host: Host, lab: str, node: str) -> str:
     """Why a node's QEMU is gone, from the end of its log."""
-    log = await host.read_file(lab, layout.qemu_log(node))
+    log = await host.read_file(lab, host.engine.log(node))
     tail = "\n".join((log or b"").decode(errors="replace").strip().splitlines()[-5:])
     where = f"logs/{node}.log on {host.name}, or `newtlab logs {node} --qemu`"
     return f"QEMU for {node} is not running (see {where})" + (f":\n{tail}" if tail else "")
@@ -40,7 +43,7 @@ async def start_process(state: LabState, host: Host, node: NodePlan, progress: P
     record.started_at = time.time()
     try:
         record.console_offset = await console_size(host, state.name, node)
-        record.pid = await host.start_vm(state.name, node)
+        record.pid = await host.engine.start(state.name, node)
         await cut_cables_of(state, host, node)  # a cable pulled stays pulled
     except RuntimeFailure as exc:
         record.status, record.error = "error", str(exc)
@@ -52,7 +55,7 @@ async def start_process(state: LabState, host: Host, node: NodePlan, progress: P
 
 async def _watch(state: LabState, host: Host, node: NodePlan) -> None:
     """Return when the node's QEMU is gone (so a boot wait can fail fast)."""
-    while await host.vm_running(state.name, node.name, state.nodes[node.name].pid):
+    while await host.engine.running(state.name, node.name, state.nodes[node.name].pid):
         await asyncio.sleep(0.5)
 
 
@@ -97,7 +100,7 @@ async def bring_up(state: LabState, host: Host, node: NodePlan, progress: Progre
             raise RuntimeFailure(await exit_message(host, state.name, node.name))
     except (RuntimeFailure, OSError) as exc:
         reason = str(exc)
-        if not await host.vm_running(state.name, node.name, record.pid):
+        if not await host.engine.running(state.name, node.name, record.pid):
             reason = await exit_message(host, state.name, node.name)  # the real cause
         record.status, record.phase, record.error = "error", "failed", reason
         save_state(state)
@@ -124,8 +127,32 @@ async def stop_process(
 ) -> None:
     progress(Event(node, "stopping"))
     record = state.nodes[node]
-    if not await host.stop_vm(state.name, node, record.pid, grace):
+    if not await host.engine.stop(state.name, node, record.pid, grace):
         raise RuntimeFailure(f"{node}: QEMU (pid {record.pid}) did not stop")
     record.status, record.phase, record.pid = "stopped", "stopped", 0
     save_state(state)
     progress(Event(node, "stopped"))
+
+
+async def start_node(state: LabState, hosts: Hosts, name: str, progress: Progress) -> None:
+    """Start stopped node ``name`` and wait until it answers SSH; its host's datapath is
+    started again first if it is down, so its links come back."""
+    node = state.plan.node(name)
+    host = hosts[node.host]
+    if await host.engine.running(state.name, name, state.nodes[name].pid):
+        raise RuntimeFailure(f"{name} is already running")
+    conflicts = await host.probe_ports(u for u in collect_ports(state.plan) if u.node == name)
+    if conflicts:
+        raise RuntimeFailure(f"cannot start {name}: " + "; ".join(conflicts))
+    if node.host in state.plan.bridges:
+        await ensure_bridge(state, hosts, node.host, await look(host, state.name), progress)
+    await boot(state, host, node, progress)
+
+
+async def stop_node(
+    state: LabState, host: Host, name: str, grace: float, progress: Progress
+) -> None:
+    """Power running node ``name`` off (its disk and its links' other ends are kept)."""
+    if not await host.engine.running(state.name, name, state.nodes[name].pid):
+        raise RuntimeFailure(f"{name} is not running")
+    await stop_process(state, host, name, grace, progress)

@@ -14,21 +14,19 @@ that nothing uses any more (``agent.caches`` decides, on the machine itself).
 
 from __future__ import annotations
 
-import asyncio
-import fcntl
-import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Literal
 
-from ..agent import procs
 from ..errors import LabStateError
-from ..home import labs_dir, list_labs, newtlab_home
+from ..home import labs_dir, list_labs
+from ..locks import is_held, lab_lock, lock_path, locked_labs, remove_lock
 from ..plan.model import LOCAL_HOST, HostPlan
 from ..runtime.host import Host, UnusedCache
-from ..runtime.hosts import each_host, open_servers
+from ..runtime.hosts import each_host, local_host, open_servers
 from ..state import load_state
+from .destroy import destroy_lab
+from .events import Progress
 
 Kind = Literal["processes", "lab", "lock"]
 
@@ -43,25 +41,11 @@ class Orphan:
         return asdict(self)
 
 
-def _held(lock: Path) -> bool:
-    """Someone holds this lab lock right now."""
-    try:
-        fd = os.open(lock, os.O_RDWR)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-
-
-def find_orphans() -> list[Orphan]:
-    """Every orphan of this home on this machine, by lab."""
-    running = procs.home_labs()
+async def find_orphans(host: Host) -> list[Orphan]:
+    """Every orphan of this home on ``host`` (this machine), by lab."""
+    running: dict[str, list[int]] = {}
+    for process in await host.processes():
+        running.setdefault(process.lab, []).append(process.pid)
     root = labs_dir()
     directories = {p.name for p in root.iterdir() if p.is_dir()} if root.is_dir() else set()
     orphans = []
@@ -83,18 +67,10 @@ def find_orphans() -> list[Orphan]:
         if local_only and not pids and not stopped:
             orphans.append(Orphan("lab", lab, "deployed, but none of its processes runs "
                                   "(the machine restarted, or they were killed)"))  # fmt: skip
-    locks = newtlab_home() / "locks"
-    for lock in sorted(locks.glob("*.lock")) if locks.is_dir() else []:
-        lab = lock.name.removesuffix(".lock")
-        if lab not in directories and lab not in running and not _held(lock):
-            orphans.append(Orphan("lock", lab, f"{lock}: a lock of a lab that is gone"))
+    for lab in locked_labs():
+        if lab not in directories and lab not in running and not is_held(lab):
+            orphans.append(Orphan("lock", lab, f"{lock_path(lab)}: a lock of a lab that is gone"))
     return orphans
-
-
-def remove_lock(lab: str) -> None:
-    lock = newtlab_home() / "locks" / f"{lab}.lock"
-    if not _held(lock):
-        lock.unlink(missing_ok=True)
 
 
 @dataclass
@@ -126,24 +102,49 @@ def labs_servers() -> list[HostPlan]:
     return list(servers.values())
 
 
-def prune_caches(servers: Iterable[HostPlan], remove: bool) -> Caches:
+async def _caches(servers: Iterable[HostPlan], remove: bool) -> Caches:
     """Unused caches on this machine and on ``servers`` (by address), removed if asked."""
     unique = {(s.ip, s.user, s.ssh_port): s for s in servers}
+    async with open_servers(list(unique.values())) as hosts:
+        listed = await each_host(hosts, lambda host: host.unused_caches())
+        result = Caches(dict(zip(hosts, listed, strict=True)), dict(hosts.unreachable))
+        if remove:
 
-    async def main() -> Caches:
-        async with open_servers(list(unique.values())) as hosts:
-            listed = await each_host(hosts, lambda host: host.unused_caches())
-            result = Caches(dict(zip(hosts, listed, strict=True)), dict(hosts.unreachable))
-            if remove:
+            async def clear(host: Host) -> list[str]:
+                return await host.remove_caches([c.path for c in result.found[host.name]])
 
-                async def clear(host: Host) -> list[str]:
-                    return await host.remove_caches([c.path for c in result.found[host.name]])
+            removed = await each_host(hosts, clear)
+            result.removed = [
+                f"{name}:{path}" for name, paths in zip(hosts, removed, strict=True)
+                for path in paths
+            ]  # fmt: skip
+        return result
 
-                removed = await each_host(hosts, clear)
-                result.removed = [
-                    f"{name}:{path}" for name, paths in zip(hosts, removed, strict=True)
-                    for path in paths
-                ]  # fmt: skip
-            return result
 
-    return asyncio.run(main())
+@dataclass
+class Pruned:
+    """What ``prune`` found (and removed, if asked)."""
+
+    orphans: list[Orphan]
+    caches: Caches
+    removed: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return {"orphans": [o.as_dict() for o in self.orphans], **self.caches.as_dict(),
+                "removed": self.removed}  # fmt: skip
+
+
+async def prune(servers: Iterable[HostPlan], remove: bool, progress: Progress) -> Pruned:
+    """This home's orphans on this machine and the unused caches there and on ``servers``
+    and on every server of this home's labs; with ``remove``, each orphaned lab destroyed
+    (as ``destroy`` does), stale locks and unused caches removed."""
+    servers = [*labs_servers(), *servers]  # before any lab's state goes
+    orphans = await find_orphans(local_host())
+    if remove:
+        for orphan in orphans:
+            if orphan.kind != "lock":
+                with lab_lock(orphan.lab):
+                    await destroy_lab(orphan.lab, progress, grace=2.0)
+            remove_lock(orphan.lab)  # a destroyed lab's lock is stale too
+    caches = await _caches(servers, remove)
+    return Pruned(orphans, caches, remove)

@@ -14,27 +14,10 @@ import asyncio
 from ..errors import RuntimeFailure
 from ..runtime.hosts import Hosts
 from ..state import LabState
-from .deploy import start_bridge
+from .datapath import ensure_bridge
 from .events import Event, Progress
 from .node import boot
-from .status import HostView, bridge_condition, look_all
-
-
-async def ensure_bridge(
-    state: LabState, hosts: Hosts, host: str, view: HostView, progress: Progress
-) -> str | None:
-    """Start ``host``'s bridge again unless it is up; what was done, if anything."""
-    condition = bridge_condition(view)
-    if condition == "up":
-        return None
-    if condition == "restarting":
-        return f"bridge on {host}: its supervisor is restarting it (see logs/newtlink.log)"
-    problems = await hosts[host].stop_bridge(state.name)  # an unsupervised one goes first
-    if problems:
-        raise RuntimeFailure(f"bridge on {host}: " + "; ".join(problems))
-    await start_bridge(state, hosts, host, progress)
-    supervisor = state.bridges[host].pid
-    return f"bridge on {host} was {condition}: started again (supervisor pid {supervisor})"
+from .status import look_all
 
 
 async def repair(state: LabState, hosts: Hosts, progress: Progress) -> list[str]:

@@ -10,29 +10,33 @@ from pydantic import BaseModel, Field
 
 from ..plan.impairments import describe
 from ..plan.model import NodePlan
-from ..runtime.host import Host, LabProcess
+from ..runtime.datapaths.base import Condition, LinksView
+from ..runtime.host import Host
 from ..runtime.hosts import Hosts
+from ..runtime.processes import LabProcess
 from ..state import LabState
 
 
 @dataclass
 class HostView:
-    """One round of questions to one host: its lab processes and its bridge's stats."""
+    """One round of questions to one host: the lab's VMs there and its datapath."""
 
-    processes: list[LabProcess] = field(default_factory=list)
-    stats: dict[str, Any] | None = None
+    vms: list[LabProcess] = field(default_factory=list)
+    links: LinksView = field(default_factory=LinksView)
     unreachable: str = ""  # why the host could not be asked, if it could not
 
-    def pids(self, kind: str) -> list[int]:
-        return [p.pid for p in self.processes if p.kind == kind]
+    @property
+    def condition(self) -> Condition:
+        """The datapath's condition (see ``LinksView``); ``unknown`` if unreachable."""
+        return "unknown" if self.unreachable else self.links.condition
 
     def vm_alive(self, node: str, pid: int) -> bool:
-        return any(p.kind == "qemu" and p.pid == pid and p.node == node for p in self.processes)
+        return any(p.pid == pid and p.node == node for p in self.vms)
 
 
 async def look(host: Host, lab: str) -> HostView:
-    processes, stats = await host.survey(lab)
-    return HostView(processes, stats)
+    vms, links = await asyncio.gather(host.engine.processes(lab), host.datapath.survey(lab))
+    return HostView(vms, links)
 
 
 async def look_all(hosts: Hosts, lab: str) -> dict[str, HostView]:
@@ -41,19 +45,6 @@ async def look_all(hosts: Hosts, lab: str) -> dict[str, HostView]:
     found = dict(zip(hosts, views, strict=True))
     found.update({name: HostView(unreachable=why) for name, why in hosts.unreachable.items()})
     return found
-
-
-def bridge_condition(view: HostView) -> str:
-    """``up``; ``restarting`` (its supervisor is bringing it back); ``unsupervised``
-    (it runs, but nothing would restart it); ``down`` (links are cut until repaired);
-    ``unknown`` (its server did not answer)."""
-    if view.unreachable:
-        return "unknown"
-    supervised = bool(view.pids("supervisor"))
-    answering = view.stats is not None
-    if supervised:
-        return "up" if answering else "restarting"
-    return "unsupervised" if answering or view.pids("bridge") else "down"
 
 
 def node_status(state: LabState, name: str, view: HostView) -> str:
@@ -157,12 +148,12 @@ class LabStatus(BaseModel):
 
 def _bridge(host: str, state: LabState, view: HostView) -> BridgeStatus:
     record = state.bridges.get(host)
-    stats = view.stats or {}
+    stats = view.links.stats or {}
     return BridgeStatus(
         host=host,
-        state=bridge_condition(view),
+        state=view.condition,
         pid=record.pid if record else 0,
-        supervisor_pids=view.pids("supervisor"),
+        supervisor_pids=[p.pid for p in view.links.processes if p.kind == "supervisor"],
         bridge_pid=stats.get("pid", 0),
         restarts=stats.get("restarts", 0),
         up_since=stats.get("started"),
@@ -171,7 +162,7 @@ def _bridge(host: str, state: LabState, view: HostView) -> BridgeStatus:
 
 
 def _link_stats(view: HostView, a: str, z: str) -> dict[str, Any]:
-    for entry in (view.stats or {}).get("links", []):
+    for entry in (view.links.stats or {}).get("links", []):
         if entry.get("a") == a and entry.get("z") == z:
             return dict(entry)
     return {}

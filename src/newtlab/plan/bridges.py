@@ -80,7 +80,7 @@ def plan_bridges(
 
 
 def newtlink_config(
-    lab: str, bridge: BridgePlan, settings: dict[str, LinkSettings] | None = None
+    lab: str, bridge: BridgePlan, settings: Mapping[str, LinkSettings] | None = None
 ) -> dict[str, Any]:
     """The JSON config newtlink runs with (``stats_unix`` is added by the host).
 

@@ -368,3 +368,17 @@ def build_plan(
         links=links,
         bridges=plan_bridges(links, server, stats_ports),
     )
+
+
+def accelerated(plan: Plan, accels: Mapping[str, Accel]) -> Plan:
+    """``plan`` with each host's VMs on the accelerator ``accels`` gives that host
+    (what deploy found each host can run); hosts it does not name keep theirs."""
+    wanted = {host: accels.get(host, accel) for host, accel in plan.accels.items()}
+    if wanted == plan.accels:
+        return plan
+    nodes = [
+        node.model_copy(update={"qemu_argv": qemu_argv(plan.lab, node, wanted[node.host])})
+        for node in plan.nodes
+    ]
+    first = wanted[nodes[0].host] if nodes else plan.accel
+    return plan.model_copy(update={"nodes": nodes, "accels": wanted, "accel": first})

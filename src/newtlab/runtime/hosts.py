@@ -1,4 +1,10 @@
-"""Which ``Host`` runs each part of a plan."""
+"""Which ``Host`` runs each part of a plan, and what each host is made of.
+
+This is where the seams are chosen: a host's transport (this machine, or a
+server over SSH), its VM engine and its datapath. Today every host runs its
+VMs with ``QemuEngine`` and joins its links with ``NewtlinkDatapath``; another
+engine or datapath is one more choice in ``host_for``.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +21,24 @@ import psutil
 from ..errors import PlanError, RuntimeFailure
 from ..home import newtlab_home
 from ..plan.model import LOCAL_HOST, HostPlan, Plan
+from .datapaths.newtlink import NewtlinkDatapath
+from .engines.qemu import QemuEngine
 from .host import Host
-from .local import LocalHost
-from .remote import RemoteHost
+from .transports.base import Transport
+from .transports.local import LocalTransport
+from .transports.remote import SshTransport
 
 T = TypeVar("T")
+
+
+def host_for(transport: Transport) -> Host:
+    """The host a transport reaches, with the VM engine and datapath it uses."""
+    return Host(transport, QemuEngine(transport), NewtlinkDatapath(transport))
+
+
+def local_host(name: str = LOCAL_HOST) -> Host:
+    """This machine, under the plan's name for it."""
+    return host_for(LocalTransport(name))
 
 
 class Hosts(dict[str, Host]):
@@ -89,8 +108,8 @@ async def open_hosts(
 ) -> AsyncIterator[Hosts]:
     """A ``Host`` for every host the plan uses (or ``only`` those), for one command.
 
-    This machine (``local``, or a server with one of its addresses) is a
-    ``LocalHost``; every other server gets one SSH connection, all opened in
+    This machine (``local``, or a server with one of its addresses) is reached
+    directly; every other server gets one SSH connection, all opened in
     parallel. A server that cannot be reached is an error naming every such
     server — or, with ``partial``, is left out and listed in ``unreachable``.
     """
@@ -118,16 +137,16 @@ async def open_servers(servers: Collection[HostPlan]) -> AsyncIterator[Hosts]:
 
 @contextlib.asynccontextmanager
 async def _opened(local: list[str], servers: list[HostPlan], partial: bool) -> AsyncIterator[Hosts]:
-    """``LocalHost``s named ``local`` and an SSH connection to each server, by name."""
+    """This machine under the names ``local`` and an SSH connection to each server."""
     opened = await asyncio.gather(
-        *(RemoteHost.open(server, known_hosts_file()) for server in servers),
+        *(SshTransport.open(server, known_hosts_file()) for server in servers),
         return_exceptions=True,
     )
-    found: dict[str, Host] = {name: LocalHost(name) for name in local}
+    found: dict[str, Host] = {name: local_host(name) for name in local}
     unreachable = {}
     for server, result in zip(servers, opened, strict=True):
-        if isinstance(result, RemoteHost):
-            found[server.name] = result
+        if isinstance(result, SshTransport):
+            found[server.name] = host_for(result)
         elif isinstance(result, RuntimeFailure):
             unreachable[server.name] = str(result)
         else:
@@ -137,13 +156,10 @@ async def _opened(local: list[str], servers: list[HostPlan], partial: bool) -> A
             raise RuntimeFailure("\n".join(unreachable.values()))
         yield Hosts(dict(sorted(found.items())), unreachable)
     finally:
-        await asyncio.gather(
-            *(h.close() for h in found.values() if isinstance(h, RemoteHost)),
-            return_exceptions=True,
-        )
+        await asyncio.gather(*(h.close() for h in found.values()), return_exceptions=True)
 
 
 @contextlib.asynccontextmanager
 async def open_local() -> AsyncIterator[Hosts]:
     """This machine alone: for a lab whose state (and so its plan) is lost."""
-    yield Hosts({LOCAL_HOST: LocalHost()})
+    yield Hosts({LOCAL_HOST: local_host()})

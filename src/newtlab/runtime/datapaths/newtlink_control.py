@@ -1,7 +1,7 @@
 """The client side of a bridge's control socket (``newtlink.control``), over any stream.
 
-A ``LocalHost`` opens the socket itself; a ``RemoteHost`` reaches it through
-its SSH connection (a forwarded Unix socket). Both then talk the same way.
+The transport opens the socket (this machine's own, or a server's through its
+SSH connection); the talk is the same either way.
 """
 
 from __future__ import annotations
@@ -9,50 +9,32 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-from ..errors import RuntimeFailure
+from ...errors import RuntimeFailure
+from ..transports.base import Streams
 
 PCAP_HEADER = 24
 RECORD = struct.Struct("<IIII")
 
 
-class Reader(Protocol):
-    async def readline(self) -> bytes: ...
-    async def read(self, n: int = -1) -> bytes: ...
-
-
-class Writer(Protocol):
-    def write(self, data: bytes) -> None: ...
-    def close(self) -> None: ...
-
-
-def no_bridge(host: str, lab: str, exc: BaseException) -> str:
-    return (
-        f"{host}: lab {lab}'s bridge does not answer on its control socket ({exc}) — "
-        f"`newtlab repair {lab}` starts it again"
-    )
-
-
-async def ask(streams: tuple[Reader, Writer], request: dict[str, Any]) -> dict[str, Any]:
+async def ask(streams: Streams, request: dict[str, Any]) -> dict[str, Any]:
     """Send one request on a connection opened for it; its answer (RuntimeFailure with
     the bridge's reason if it refused). The connection is closed after."""
-    reader, writer = streams
+    _, writer = streams
     try:
-        return await _ask(reader, writer, request)
+        return await _ask(streams, request)
     finally:
         writer.close()
 
 
-async def capture(
-    streams: tuple[Reader, Writer], request: dict[str, Any], sink: Callable[[bytes], None]
-) -> None:
+async def capture(streams: Streams, request: dict[str, Any], sink: Callable[[bytes], None]) -> None:
     """Ask for a capture and give ``sink`` the pcap stream in whole records only, so
     what it wrote is a valid file whenever the capture stops. The connection is closed
     after."""
     reader, writer = streams
     try:
-        await _ask(reader, writer, request)
+        await _ask(streams, request)
         pending = b""
         header_done = False
         while chunk := await reader.read(1 << 16):
@@ -66,7 +48,8 @@ async def capture(
         writer.close()
 
 
-async def _ask(reader: Reader, writer: Writer, request: dict[str, Any]) -> dict[str, Any]:
+async def _ask(streams: Streams, request: dict[str, Any]) -> dict[str, Any]:
+    reader, writer = streams
     writer.write(json.dumps(request).encode() + b"\n")
     line = await reader.readline()
     try:

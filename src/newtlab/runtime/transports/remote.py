@@ -1,10 +1,10 @@
-"""``RemoteHost``: the ``Host`` contract on a server, over one SSH connection.
+"""``SshTransport``: a server of the pool, over one SSH connection.
 
 A server needs sshd (with TCP forwarding), ``python3`` ≥ 3.11, QEMU and
 ``qemu-img`` — nothing of newtlab. On first use the host agent and newtlink
 are shipped into the server's ``~/.newtlab/runtime/<digest>/`` (once per
 version) and every operation runs there as ``python3 -m newtlab_agent OP``
-with JSON in and out: the same code ``LocalHost`` runs in-process. Base
+with JSON in and out: the same code ``LocalTransport`` runs in-process. Base
 images are uploaded over SFTP into ``~/.newtlab/images/<sha256>/<name>``
 (written under a temporary name, renamed when complete, never overwritten)
 and reused by later deploys. One connection serves a whole command, at most
@@ -14,35 +14,31 @@ and reused by later deploys. One connection serves a whole command, at most
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import shlex
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
 import asyncssh
 
-from ..agent import files, layout, ops
-from ..errors import RuntimeFailure
-from ..plan.capacity import Resources
-from ..plan.model import Accel, HostPlan, NodePlan
-from ..plan.ports import PortUse
-from . import bridge_control, bundle
-from .bridge_control import no_bridge
-from .host import CommandResult, LabProcess, Say, UnusedCache, lab_processes
-from .images import content_digest, probe_files
+from ...agent import files
+from ...agent.wire import decode, encode
+from ...errors import RuntimeFailure
+from ...plan.model import LOOPBACK, HostPlan
+from ..images import content_digest
+from . import bundle
+from .base import CommandResult, Say, Streams
 
 MAX_SESSIONS = 8
 CONNECT_TIMEOUT = 15.0
-CHECK_TOOLS = """
-for tool in qemu-system-x86_64 qemu-img python3; do
-  command -v "$tool" >/dev/null || echo "$tool not found"
-done
-command -v python3 >/dev/null && { python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
-  echo "python3 is older than 3.11 (newtlab runs its agent with the server's python3)"; }
+CHECK_PYTHON = """
+if ! command -v python3 >/dev/null; then echo "python3 not found — install python3"
+elif ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "python3 is older than 3.11 (newtlab runs its agent with the server's python3)"
+fi
 """
 
 
@@ -116,7 +112,7 @@ async def connect(server: HostPlan, store: Path) -> asyncssh.SSHClientConnection
         raise RuntimeFailure(f"{where}: cannot connect: {reason or type(exc).__name__}") from None
 
 
-class RemoteHost:
+class SshTransport:
     """A server of the pool, over one SSH connection for one command."""
 
     def __init__(self, server: HostPlan, conn: asyncssh.SSHClientConnection, home: str) -> None:
@@ -128,7 +124,7 @@ class RemoteHost:
         self._runtime = ""
 
     @classmethod
-    async def open(cls, server: HostPlan, store: Path) -> RemoteHost:
+    async def open(cls, server: HostPlan, store: Path) -> SshTransport:
         conn = await connect(server, store)
         result = await conn.run('printf %s "${NEWTLAB_HOME:-$HOME/.newtlab}"', check=False)
         return cls(server, conn, str(result.stdout))
@@ -143,9 +139,7 @@ class RemoteHost:
         return self._server.name
 
     def __repr__(self) -> str:
-        return f"RemoteHost({self._server.name!r}, {self._server.address!r})"
-
-    # -- plumbing ---------------------------------------------------------------------------
+        return f"SshTransport({self._server.name!r}, {self._server.address!r})"
 
     async def _shell(
         self, command: str, stdin: str | None = None, timeout: float | None = None
@@ -176,10 +170,11 @@ class RemoteHost:
             self._runtime = target
             return target
 
-    async def _agent(self, op: str, **arguments: Any) -> Any:
+    async def call(self, op: str, **arguments: Any) -> Any:
         runtime = await self._ship()
         command = f"PYTHONPATH={shlex.quote(runtime)} exec python3 -s -m {bundle.AGENT} {op}"
-        result = await self._shell(command, stdin=json.dumps(arguments))
+        request = json.dumps({name: encode(value) for name, value in arguments.items()})
+        result = await self._shell(command, stdin=request)
         if result.exit_status != 0:
             tail = str(result.stderr or result.stdout).strip().splitlines()[-3:]
             raise RuntimeFailure(
@@ -189,10 +184,31 @@ class RemoteHost:
         reply = json.loads(str(result.stdout))
         if "error" in reply:
             raise RuntimeFailure(f"{self.name}: {reply['error']}")
-        value = reply["result"]
-        if isinstance(value, dict) and set(value) == {"base64"}:
-            return base64.b64decode(value["base64"])
-        return value
+        return decode(reply["result"])
+
+    async def run(self, argv: list[str], timeout: float | None = None) -> CommandResult:
+        try:
+            result = await self._shell(shlex.join(argv), timeout=timeout)
+        except asyncssh.TimeoutError:
+            raise RuntimeFailure(f"{self.name}: {argv[0]} did not finish in time") from None
+        output = str(result.stdout or "") + str(result.stderr or "")
+        return CommandResult(result.exit_status or 0, output)
+
+    @contextlib.asynccontextmanager
+    async def reach(self, port: int, address: str = LOOPBACK) -> AsyncIterator[tuple[str, int]]:
+        listener = await self._conn.forward_local_port(LOOPBACK, 0, address, port)
+        try:
+            yield LOOPBACK, listener.get_port()
+        finally:
+            listener.close()
+
+    async def open_unix(self, lab: str, relative: str) -> Streams:
+        # sshd forwards a Unix socket (StreamLocalForwarding, on by default)
+        path = f"{self._home}/labs/{lab}/{relative}"
+        try:
+            return await self._conn.open_unix_connection(path, encoding=None)
+        except asyncssh.Error as exc:  # said as this machine's own socket would say it
+            raise ConnectionRefusedError(exc.reason) from None
 
     async def _exists(self, path: str) -> bool:
         return (await self._shell(f"test -f {shlex.quote(path)}")).exit_status == 0
@@ -223,28 +239,20 @@ class RemoteHost:
         if moved.exit_status != 0:
             raise RuntimeFailure(f"{self.name}: could not store {remote}")
 
-    # -- lab files ------------------------------------------------------------------------
-
-    async def prepare_lab(self, lab: str) -> None:
-        await self._agent("prepare_lab", lab=lab)
-
-    async def remove_lab(self, lab: str) -> None:
-        await self._agent("remove_lab", lab=lab)
-
     async def check_image(self, image: str, sha256: str = "") -> str | None:
         if Path(image).is_file():  # ours, to be uploaded if the server lacks it
             return await asyncio.to_thread(files.image_problem, image, sha256)
-        problem = cast(str | None, await self._agent("check_image", image=image, sha256=sha256))
+        problem = cast(str | None, await self.call("check_image", image=image, sha256=sha256))
         if problem and problem.startswith("vm_image not found"):
             return f"{problem} (looked on this machine and on server {self.name})"
         return problem
 
-    async def provide_image(self, image: str, upload: bool, say: Say) -> str:
-        local = Path(image)
+    async def provide(self, path: str, upload: bool, say: Say) -> str:
+        local = Path(path)
         if not local.is_file():  # only on the server, at that path: use it there
-            if await self._exists(image):
-                return image
-            raise RuntimeFailure(f"{self.name}: vm_image not found: {image}")
+            if await self._exists(path):
+                return path
+            raise RuntimeFailure(f"{self.name}: {path} not found, here or on the server")
         digest = await asyncio.to_thread(content_digest, local)
         remote = f"{self._home}/images/{digest[:16]}/{local.name}"
         if await self._exists(remote):
@@ -257,123 +265,16 @@ class RemoteHost:
         await self._upload(local, remote, say)
         return remote
 
-    async def create_overlay(self, lab: str, node: str, base: str) -> None:
-        await self._agent("create_overlay", lab=lab, node=node, base=base)
-
-    async def read_file(self, lab: str, relative: str, offset: int = 0) -> bytes | None:
-        data = await self._agent("read_file", lab=lab, relative=relative, offset=offset)
-        return cast(bytes | None, data)
-
-    async def write_file(self, lab: str, relative: str, data: bytes) -> None:
-        await self._agent("write_file", lab=lab, relative=relative, data=ops.pack(data))
-
-    # -- VMs -------------------------------------------------------------------------------
-
-    async def start_vm(self, lab: str, node: NodePlan) -> int:
-        return int(await self._agent("start_vm", lab=lab, node=node.name, argv=node.qemu_argv))
-
-    async def stop_vm(self, lab: str, node: str, pid: int, grace: float) -> bool:
-        return bool(await self._agent("stop_vm", lab=lab, node=node, pid=pid, grace=grace))
-
-    async def vm_running(self, lab: str, node: str, pid: int) -> bool:
-        return bool(await self._agent("vm_running", lab=lab, node=node, pid=pid))
-
-    async def processes(self, lab: str) -> list[LabProcess]:
-        return lab_processes(await self._agent("processes", lab=lab))
-
-    async def survey(self, lab: str) -> tuple[list[LabProcess], dict[str, Any] | None]:
-        found = await self._agent("survey", lab=lab)
-        return lab_processes(found["processes"]), found["stats"]
-
-    # -- the bridge ------------------------------------------------------------------------
-
-    async def start_bridge(self, lab: str, config: dict[str, Any]) -> int:
-        return int(await self._agent("start_bridge", lab=lab, config=config))
-
-    async def stop_bridge(self, lab: str) -> list[str]:
-        return list(await self._agent("stop_bridge", lab=lab))
-
-    async def bridge_stats(self, lab: str) -> dict[str, Any] | None:
-        return cast(dict[str, Any] | None, await self._agent("bridge_stats", lab=lab))
-
-    # -- the network -----------------------------------------------------------------------
-
-    async def probe_ports(self, uses: Iterable[PortUse]) -> list[str]:
-        wanted = [(u.bind, u.port, u.purpose) for u in uses]
-        return list(await self._agent("probe_ports", uses=wanted))
-
-    @contextlib.asynccontextmanager
-    async def reach(self, port: int, address: str = "127.0.0.1") -> AsyncIterator[tuple[str, int]]:
-        listener = await self._conn.forward_local_port("127.0.0.1", 0, address, port)
-        try:
-            yield "127.0.0.1", listener.get_port()
-        finally:
-            listener.close()
-
-    # -- the machine -----------------------------------------------------------------------
-
-    async def resources(self) -> Resources:
-        return Resources(**await self._agent("resources"))
-
-    async def set_nic_link(self, lab: str, node: str, netdev: str, up: bool) -> None:
-        await self._agent("set_nic_link", lab=lab, node=node, netdev=netdev, up=up)
-
-    async def _control(
-        self, lab: str
-    ) -> tuple[asyncssh.SSHReader[bytes], asyncssh.SSHWriter[bytes]]:
-        path = f"{self._home}/labs/{lab}/{layout.BRIDGE_CONTROL}"
-        try:  # sshd forwards the Unix socket (StreamLocalForwarding, on by default)
-            return await self._conn.open_unix_connection(path, encoding=None)
-        except (OSError, asyncssh.Error) as exc:
-            raise RuntimeFailure(no_bridge(self.name, lab, exc)) from None
-
-    async def link_control(self, lab: str, request: dict[str, Any]) -> dict[str, Any]:
-        return await bridge_control.ask(await self._control(lab), request)
-
-    async def capture(
-        self, lab: str, request: dict[str, Any], sink: Callable[[bytes], None]
-    ) -> None:
-        await bridge_control.capture(await self._control(lab), request, sink)
-
-    async def unused_caches(self) -> list[UnusedCache]:
-        return [UnusedCache(**entry) for entry in await self._agent("unused_caches")]
-
-    async def remove_caches(self, paths: list[str]) -> list[str]:
-        return list(await self._agent("remove_caches", paths=paths))
-
-    async def check_machine(self, needs: Sequence[tuple[str, str]] = ()) -> list[str]:
-        tools = await self._shell(CHECK_TOOLS)
-        problems = [f"{self.name}: {line}" for line in str(tools.stdout).splitlines() if line]
+    async def problems(self) -> list[str]:
+        python = await self._shell(CHECK_PYTHON)
+        problems = [line for line in str(python.stdout).splitlines() if line]
         server = self._server
-        try:  # consoles and stats are reached through the connection's TCP forwarding
+        try:  # consoles and SSH are reached through the connection's TCP forwarding
             _, writer = await self._conn.open_connection(server.ip, server.ssh_port)
             writer.close()
         except asyncssh.ChannelOpenError as exc:
             problems.append(
-                f"{self.name}: SSH TCP forwarding refused ({exc.reason}) — set "
+                f"SSH TCP forwarding refused ({exc.reason}) — set "
                 "AllowTcpForwarding yes in the server's sshd_config"
             )
-        if not problems:  # the agent needs python3
-            found = await self._agent("check_machine", needs=[list(n) for n in needs])
-            problems += [f"{self.name}: {line}" for line in found]
         return problems
-
-    async def choose_accel(self, requested: str) -> tuple[Accel, str]:
-        files = None
-        if requested == "auto":  # the probe boots a tiny kernel there: send it first
-            local = probe_files()
-            if local is not None:
-                say: Say = lambda _line: None  # noqa: E731
-                kernel = await self.provide_image(str(local[0]), True, say)
-                initrd = await self.provide_image(str(local[1]), True, say)
-                files = (kernel, initrd)
-        accel, note = await self._agent("choose_accel", requested=requested, probe_files=files)
-        return cast(Accel, accel), note
-
-    async def run(self, argv: list[str], timeout: float | None = None) -> CommandResult:
-        try:
-            result = await self._shell(shlex.join(argv), timeout=timeout)
-        except asyncssh.TimeoutError:
-            raise RuntimeFailure(f"{self.name}: {argv[0]} did not finish in time") from None
-        output = str(result.stdout or "") + str(result.stderr or "")
-        return CommandResult(result.exit_status or 0, output)

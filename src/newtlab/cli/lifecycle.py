@@ -1,0 +1,230 @@
+"""A lab's life: plan, deploy, status, list, repair, provision, destroy."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+from rich.text import Text
+
+from ..errors import NewtlabError, PortConflictError, RuntimeFailure
+from ..ops.provision_command import DEFAULT_COMMAND
+from .common import (
+    JsonOpt,
+    LabArg,
+    NameOpt,
+    SpecsOpt,
+    err,
+    lab_name,
+    node_hosts,
+    out,
+    print_json,
+    progress,
+    require_specs,
+)
+
+if TYPE_CHECKING:
+    from ..ops.provision import ProvisionResult
+
+
+def plan(
+    specs: SpecsOpt = None,
+    name: NameOpt = None,
+    json_out: JsonOpt = False,
+    accel: Annotated[Literal["kvm", "tcg"], typer.Option(help="plan for this accelerator")] = "kvm",
+    no_probe: Annotated[bool, typer.Option("--no-probe", help="skip the local port probe")] = False,
+) -> None:
+    """Show exactly what deploy would do: VMs, NICs, ports, links, QEMU argv."""
+    from ..lab import Lab
+    from ..render import print_plan
+
+    lab = Lab.load(require_specs(specs), name=name, accel=accel)
+    if json_out:
+        sys.stdout.write(lab.plan.to_json())
+    else:
+        print_plan(out, lab.plan)
+    if not no_probe:
+        conflicts = lab.port_conflicts()
+        if conflicts:
+            raise PortConflictError(conflicts)
+
+
+AccelChoice = Annotated[str, typer.Option("--accel", help="auto (probe KVM, else TCG), kvm or tcg")]
+
+
+def deploy(
+    specs: SpecsOpt = None,
+    name: NameOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="replace a deployed lab")] = False,
+    accel: AccelChoice = "auto",
+    json_out: JsonOpt = False,
+    provision_after: Annotated[
+        bool, typer.Option("--provision", help="run provisioning after deploy")
+    ] = False,
+    parallel: Annotated[int, typer.Option(help="parallel provisioning jobs")] = 1,
+    no_upload: Annotated[
+        bool,
+        typer.Option("--no-upload", help="a base image missing on a server is an error"),
+    ] = False,
+    overcommit: Annotated[
+        bool,
+        typer.Option("--overcommit", help="deploy even if the VMs need more than a host has"),
+    ] = False,
+    boot_parallel: Annotated[
+        int | None,
+        typer.Option("--boot-parallel", min=0, help="VMs booting at once per host (0: all)"),
+    ] = None,
+) -> None:
+    """Deploy the lab of a spec directory: VMs, links, console bootstrap, SSH."""
+    from ..lab import Lab
+    from ..render import print_status
+
+    if accel not in ("auto", "kvm", "tcg"):
+        raise NewtlabError(f"--accel must be auto, kvm or tcg (got {accel!r})")
+    lab = Lab.load(require_specs(specs), name=name)
+    try:
+        with progress(node_hosts(lab), json_out) as view:
+            status_data = lab.deploy(
+                force=force,
+                accel=accel,
+                upload=not no_upload,
+                overcommit=overcommit,
+                **({} if boot_parallel is None else {"boot_parallel": boot_parallel}),
+                progress=view,
+            )
+            if provision_after:
+                report_provision(lab.provision(parallel=parallel, progress=view), json_out=False)
+    except KeyboardInterrupt:
+        err.print(
+            f"deploy interrupted: what it started is in the lab's state — `newtlab status "
+            f"{lab.name}` shows it, `newtlab destroy {lab.name}` removes it",
+            highlight=False,
+            markup=False,
+        )
+        raise typer.Exit(130) from None
+    if json_out:
+        print_json(status_data.to_json())
+    else:
+        print_status(out, status_data)
+
+
+def destroy(
+    lab: LabArg = None,
+    specs: SpecsOpt = None,
+    name: NameOpt = None,
+    grace: Annotated[float, typer.Option(help="seconds to wait for ACPI powerdown")] = 5.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Stop every process of a lab, restore its profiles and remove its state."""
+    from ..lab import destroy_lab
+
+    target = lab_name(lab, specs, name, deployed=False)
+    with progress({}, json_out) as view:
+        warnings = destroy_lab(target, grace=grace, progress=view)
+    for warning in warnings:
+        err.print(Text("warning: ", style="yellow") + Text(warning), soft_wrap=True)
+    if json_out:
+        print_json({"lab": target, "destroyed": True, "warnings": warnings})
+    else:
+        out.print(f"lab {target} destroyed")
+
+
+def status(
+    lab: LabArg = None,
+    specs: SpecsOpt = None,
+    name: NameOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show a lab's nodes (live process check) and links (live bridge counters)."""
+    from ..lab import Lab
+    from ..render import print_status
+
+    data = Lab.attach(lab_name(lab, specs, name)).status()
+    if json_out:
+        print_json(data.to_json())
+    else:
+        print_status(out, data)
+
+
+def list_(json_out: JsonOpt = False) -> None:
+    """List deployed labs."""
+    from ..home import list_labs
+
+    names = list_labs()
+    rows = []
+    if names:  # only then the machinery that asks each host
+        from ..lab import Lab
+
+        rows = [Lab.attach(name).status() for name in names]
+    if json_out:
+        print_json(
+            [
+                {"lab": r.lab, "created": r.created, "spec_dir": r.spec_dir,
+                 "nodes": len(r.nodes), "running": r.running()}
+                for r in rows
+            ]
+        )  # fmt: skip
+        return
+    if not rows:
+        out.print("no labs deployed")
+        return
+    from ..render import labs_table
+
+    out.print(labs_table(rows))
+
+
+def repair(
+    lab: LabArg = None,
+    specs: SpecsOpt = None,
+    name: NameOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Bring back what died: a bridge that is down, VMs whose QEMU exited.
+
+    VMs keep running while their bridge is restarted; nodes stopped with
+    `newtlab stop` stay stopped.
+    """
+    from ..lab import Lab
+
+    target = Lab.attach(lab_name(lab, specs, name))
+    with progress({}, json_out) as view:
+        actions = target.repair(progress=view)
+    if json_out:
+        print_json({"lab": target.name, "repaired": actions})
+        return
+    for action in actions:
+        out.print(action, highlight=False, markup=False)
+    if not actions:
+        out.print(f"lab {target.name}: nothing to repair")
+
+
+def provision(
+    lab: LabArg = None,
+    specs: SpecsOpt = None,
+    device: Annotated[
+        list[str] | None, typer.Option("-d", "--device", help="only these devices")
+    ] = None,
+    parallel: Annotated[int, typer.Option(help="devices provisioned at once")] = 1,
+    command: Annotated[
+        str, typer.Option(help="command per device; {spec_dir}, {device}, {lab} are filled in")
+    ] = DEFAULT_COMMAND,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run `newtron provision` (or --command) for each device of a deployed lab."""
+    from ..lab import Lab
+
+    target = Lab.attach(lab_name(lab, specs))
+    with progress({}, json_out) as view:
+        results = target.provision(device, command=command, parallel=parallel, progress=view)
+    report_provision(results, json_out)
+
+
+def report_provision(results: list[ProvisionResult], json_out: bool) -> None:
+    if json_out:
+        print_json([r.__dict__ for r in results])
+    failed = [r for r in results if r.returncode != 0]
+    for r in failed:
+        err.print(Text(f"{r.device}: exit {r.returncode}\n{r.output.strip()}"), soft_wrap=True)
+    if failed:
+        raise RuntimeFailure(f"provisioning failed on {len(failed)} of {len(results)} devices")

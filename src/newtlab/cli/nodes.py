@@ -1,0 +1,99 @@
+"""One node of a lab: reach it (ssh, exec, console), stop and start it, read its logs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from ..errors import NewtlabError
+from .common import LabOpt, NodeArg, TargetArg, err, lab_of_node, progress
+
+
+def _exec_ssh(node: str, lab: str | None, command: list[str], exact: bool) -> None:
+    argv = lab_of_node(node, lab).ssh_command(node, command, exact=exact)
+    try:
+        os.execvp(argv[0], argv)
+    except FileNotFoundError:
+        raise NewtlabError("ssh not found — install openssh-client") from None
+
+
+PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def ssh(ctx: typer.Context, node: TargetArg, lab: LabOpt = None) -> None:
+    """Open an SSH session to a node or virtual host (with the lab's key).
+
+    `-- CMD…` runs a command as ssh does: the words, joined by spaces, are read
+    by the remote shell (or the device's CLI).
+    """
+    _exec_ssh(node, lab, list(ctx.args), exact=False)
+
+
+def exec_(ctx: typer.Context, node: TargetArg, lab: LabOpt = None) -> None:
+    """Run exactly `-- ARGV…` on a Linux node or virtual host; exit with its status.
+
+    Each word is quoted for the remote shell, like `docker exec`:
+    `newtlab exec host1 -- sh -c 'echo $HOSTNAME'` runs that one `sh -c`.
+    """
+    args = list(ctx.args)
+    if args and args[0] == "--":
+        args = args[1:]
+    if not args:
+        raise NewtlabError(f"nothing to run: newtlab exec {node} -- COMMAND [ARG…]")
+    _exec_ssh(node, lab, args, exact=True)
+
+
+def console(node: NodeArg, lab: LabOpt = None) -> None:
+    """Attach to a node's serial console (Ctrl-] leaves)."""
+    from ..access import node_plan
+    from ..state import load_state
+
+    target = lab_of_node(node, lab)
+    plan_node = node_plan(load_state(target.name), node, "console")
+    err.print(
+        f"console of {node} on port {plan_node.console_port} — Ctrl-] to leave",
+        highlight=False,
+        markup=False,
+    )
+    try:
+        target.console(node)
+    except OSError as exc:
+        raise NewtlabError(f"cannot reach the console of {node}: {exc.strerror or exc}") from None
+    err.print("\nconsole closed")
+
+
+def stop(
+    node: NodeArg,
+    lab: LabOpt = None,
+    grace: Annotated[float, typer.Option(help="seconds to wait for ACPI powerdown")] = 30.0,
+) -> None:
+    """Stop one node; its disk is kept and its neighbours stay connected."""
+    target = lab_of_node(node, lab)
+    with progress({node: ""}, False) as view:
+        target.stop(node, grace=grace, progress=view)
+
+
+def start(node: NodeArg, lab: LabOpt = None) -> None:
+    """Start a stopped node and wait until it answers SSH; its links come back."""
+    target = lab_of_node(node, lab)
+    with progress({node: ""}, False) as view:
+        target.start(node, progress=view)
+
+
+def logs(
+    node: NodeArg,
+    lab: LabOpt = None,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="keep printing new output")
+    ] = False,
+    qemu_log: Annotated[
+        bool, typer.Option("--qemu", help="QEMU's own log, not the console")
+    ] = False,
+) -> None:
+    """Print a node's serial console log (or QEMU's log with --qemu)."""
+    for chunk in lab_of_node(node, lab).logs(node, qemu=qemu_log, follow=follow):
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()

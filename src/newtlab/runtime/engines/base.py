@@ -1,0 +1,62 @@
+"""What runs the VMs: a ``VmEngine`` starts, stops and finds a host's VMs and controls
+a running one (its NICs' carrier).
+
+``QemuEngine`` (``engines.qemu``) is QEMU started by newtlab's agent; a
+libvirt engine would keep VMs as libvirt domains behind the same interface.
+Which engine a host gets is chosen in ``runtime.hosts``; ``ops/`` only asks
+for the operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from ...plan.model import Accel, NodePlan
+from ..processes import LabProcess
+
+
+class VmEngine(Protocol):
+    @property
+    def name(self) -> str:
+        """What runs the VMs, in a word (``qemu``)."""
+        ...
+
+    @property
+    def tools(self) -> Mapping[str, str]:
+        """The programs it runs on its host → the Debian package holding each."""
+        ...
+
+    async def problems(self, needs: Sequence[tuple[str, str]] = ()) -> list[str]:
+        """What the host lacks to run VMs this way (its tools, and the (file, package)
+        pairs in ``needs``, e.g. UEFI firmware), one line each."""
+        ...
+
+    async def choose_accel(self, requested: str) -> tuple[Accel, str]:
+        """The accelerator VMs get there (``auto`` proves KVM first) and a note why."""
+        ...
+
+    async def start(self, lab: str, node: NodePlan) -> int:
+        """Start the node's VM (outliving this command); its PID once it is up."""
+        ...
+
+    async def stop(self, lab: str, node: str, pid: int, grace: float) -> bool:
+        """ACPI powerdown (``grace`` s), then harder; True once it is gone. Nothing is
+        touched unless ``pid`` is still this node's VM."""
+        ...
+
+    async def running(self, lab: str, node: str, pid: int) -> bool:
+        """True if ``pid`` is alive and is this node's VM."""
+        ...
+
+    async def processes(self, lab: str | None = None) -> list[LabProcess]:
+        """Every live VM of ``lab`` (None: of every lab of this home) on the host."""
+        ...
+
+    async def set_link(self, lab: str, node: str, netdev: str, up: bool) -> None:
+        """Turn the carrier of one NIC of a running VM on or off (its guest sees it)."""
+        ...
+
+    def log(self, node: str) -> str:
+        """The lab-relative path of the VM's own log (what the hypervisor said)."""
+        ...

@@ -1,0 +1,70 @@
+"""``QemuEngine``: each VM is a QEMU process the agent starts with the plan's argv.
+
+The argv (``plan.qemu_args``) names the process ``newtlab:<lab>:<node>`` and
+runs it in the lab's directory, so the agent finds it by that tag and checks
+a PID is still it before any signal; QMP (raw, on a Unix socket) answers
+when it is up, powers it down and sets a NIC's carrier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import cast
+
+from ...agent import layout
+from ...agent.tools import PACKAGES
+from ...plan.model import Accel, NodePlan
+from ..images import probe_files
+from ..processes import LabProcess, from_rows
+from ..transports.base import Transport, missing
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+class QemuEngine:
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    @property
+    def name(self) -> str:
+        return "qemu"
+
+    @property
+    def tools(self) -> Mapping[str, str]:
+        return PACKAGES
+
+    async def problems(self, needs: Sequence[tuple[str, str]] = ()) -> list[str]:
+        return await missing(self._transport, PACKAGES, needs)
+
+    async def choose_accel(self, requested: str) -> tuple[Accel, str]:
+        files = None
+        found = probe_files() if requested == "auto" else None
+        if found is not None:  # the probe boots a tiny kernel there: it must be there
+            files = [await self._transport.provide(str(f), True, _quiet) for f in found]
+        accel, note = await self._transport.call(
+            "qemu_accel", requested=requested, probe_files=files
+        )
+        return cast(Accel, accel), str(note)
+
+    async def start(self, lab: str, node: NodePlan) -> int:
+        pid = await self._transport.call("qemu_start", lab=lab, node=node.name, argv=node.qemu_argv)
+        return int(pid)
+
+    async def stop(self, lab: str, node: str, pid: int, grace: float) -> bool:
+        return bool(
+            await self._transport.call("qemu_stop", lab=lab, node=node, pid=pid, grace=grace)
+        )
+
+    async def running(self, lab: str, node: str, pid: int) -> bool:
+        return bool(await self._transport.call("qemu_running", lab=lab, node=node, pid=pid))
+
+    async def processes(self, lab: str | None = None) -> list[LabProcess]:
+        return from_rows(await self._transport.call("qemu_processes", lab=lab))
+
+    async def set_link(self, lab: str, node: str, netdev: str, up: bool) -> None:
+        await self._transport.call("qemu_set_link", lab=lab, node=node, netdev=netdev, up=up)
+
+    def log(self, node: str) -> str:
+        return layout.qemu_log(node)
