@@ -25,12 +25,12 @@ print("\\nMODULES " + json.dumps(sorted(sys.modules)), file=sys.stderr)
 """
 
 
-def loaded_by(args: list[str], home: Path) -> set[str]:
+def loaded_by(args: list[str], home: Path, **env: str) -> set[str]:
     result = subprocess.run(
         [sys.executable, "-c", PROBE, json.dumps(args)],
         capture_output=True,
         text=True,
-        env={"NEWTLAB_HOME": str(home), "PATH": "/usr/bin:/bin", "HOME": str(home)},
+        env={"NEWTLAB_HOME": str(home), "PATH": "/usr/bin:/bin", "HOME": str(home), **env},
         timeout=60,
     )
     line = result.stderr.rsplit("MODULES ", 1)[-1]
@@ -41,6 +41,17 @@ def loaded_by(args: list[str], home: Path) -> set[str]:
 def test_quick_commands_load_nothing_heavy(args: list[str], tmp_path: Path) -> None:
     loaded = loaded_by(args, tmp_path)
     assert "newtlab.cli" in loaded  # the probe ran the CLI
+    assert [m for m in HEAVY if m in loaded] == []
+
+
+def test_a_tab_press_loads_nothing_heavy(tmp_path: Path) -> None:
+    """Completing a node name reads the lab's state as plain JSON, not through the models."""
+    (tmp_path / "labs" / "lab1").mkdir(parents=True)
+    state = {"plan": {"nodes": [{"name": "r1", "hosts": []}]}}
+    (tmp_path / "labs" / "lab1" / "state.json").write_text(json.dumps(state))
+    words = {"_NEWTLAB_COMPLETE": "complete_bash", "COMP_WORDS": "newtlab ssh ", "COMP_CWORD": "2"}
+    loaded = loaded_by([], tmp_path, **words)
+    assert "newtlab.cli" in loaded
     assert [m for m in HEAVY if m in loaded] == []
 
 

@@ -3,7 +3,7 @@
 One module per group of verbs (``lifecycle``, ``nodes``, ``links``, ``export``,
 ``machine``); this one puts them on the command line in the order ``--help``
 lists them. Each command imports what it uses when it runs: ``--help``,
-``version`` stay instant, ``list`` and ``status`` never load
+``version`` and a TAB press stay instant, ``list`` and ``status`` never load
 the deploy machinery.
 """
 
@@ -24,7 +24,6 @@ app = typer.Typer(
     name="newtlab",
     help="Realise newtron network topologies as connected QEMU virtual machines.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     # Plain help, as git and ip print it: typer's rich help imports rich.markdown,
     # which alone more than doubles the start-up of `newtlab --help` (bench/cli.py).

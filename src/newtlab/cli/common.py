@@ -1,8 +1,8 @@
 """What the command modules share: the consoles, option types, the lab a command means,
-JSON output and live progress.
+JSON output, live progress, and completions of lab and node names.
 
-Everything here imports only typer and rich at start-up: ``--help`` runs
-this much and no more.
+Everything here imports only typer and rich at start-up: a TAB press or
+``--help`` runs this much and no more.
 """
 
 from __future__ import annotations
@@ -25,6 +25,40 @@ out = Console()
 err = Console(stderr=True)
 
 
+def complete_lab(incomplete: str) -> list[str]:
+    """Lab names of this home (from its directories alone)."""
+    from ..home import list_labs
+
+    return [name for name in list_labs() if name.startswith(incomplete)]
+
+
+def _names(ctx: typer.Context, incomplete: str, vhosts: bool) -> list[str]:
+    """VM (and with ``vhosts``, virtual host) names of the lab given with --lab, else of
+    every lab of this home, read from the state files as plain JSON (no models: a TAB
+    press stays quick)."""
+    from ..home import labs_dir, list_labs
+
+    chosen = ctx.params.get("lab")
+    names: set[str] = set()
+    for lab in [chosen] if chosen else list_labs():
+        try:
+            state = json.loads((labs_dir() / lab / "state.json").read_text())
+            for node in state["plan"]["nodes"]:
+                names.add(node["name"])
+                names.update(node.get("hosts", []) if vhosts else [])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return sorted(name for name in names if name.startswith(incomplete))
+
+
+def complete_node(ctx: typer.Context, incomplete: str) -> list[str]:
+    return _names(ctx, incomplete, vhosts=False)
+
+
+def complete_target(ctx: typer.Context, incomplete: str) -> list[str]:
+    return _names(ctx, incomplete, vhosts=True)
+
+
 SpecsOpt = Annotated[
     Path | None, typer.Option("-S", "--specs", help="spec directory (topology.json, ...)")
 ]
@@ -34,15 +68,17 @@ NameOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 LabOpt = Annotated[
     str | None,
-    typer.Option("--lab", help="lab that has the node"),
+    typer.Option("--lab", help="lab that has the node", autocompletion=complete_lab),
 ]
-LabArg = Annotated[str | None, typer.Argument(help="lab name")]
+LabArg = Annotated[str | None, typer.Argument(help="lab name", autocompletion=complete_lab)]
 OnlyLabArg = Annotated[
     str | None,
-    typer.Argument(help="lab name (default: the only one)"),
+    typer.Argument(help="lab name (default: the only one)", autocompletion=complete_lab),
 ]
-NodeArg = Annotated[str, typer.Argument(help="node name")]
-TargetArg = Annotated[str, typer.Argument(help="node or virtual host name")]
+NodeArg = Annotated[str, typer.Argument(help="node name", autocompletion=complete_node)]
+TargetArg = Annotated[
+    str, typer.Argument(help="node or virtual host name", autocompletion=complete_target)
+]
 
 
 def require_specs(specs: Path | None) -> Path:

@@ -9,13 +9,13 @@ from typing import Annotated
 import typer
 
 from ..errors import NewtlabError
-from .common import OnlyLabArg, lab_name, print_json, require_specs
+from .common import OnlyLabArg, complete_lab, lab_name, print_json, require_specs
 
 
 def graph(
     lab: Annotated[
         str | None,
-        typer.Argument(help="a deployed lab (default: the only one)"),
+        typer.Argument(help="a deployed lab (default: the only one)", autocompletion=complete_lab),
     ] = None,
     specs: Annotated[
         Path | None,
