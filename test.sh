@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, format check, type check, unit and integration tests.
+# The whole test suite: lint, format and type checks, the import layers, unit and integration
+# tests.
 # Extra arguments go to pytest (e.g. ./test.sh -m slow, ./test.sh tests/unit).
 set -euo pipefail
 cd "$(dirname "$0")"
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
 .venv/bin/mypy
+# The import layers (pyproject.toml, docs/design.md): the report only when a contract breaks.
+layers="$(.venv/bin/lint-imports --no-cache 2>&1)" || { echo "$layers"; exit 1; }
 .venv/bin/pytest "$@"
