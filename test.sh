@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, format and type checks, the import layers, unit and integration
-# tests.
+# The whole test suite: lint, format and type checks, the import layers, the docs build, unit
+# and integration tests.
 # Extra arguments go to pytest (e.g. ./test.sh -m slow, ./test.sh tests/unit).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -9,4 +9,8 @@ cd "$(dirname "$0")"
 .venv/bin/mypy
 # The import layers (pyproject.toml, docs/design.md): the report only when a contract breaks.
 layers="$(.venv/bin/lint-imports --no-cache 2>&1)" || { echo "$layers"; exit 1; }
+# The documentation site, strictly (a broken link or anchor, a page missing from mkdocs.yml's
+# nav: each fails), into a temporary directory removed on exit. Not --quiet: it hides the
+# warnings that --strict counts.
+site="$(mktemp -d)" && trap 'rm -rf "$site"' EXIT && NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir "$site"
 .venv/bin/pytest "$@"

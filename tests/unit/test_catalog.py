@@ -130,8 +130,8 @@ def test_each_entry_logs_in_on_its_scripted_console(name: str) -> None:
 
 
 def test_the_readme_lists_every_entry() -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    section = readme.split("## Platform catalog", 1)[1].split("\n## ", 1)[0]
+    page = (Path(__file__).parents[2] / "docs" / "platforms.md").read_text()
+    section = page.split("## Platform catalog", 1)[1].split("\n## ", 1)[0]
     assert [
         line.split("`")[1] for line in section.splitlines() if line.startswith("| `")
     ] == ENTRIES

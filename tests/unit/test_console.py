@@ -315,8 +315,8 @@ def test_retries_run_out_with_the_step_named() -> None:
 
 
 def test_the_readme_dialog_runs_against_a_router_console() -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    section = readme.split("## Console dialogs", 1)[1]
+    page = (Path(__file__).parents[2] / "docs" / "boot.md").read_text()
+    section = page.split("## Console dialogs", 1)[1]
     example = section.split("```json\n", 1)[1].split("```", 1)[0]
     dialog = ConsoleDialog.model_validate(json.loads("{" + example + "}")["vm_console"])
     defaults = builtin_defaults()["consoles"]["linux"]

@@ -1,4 +1,4 @@
-"""Interface maps against worked examples (README "Spec field reference"), both directions."""
+"""Interface maps against worked examples (docs/specs.md), both directions."""
 
 from __future__ import annotations
 

@@ -140,7 +140,7 @@ def plan_link_settings(
         except ImpairmentError as exc:
             field, _, problem = str(exc).partition(": ")
             errors.append(SpecError(topology_file, f"{where}.{field}", problem,
-                                    "see the README's link impairment units"))  # fmt: skip
+                                    "units: see docs/shaping.md, 'Impairment'"))  # fmt: skip
             continue
         settings[i] = updated.model_copy(update={"down": updated.down or spec.down})
     if errors:

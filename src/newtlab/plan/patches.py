@@ -161,7 +161,7 @@ def render_patch(
     )
 
 
-_FIX = "see the README's boot patches section for the descriptor's fields and variables"
+_FIX = "see docs/boot.md, 'Boot patches', for the descriptor's fields and variables"
 
 
 def _tail(descriptor: Directory) -> str:

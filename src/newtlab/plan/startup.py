@@ -77,7 +77,7 @@ def plan_startup_config(
     if method is None:
         raise SpecError(
             str(path), "", f"platform {platform_name!r} takes no startup configuration",
-            'set "vm_startup_config" in the platform (see the README), or remove the file',
+            'set "vm_startup_config" in the platform (see docs/boot.md), or remove the file',
         )  # fmt: skip
     content = _render(path, variables)
     if method.method == "nocloud":
