@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, format and type checks, the import layers, the docs build, unit
-# and integration tests.
+# The whole test suite: lint, format and type checks, the import layers, the docs build, then
+# pytest: unit tests, the benches at their smallest, integration tests with real VMs.
 # Extra arguments go to pytest (e.g. ./test.sh -m slow, ./test.sh tests/unit).
 set -euo pipefail
 cd "$(dirname "$0")"

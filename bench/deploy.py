@@ -1,18 +1,24 @@
-"""Deploy N = 1, 2, 4 test VMs and print where the time goes.
+"""Deploy chains of N = 1, 2, 4 host VMs and print where the time goes.
 
 Usage: python bench/deploy.py [--sizes 1,2,4] [--servers K] [--json]
 
-For each N, a chain of N newtlab host VMs is deployed under TCG and
-destroyed. Printed per N: wall time of each deploy phase, the slowest
-node's own boot-to-SSH time, and the orchestration overhead — deploy wall
-time minus that slowest boot (target: under 2 s at N = 4). The baseline is
-thus measured in the same run: the VMs' own boot time.
+For each N, a chain of N newtlab host VMs (r1 — r2 — ... — rN) is deployed
+under TCG and destroyed. Measured per N: deploy's wall time, when each deploy
+phase first started (from its progress events), the slowest node's own
+boot-to-SSH time (its ``boot_seconds`` in the returned status), and the
+orchestration overhead: deploy wall time minus that slowest boot (target:
+under 2 s at N = 4). The baseline, measured in the same run, is thus the VMs'
+own boot time: the overhead is what newtlab adds to it.
 
 With ``--servers K`` (root only), the same chains are also deployed over K
 SSH servers — network namespaces of this machine with their own sshd, as
 the tests use (tests/testservers.py) — the nodes spread over them by
 placement, so each row's overhead includes SSH, shipping newtlink, uploading
 the image (first deploy only) and the cross-server links.
+
+The README's figures: ``python bench/deploy.py --servers 2`` (as root). The
+host image is built (or reused) in the user's NEWTLAB_HOME first; the labs
+get a temporary one, and ports from 26000 + 100·N up.
 """
 
 from __future__ import annotations
@@ -24,12 +30,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from newtlab.home import cache_dir, images_dir
+from newtlab.image import build_host_image
+from newtlab.lab import Lab, destroy_lab
+from newtlab.ops.events import Event
+
+if TYPE_CHECKING:
+    from tests.testservers import TestServer
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def chain_specs(root: Path, n: int, image: Path, pool: list[Any] | None = None) -> Path:
+def chain_specs(root: Path, n: int, image: Path, pool: list[TestServer] | None = None) -> Path:
     devices: dict[str, Any] = {}
     for i in range(1, n + 1):
         ifaces = {}
@@ -62,10 +76,9 @@ def chain_specs(root: Path, n: int, image: Path, pool: list[Any] | None = None) 
     return spec
 
 
-def measure(n: int, image: Path, root: Path, pool: list[Any] | None = None) -> dict[str, Any]:
-    from newtlab.lab import Lab, destroy_lab
-    from newtlab.ops.events import Event
-
+def measure(
+    n: int, image: Path, root: Path, pool: list[TestServer] | None = None
+) -> dict[str, Any]:
     marks: list[tuple[float, Event]] = []
     lab = Lab.load(chain_specs(root, n, image, pool), accel="tcg")
     t0 = time.monotonic()
@@ -79,7 +92,10 @@ def measure(n: int, image: Path, root: Path, pool: list[Any] | None = None) -> d
     first: dict[str, float] = {}
     for at, event in marks:
         first.setdefault(event.phase, at)
-    slowest = max(node["boot_seconds"] for node in status["nodes"])
+    unbooted = [node.name for node in status.nodes if node.boot_seconds is None]
+    if unbooted:
+        raise RuntimeError(f"deployed, but no boot time for {', '.join(unbooted)}")
+    slowest = max(node.boot_seconds or 0.0 for node in status.nodes)
     return {
         "n": n,
         "where": f"{len(pool)} servers" if pool else "this host",
@@ -91,14 +107,11 @@ def measure(n: int, image: Path, root: Path, pool: list[Any] | None = None) -> d
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="1,2,4")
     parser.add_argument("--servers", type=int, default=0, help="also over K SSH servers")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    from newtlab.home import cache_dir, images_dir
-    from newtlab.image import build_host_image
-
     # The image is built (or reused) in the user's NEWTLAB_HOME; labs get a scratch one.
     image = build_host_image(images_dir(), cache_dir(), lambda line: None).image
     sizes = [int(n) for n in args.sizes.split(",")]
@@ -106,8 +119,8 @@ def main() -> None:
         os.environ["NEWTLAB_HOME"] = str(Path(tmp) / "home")
         results = [measure(n, image, Path(tmp)) for n in sizes]
         if args.servers:
-            sys.path.insert(0, str(REPO / "tests"))
-            from testservers import servers
+            sys.path.insert(0, str(REPO))
+            from tests.testservers import servers
 
             with servers(args.servers, Path(tmp) / "servers") as pool:
                 results += [measure(n, image, Path(tmp), pool) for n in sizes]
