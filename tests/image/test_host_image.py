@@ -1,4 +1,4 @@
-"""newtlab's host image: its build, its console contract, SSH, NICs, links, the KVM probe.
+"""newtlab's host image: its build, console, SSH, file transfer, NICs, links, the KVM probe.
 
 The integration tests boot the image by hand (imagekit), as newtlab's deploy
 would: a qcow2 overlay, the serial console on a TCP port, a user-mode mgmt
@@ -8,6 +8,8 @@ them); the asserted bounds are deliberately generous.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import os
 import re
@@ -23,7 +25,7 @@ import asyncssh
 import pytest
 
 from image.build import cache_root
-from image.imagekit import Console, Relay, Vm, mac, ssh, ssh_ok, vms
+from image.imagekit import ED25519_FIRST, Console, Relay, Vm, mac, ssh, ssh_ok, vms
 from newtlab.image import (
     PROBE_MARKER,
     ROOT_PASSWORD,
@@ -391,6 +393,68 @@ def test_network_namespaces_with_iproute2_tcpdump_and_iperf3(
                 print(f"\n{time.monotonic() - started:4.1f} s  {command[:60]}", end="")
         finally:
             console.close()
+
+
+# -- file transfer: the remote ends of sftp, scp and rsync -----------------------------------
+
+
+async def _transfers(vm: Vm, key: asyncssh.SSHKey, local: Path) -> dict[str, float]:
+    """``local`` to the guest and back over SFTP (dropbear's subsystem runs
+    /usr/lib/sftp-server: sftp, and scp's default since OpenSSH 9) and over legacy scp
+    (asyncssh runs ``scp -t`` / ``scp -f`` in the guest, as ``scp -O`` does); then the
+    guest's rsync copies it there both ways through a remote shell that runs ``rsync
+    --server`` as an SSH login's shell would. Each step's time."""
+    payload = local.read_bytes()
+    digest = hashlib.sha256(payload).hexdigest()
+    took: dict[str, float] = {}
+    async with asyncssh.connect(
+        "127.0.0.1", vm.ssh_port, username=ROOT_USER, client_keys=[key], known_hosts=None,
+        agent_path=None, server_host_key_algs=ED25519_FIRST, connect_timeout=10,
+    ) as conn:  # fmt: skip
+
+        async def guest(command: str, stdin: str | None = None) -> str:
+            result = await conn.run(command, input=stdin, check=False, timeout=60)
+            assert result.exit_status == 0, f"{command!r}: {result.stderr!r}"
+            return str(result.stdout)
+
+        started = time.monotonic()
+        async with conn.start_sftp_client() as sftp:
+            await sftp.put(str(local), "/tmp/sftp.bin")
+            await sftp.get("/tmp/sftp.bin", str(local.with_suffix(".sftp")))
+        took["sftp put and get"] = time.monotonic() - started
+        assert local.with_suffix(".sftp").read_bytes() == payload
+        started = time.monotonic()
+        await asyncssh.scp(str(local), (conn, "/tmp/scp.bin"))
+        await asyncssh.scp((conn, "/tmp/scp.bin"), str(local.with_suffix(".scp")))
+        took["scp -t and scp -f"] = time.monotonic() - started
+        assert local.with_suffix(".scp").read_bytes() == payload
+        started = time.monotonic()
+        version = await guest("rsync --version")
+        assert re.match(r"rsync +version 3\.\S+ +protocol version \d+", version), version
+        # rsync's -e: "RSH HOST rsync --server ..."; this one drops HOST and runs the rest.
+        await guest("cat > /tmp/rsh && chmod +x /tmp/rsh", '#!/bin/sh\nshift\nexec "$@"\n')
+        await guest("rsync -e /tmp/rsh guest:/tmp/sftp.bin /tmp/rsync-pull.bin")
+        await guest("rsync -e /tmp/rsh /tmp/scp.bin guest:/tmp/rsync-push.bin")
+        took["rsync --server in the guest, both ways"] = time.monotonic() - started
+        files = ("sftp", "scp", "rsync-pull", "rsync-push")
+        sums = await guest("sha256sum " + " ".join(f"/tmp/{name}.bin" for name in files))
+        assert [line.split()[0] for line in sums.splitlines()] == [digest] * len(files), sums
+    return took
+
+
+@integration
+def test_sftp_scp_and_rsync_have_their_remote_ends_in_the_guest(
+    built: BuiltImage, client_key: asyncssh.SSHKey, tmp_path: Path
+) -> None:
+    """What ``scp``, ``scp -O``, ``sftp`` and ``rsync -e ssh`` need on the guest's side;
+    tests/integration/test_file_transfer.py drives them with OpenSSH's own clients."""
+    vm = Vm("vm0", built.image, tmp_path)
+    local = tmp_path / "payload.bin"
+    local.write_bytes(os.urandom(256 * 1024 + 7))
+    with vms(vm):
+        bootstrap(vm, client_key, "echo")
+        took = asyncio.run(_transfers(vm, client_key, local))
+    print("\n" + "\n".join(f"{what}: {seconds:.2f} s" for what, seconds in took.items()))
 
 
 # -- two VMs and a link ---------------------------------------------------------------------

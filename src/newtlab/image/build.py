@@ -1,13 +1,14 @@
 """Build newtlab's small Linux host/router image from Debian packages.
 
 The whole root filesystem is an initramfs (busybox, dropbear, iproute2's ip,
-tcpdump, iperf3 and exactly the shared libraries they need, the NIC drivers,
-the scripts in ``guest/``); the qcow2 disk holds only a FAT
-filesystem with SYSLINUX, the kernel and that initramfs, so QEMU boots it
-from its disk like any real image, and every boot starts clean (nothing is
-ever written to the disk, so an overlay stays empty). No root, no loop
-mounts. Built in a temp dir and renamed into place: a failed build never
-leaves a half-written image. Cached by a hash of every input.
+tcpdump, iperf3, the remote ends of scp, sftp and rsync, and exactly the
+shared libraries they need, the NIC drivers, the scripts in ``guest/``); the
+qcow2 disk holds only a FAT filesystem with SYSLINUX, the kernel and that
+initramfs, so QEMU boots it from its disk like any real image, and every
+boot starts clean (nothing is ever written to the disk, so an overlay stays
+empty). No root, no loop mounts. Built in a temp dir and renamed into place:
+a failed build never leaves a half-written image. Cached by a hash of every
+input.
 """
 
 from __future__ import annotations
@@ -76,6 +77,10 @@ PACKAGE_FILES = (
     "usr/sbin/dropbear", "usr/bin/dropbearkey",
     "bin/ip", "sbin/ip", "etc/iproute2",  # iproute2's ip reads its tables from /etc/iproute2
     "usr/bin/iperf3", "usr/bin/tcpdump",
+    # The remote end of file transfers over SSH. dropbear runs its SFTP subsystem
+    # from /usr/lib/sftp-server (a link to openssh/sftp-server in the package);
+    # scp -O and rsync run `scp -t/-f` and `rsync --server` through the shell.
+    "usr/lib/sftp-server", "usr/bin/scp", "usr/bin/rsync",
 )  # fmt: skip
 # Where the guest's dynamic loader looks for a library (Debian's glibc, no
 # ld.so.cache), in its order.

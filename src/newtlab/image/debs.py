@@ -39,6 +39,10 @@ PACKAGES = (
     "libiperf0", "libssl3", "libsctp1",  # iperf3 (libssl3 holds libcrypto, tcpdump's too)
     "libpcap0.8", "libdbus-1-3", "libsystemd0", "libgcrypt20", "libgpg-error0",  # tcpdump
     "liblzma5", "libzstd1", "liblz4-1",  # libsystemd's
+    # File transfer over SSH: what the remote end of scp, sftp and rsync runs.
+    "openssh-sftp-server",  # /usr/lib/sftp-server, dropbear's SFTP subsystem (sftp; scp's default)
+    "openssh-client",  # only its /usr/bin/scp (libc alone): `scp -t/-f`, the remote of `scp -O`
+    "rsync", "libacl1", "libpopt0", "libxxhash0",  # rsync (and liblz4, libzstd, libcrypto, libz)
 )  # fmt: skip
 APT_STATE = ("/var/lib/apt/lists", "/etc/apt/sources.list", "/etc/apt/sources.list.d",
              "/etc/apt/preferences", "/etc/apt/preferences.d")  # fmt: skip
