@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install newtlab and everything it needs on Debian 12, then run the default example:
-# deploy examples/line3 (three Linux routers in a line), show its status, ping across
-# a link, and destroy it again.
+# deploy examples/line3 (three Linux routers in a line), show its status, ping from one
+# end to the other, and destroy it again.
 #   ./install.sh            install + demo
 #   ./install.sh --keep     install + demo, and leave the lab running
 #   ./install.sh --no-demo  install only
@@ -14,7 +14,8 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 APT_PACKAGES=(
   python3 python3-venv python3-pip              # newtlab itself
   qemu-system-x86 qemu-utils                    # the VMs and their overlay disks
-  openssh-client                                # newtlab ssh
+  openssh-client rsync                          # newtlab ssh; scp, sftp and rsync into VMs
+  tcpdump                                       # reading captures: newtlab capture … | tcpdump -r -
   mtools syslinux syslinux-common dosfstools    # newtlab image build host: a bootable FAT disk
   busybox-static cpio                           #   and its root filesystem
   socat                                         # bench/newtlink.py compares against it
@@ -55,10 +56,8 @@ $newtlab deploy -S examples/line3 --force
 cleanup() { [ "$mode" = "--keep" ] || $newtlab destroy line3; }
 trap cleanup EXIT
 
-$newtlab ssh r1 -- "ip addr add 10.0.12.1/24 dev eth1 && ip link set eth1 up"
-$newtlab ssh r2 -- "ip addr add 10.0.12.2/24 dev eth1 && ip link set eth1 up"
-echo "==> r1 pings r2 across the r1:eth1 -- r2:eth1 link"
-$newtlab ssh r1 -- ping -c 3 -W 2 10.0.12.2
+echo "==> r1 pings r3 through r2 (each router addressed itself at boot: examples/line3/configs)"
+$newtlab ssh r1 -- ping -c 3 -W 2 10.0.23.3
 $newtlab status
 if [ "$mode" = "--keep" ]; then
   echo "==> lab line3 left running: 'newtlab destroy line3' removes it"

@@ -43,18 +43,25 @@ def newtlab_home(_isolated_home: Path, host_image: BuiltImage) -> Path:
 
 @pytest.fixture
 def make_lab(newtlab_home: Path, tmp_path: Path) -> Iterator[Callable[..., SpecDir]]:
-    """Copy a spec dir (default: the line3 example) with its own port block; destroy at exit."""
+    """Copy a spec dir (default: the line3 example) with its own port block; destroy at exit.
+
+    The examples address their routers at boot (``configs/``); a copy leaves those out
+    unless ``configs=True``, so a test sets the addresses it needs itself.
+    """
     created: list[str] = []
 
     def make(
         source: Path = EXAMPLE,
         name: str | None = None,
         edit: Callable[[dict[str, Any]], None] | None = None,
+        configs: bool = False,
     ) -> SpecDir:
         block = next(_port_blocks)
         lab = name or f"itest{block}"
         target = tmp_path / lab
         shutil.copytree(source, target)
+        if not configs:
+            shutil.rmtree(target / "configs", ignore_errors=True)
         topo_path = target / "topology.json"
         topology = json.loads(topo_path.read_text())
         base = 24000 + (block % 40) * 200
