@@ -6,8 +6,12 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from newtlab.lab import Lab
+from newtlab.state import LabState, NodeState, save_state
 
 FIXTURES = Path(__file__).parent / "fixtures" / "specs"
 EXAMPLES = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
@@ -71,3 +75,14 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         env=os.environ.copy(),
     )
+
+
+def deployed(spec_dir: Path, name: str | None = None, status: str = "") -> LabState:
+    """A lab's state as deploy writes it, with no process behind it; ``status``: every
+    node's recorded status (none: as deploy first records them)."""
+    lab = Lab.load(spec_dir, name=name)
+    nodes = {n.name: NodeState(status=status) if status else NodeState() for n in lab.plan.nodes}
+    state = LabState(name=lab.name, created=datetime.now(UTC), spec_dir=lab.plan.spec_dir,
+                     plan=lab.plan, nodes=nodes)  # fmt: skip
+    save_state(state)
+    return state

@@ -9,6 +9,7 @@ from pathlib import Path
 from .errors import RuntimeFailure
 from .plan.model import NodePlan, VirtualHostPlan
 from .state import LabState
+from .suggest import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,11 @@ def resolve_target(state: LabState, name: str) -> Target:
         for vhost in node.vhosts:
             if vhost.name == name:
                 return Target(node, vhost)
-    raise RuntimeFailure(f"lab {state.name} has no node {name!r}")
+    names = state.node_names()
+    raise RuntimeFailure(
+        f"lab {state.name} has no node {name!r}{did_you_mean(name, names)} (its nodes: "
+        f"{', '.join(names)})"
+    )
 
 
 def node_plan(state: LabState, name: str, doing: str = "") -> NodePlan:

@@ -13,6 +13,12 @@ class NewtlabError(Exception):
     exit_code = 1
 
 
+class UsageError(NewtlabError):
+    """The command line asks for something the command does not do."""
+
+    exit_code = 2
+
+
 class SpecError(NewtlabError):
     """The spec files are missing, unreadable or inconsistent.
 
@@ -72,3 +78,11 @@ class LabStateError(NewtlabError):
 
 class RuntimeFailure(NewtlabError):
     """A process, VM or remote host did not do what it had to."""
+
+
+class NotRunningError(RuntimeFailure):
+    """What a command needs is not running (a node, its VM); the message says its state
+    and the command that brings it back. Exit 125, as docker's own failures: a remote
+    command's exit status passes through unchanged, so scripts can tell them apart."""
+
+    exit_code = 125

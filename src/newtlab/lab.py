@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .access import node_plan, resolve_target, ssh_argv
+from .access import Target, node_plan, resolve_target, ssh_argv
 from .errors import RuntimeFailure
 from .export.graph import Graph, build_graph
 from .export.inventory import ansible_inventory
@@ -26,11 +26,10 @@ from .ops import deploy as deploy_op
 from .ops import destroy as destroy_op
 from .ops import links as links_op
 from .ops import prune as prune_op
-from .ops.deploy import DEFAULT_BOOT_PARALLEL
 from .ops.doctor import Check, doctor
 from .ops.events import Progress, no_progress
 from .ops.logs import log_chunks
-from .ops.node import start_node, stop_node
+from .ops.node import RunResult, require_running, run_command, start_node, stop_node
 from .ops.provision import ProvisionResult, provision, provision_targets
 from .ops.provision_command import DEFAULT_COMMAND
 from .ops.repair import repair
@@ -125,14 +124,15 @@ class Lab:
         accel: str = "auto",
         upload: bool = True,
         overcommit: bool = False,
-        boot_parallel: int = DEFAULT_BOOT_PARALLEL,
+        boot_parallel: int | None = None,
         progress: Progress = no_progress,
     ) -> LabStatus:
         """Start every VM and link, wait until each answers SSH; the lab's status.
 
         ``upload``: send base images a server lacks (else that is an error);
         ``overcommit``: deploy even if the VMs need more memory, cores or disk
-        than a host has; ``boot_parallel``: VMs booting at once per host (0: all).
+        than a host has; ``boot_parallel``: VMs booting at once per host (0: all; None:
+        as many as each host's cores and accelerator cope with).
         """
         with lab_lock(self.name):
             if force:  # whatever runs under this name goes, as its own state says
@@ -212,11 +212,33 @@ class Lab:
 
     # -- reaching nodes ----------------------------------------------------------------
 
-    def ssh_command(self, node: str, command: list[str], *, exact: bool = False) -> list[str]:
-        """The ``ssh`` argv that reaches a node or virtual host with the lab's key;
-        ``exact``: each word of ``command`` quoted (else the remote shell reads them)."""
+    def _running(self, node: str) -> tuple[LabState, Target]:
+        """The lab's state and ``node``'s target, once its VM is seen running
+        (``NotRunningError`` saying its state and what to do, else)."""
         state = load_state(self.name)
-        return ssh_argv(state, resolve_target(state, node), command, exact=exact)
+        host = resolve_target(state, node).node.host
+        target = _on_hosts(
+            state.plan, lambda hosts: require_running(state, hosts, node), {host}, partial=True
+        )
+        return state, target
+
+    def ssh_command(self, node: str, command: list[str], *, exact: bool = False) -> list[str]:
+        """The ``ssh`` argv that reaches a running node or virtual host with the lab's
+        key; ``exact``: each word of ``command`` quoted (else the remote shell reads them)."""
+        state, target = self._running(node)
+        return ssh_argv(state, target, command, exact=exact)
+
+    def run(self, node: str, argv: list[str], *, timeout: float = 60) -> RunResult:
+        """Run exactly ``argv`` on a running node or virtual host (each word passed as
+        it is, as ``newtlab exec`` does); its exit status, stdout and stderr."""
+        state = load_state(self.name)
+        host = resolve_target(state, node).node.host
+        return _on_hosts(
+            state.plan,
+            lambda hosts: run_command(state, hosts, node, argv, timeout),
+            {host},
+            partial=True,
+        )
 
     # -- links -----------------------------------------------------------------------------
 
@@ -291,34 +313,52 @@ class Lab:
         link's traffic (the lab must be deployed)."""
         return build_graph(self.plan, self.status() if live else None)
 
-    def console(self, node: str) -> None:
-        """Attach this terminal to the node's serial console until Ctrl-]."""
+    def console(self, node: str, *, attached: Callable[[int], None] | None = None) -> None:
+        """Attach this terminal to a running node's serial console until Ctrl-];
+        ``attached`` hears the console's port on its host once it is reached."""
         state = load_state(self.name)
         plan_node = node_plan(state, node, "console")
+        self._running(node)
 
         async def work(hosts: Hosts) -> None:
             async with hosts[plan_node.host].reach(plan_node.console_port) as (address, port):
+                if attached is not None:
+                    attached(plan_node.console_port)
                 await asyncio.to_thread(attach_console, address, port)
 
         _on_hosts(state.plan, work, only={plan_node.host})
 
-    def logs(self, node: str, *, qemu: bool = False, follow: bool = False) -> Iterator[bytes]:
+    def logs(
+        self, node: str, *, qemu: bool = False, follow: bool = False, raw: bool = False
+    ) -> Iterator[bytes]:
         """The node's console log (or its VM's own log, ``qemu``) as it grows, chunk by
-        chunk; ``follow`` keeps waiting for more until the caller stops iterating."""
+        chunk; ``follow`` keeps waiting for more until the caller stops iterating;
+        ``raw``: with the terminal queries the guest's shell sends."""
         state = load_state(self.name)
         host = node_plan(state, node, "logs").host
         return _stream(
             state.plan,
-            lambda hosts: log_chunks(hosts[host], self.name, node, qemu=qemu, follow=follow),
+            lambda hosts: log_chunks(
+                hosts[host], self.name, node, qemu=qemu, follow=follow, raw=raw
+            ),
             only={host},
         )
 
 
-def destroy_lab(name: str, *, grace: float = 5.0, progress: Progress = no_progress) -> list[str]:
-    """Destroy lab ``name`` (works even if its state is missing or unreadable)."""
+def destroy_lab(
+    name: str,
+    *,
+    grace: float = 5.0,
+    progress: Progress = no_progress,
+    specs: str | Path | None = None,
+) -> list[str]:
+    """Destroy lab ``name`` (works even if its state is missing or unreadable: then its
+    processes are found by their tags on this machine, and with ``specs`` on the servers
+    that spec dir names)."""
     check_lab_name(name)
+    plan = Lab.load(specs, name=name).plan if specs is not None else None
     with lab_lock(name):
-        return asyncio.run(destroy_op.destroy_lab(name, progress, grace))
+        return asyncio.run(destroy_op.destroy_lab(name, progress, grace, plan=plan))
 
 
 def lab_of_node(node: str, lab: str | None = None) -> Lab:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from rich.console import Console
 from rich.live import Live
@@ -20,6 +21,10 @@ if TYPE_CHECKING:  # only named here: `platforms` and `link` need none of the ru
     from .ops.status import BridgeStatus, LabStatus, NodeStatus, VhostStatus
     from .plan.model import LinkSettings, Plan, StartupConfigPlan
 
+# A word too long for its column is folded onto the next line, never cut to an
+# ellipsis: "10.0.1.1…" reads as another address.
+FOLD: Final = "fold"
+
 _STATUS_STYLE = {
     "running": "green",
     "ready": "green",
@@ -30,12 +35,15 @@ _STATUS_STYLE = {
 }
 
 
-def plan_tables(plan: Plan) -> list[Table]:
-    nodes = Table(
-        title=f"Lab {plan.lab} — {len(plan.nodes)} VMs ({plan.accel})", title_justify="left"
-    )
+AUTO_ACCEL = "KVM if it works here (proven at deploy), else TCG"
+
+
+def plan_tables(plan: Plan, auto: bool = False) -> list[Table]:
+    """The plan as tables; ``auto``: the accelerator is deploy's to prove, not the plan's."""
+    accel = AUTO_ACCEL if auto else plan.accel
+    nodes = Table(title=f"Lab {plan.lab} — {len(plan.nodes)} VMs ({accel})", title_justify="left")
     for column in ("NODE", "TYPE", "PLATFORM", "HOST", "SSH", "CONSOLE", "MEM", "CPU", "NICS"):
-        nodes.add_column(column)
+        nodes.add_column(column, overflow=FOLD)
     for node in plan.nodes:
         name = node.name + (f" ({', '.join(node.hosts)})" if node.hosts else "")
         nodes.add_row(
@@ -49,18 +57,31 @@ def plan_tables(plan: Plan) -> list[Table]:
             str(node.cpus),
             str(len(node.nics)),
         )
+    nics = Table(title="NICs, in QEMU's order (each VM's first: management)", title_justify="left")
+    for column in ("NODE", "GUEST", "INTERFACE"):
+        nics.add_column(column, overflow=FOLD)
+    nics.add_column("MAC", min_width=17)  # whole: a MAC folded reads as two
+    nics.add_column("PCI", min_width=7)
+    nics.add_column("PEER", overflow=FOLD)
+    peers = {end: far for link in plan.links for end, far in ((link.a, link.z), (link.z, link.a))}
+    for node in plan.nodes:
+        for nic in node.nics:
+            end = f"{nic.device}:{nic.interface}"
+            shown = "-" if not nic.interface else nic.interface if nic.device == node.name else end
+            nics.add_row(node.name, nic.guest, shown, nic.mac, nic.pci.removeprefix("0000:"),
+                         peers.get(end, "-"))  # fmt: skip
     links = Table(title=f"{len(plan.links)} links", title_justify="left")
     for column in ("A", "Z", "A PORT", "Z PORT", "HOSTS"):
-        links.add_column(column)
+        links.add_column(column, overflow=FOLD)
     for link in plan.links:
         where = link.a_host if link.a_host == link.z_host else f"{link.a_host} ↔ {link.z_host}"
         links.add_row(link.a, link.z, str(link.a_port), str(link.z_port), where)
-    tables = [nodes, links] if plan.links else [nodes]
+    tables = [nodes, nics, links] if plan.links else [nodes, nics]
     vhosts = [vhost for node in plan.nodes for vhost in node.vhosts]
     if vhosts:
         table = Table(title=f"{len(vhosts)} virtual hosts", title_justify="left")
         for column in ("HOST", "VM", "INTERFACES", "GATEWAY"):
-            table.add_column(column)
+            table.add_column(column, overflow=FOLD)
         for vhost in vhosts:
             ifaces = ", ".join(f"{i.name} {i.address or '(no address)'}" for i in vhost.interfaces)
             table.add_row(vhost.name, vhost.vm, ifaces or "lo only", vhost.gateway or "none")
@@ -69,7 +90,7 @@ def plan_tables(plan: Plan) -> list[Table]:
     if after_boot:
         table = Table(title="After boot (in this order, on every start)", title_justify="left")
         for column in ("NODE", "BOOT PATCHES", "POST-BOOT COMMANDS"):
-            table.add_column(column)
+            table.add_column(column, overflow=FOLD)
         for node in after_boot:
             patches = "\n".join(f"{p.name} ({p.source})" for p in node.patches) or "none"
             table.add_row(node.name, patches, "\n".join(node.post_boot) or "none")
@@ -79,7 +100,7 @@ def plan_tables(plan: Plan) -> list[Table]:
     if configs:
         table = Table(title="Startup configurations (rendered below)", title_justify="left")
         for column in ("NODE", "DELIVERED", "FROM"):
-            table.add_column(column)
+            table.add_column(column, overflow=FOLD)
         for node in configs:
             config = node.startup_config
             assert config is not None
@@ -96,9 +117,14 @@ def _delivery(config: StartupConfigPlan) -> str:
     return "typed on the console (on deploy)"
 
 
-def print_plan(console: Console, plan: Plan) -> None:
-    for table in plan_tables(plan):
+def print_plan(console: Console, plan: Plan, *, auto: bool = False, argv: bool = False) -> None:
+    """The plan's tables, each startup configuration as rendered, the bridges and what
+    listens beyond loopback; ``argv``: each VM's exact QEMU command line too."""
+    for table in plan_tables(plan, auto):
         console.print(table)
+    for node in plan.nodes if argv else []:  # one line each: to copy, not to read
+        console.print(f"── {node.name}: QEMU command line ──", markup=False, highlight=False)
+        console.print(shlex.join(node.qemu_argv), markup=False, highlight=False, soft_wrap=True)
     for node in plan.nodes:
         config = node.startup_config
         if config is not None and config.source:  # verbatim: a configuration is not reflowed
@@ -117,7 +143,7 @@ def print_plan(console: Console, plan: Plan) -> None:
         return
     table = Table(title="Listening beyond loopback", title_justify="left")
     for column in ("HOST", "ADDRESS", "PORT", "PURPOSE"):
-        table.add_column(column)
+        table.add_column(column, overflow=FOLD)
     for use in exposed:
         table.add_row(use.host, use.bind, str(use.port), use.purpose)
     console.print(table)
@@ -141,29 +167,29 @@ def print_status(console: Console, status: LabStatus) -> None:
     console.print(f"Lab [bold]{status.lab}[/] (deployed {status.created[:19]}, accel {accel})")
     if status.accel_note:
         console.print(f"  {status.accel_note}", style="dim")
+    pool = len({n.host for n in status.nodes}) > 1  # then each node's server is a column
     nodes = Table(title_justify="left")
-    nodes.add_column("NODE", no_wrap=True)  # vhost:hostvm-0/host1 stays whole
-    for column in ("STATUS", "SSH", "CONSOLE", "PID", "BOOT", "NOTE"):
-        nodes.add_column(column)
+    for column in ("NODE", *(["SERVER"] if pool else []), "STATUS", "SSH", "CONSOLE", "PID",
+                   "BOOT", "NOTE"):  # fmt: skip
+        nodes.add_column(column, overflow=FOLD)
     for node in status.nodes:
         note = (node.error.splitlines() or [""])[0] or ", ".join(node.hosts)
         if node.status == "starting" and node.phase:
             note = node.phase  # e.g. the readiness probe it waits on
         boot = f"{node.boot_seconds:.1f}s" if node.boot_seconds else ""
-        nodes.add_row(*_process_row(node.name, node, boot, note[:60]))
+        nodes.add_row(*_process_row(node.name, node, boot, note, pool))
     for vhost in status.vhosts:
-        nodes.add_row(*_process_row(vhost.id, vhost, "", _vhost_note(vhost)))
+        nodes.add_row(*_process_row(vhost.id, vhost, "", _vhost_note(vhost), pool))
     console.print(nodes)
     if status.links:
         links = Table(title_justify="left")
         for column in ("LINK", "PORTS", "STATUS", "A→Z", "Z→A"):
-            links.add_column(column)
+            links.add_column(column, overflow=FOLD)
         for link in status.links:
             stats = link.stats
-            state = "[green]connected[/]" if link.connected else "[yellow]down[/]"
-            if link.down:
-                state = "[red]cable pulled[/]"
-            elif link.impairment:
+            style = {"connected": "green", "cable pulled": "red"}.get(link.state, "yellow")
+            state = f"[{style}]{link.state}[/]"
+            if link.impairment and not link.down:
                 state += f" [magenta]{link.impairment}[/]"
             links.add_row(
                 f"{link.a} ↔ {link.z}",
@@ -181,12 +207,15 @@ def print_status(console: Console, status: LabStatus) -> None:
         )
 
 
-def _process_row(name: str, row: NodeStatus | VhostStatus, boot: str, note: str) -> list[str]:
-    """A status table row: a VM, or a virtual host (which shows its VM's process and ports)."""
+def _process_row(
+    name: str, row: NodeStatus | VhostStatus, boot: str, note: str, pool: bool
+) -> list[str]:
+    """A status table row: a VM, or a virtual host (which shows its VM's process and
+    ports); ``pool``: with the server it runs on."""
     style = _STATUS_STYLE.get(row.status, "")
     shown = f"[{style}]{row.status}[/]" if style else row.status
     ports = [str(row.ssh_port), str(row.console_port), str(row.pid or "")]
-    return [name, shown, *ports, boot, note]
+    return [name, *([row.host] if pool else []), shown, *ports, boot, note]
 
 
 def _vhost_note(vhost: VhostStatus) -> str:
@@ -240,12 +269,12 @@ class ProgressView:
         for column in (
             ("NODE", "HOST", "PHASE", "DETAIL") if self.hosts else ("NODE", "PHASE", "DETAIL")
         ):
-            table.add_column(column)
+            table.add_column(column, overflow=FOLD)
         for node, (phase, detail, failed) in self.rows.items():
             style = "red" if failed else _STATUS_STYLE.get(phase, "")
             shown = f"[{style}]{phase}[/]" if style else phase
             where = [self.hosts[node]] if self.hosts else []
-            table.add_row(node, *where, shown, detail[:70])
+            table.add_row(node, *where, shown, detail)
         return table
 
     def __call__(self, event: Event) -> None:
@@ -297,7 +326,7 @@ def labs_table(labs: list[LabStatus]) -> Table:
     """``newtlab list``: one row per deployed lab."""
     table = Table()
     for column in ("LAB", "NODES", "RUNNING", "DEPLOYED", "SPECS"):
-        table.add_column(column)
+        table.add_column(column, overflow=FOLD)
     for lab in labs:
         table.add_row(lab.lab, str(len(lab.nodes)), str(lab.running()), lab.created[:19],
                       lab.spec_dir)  # fmt: skip
@@ -311,7 +340,7 @@ def checks_table(checks: list[Check]) -> Table:
     """``newtlab doctor``: one row per check, its level coloured, with the fix."""
     table = Table()
     for column in ("HOST", "CHECK", "", "DETAIL", "FIX"):
-        table.add_column(column)
+        table.add_column(column, overflow=FOLD)
     for c in checks:
         table.add_row(c.host, c.what, f"[{_LEVEL_STYLE[c.level]}]{c.level}[/]", c.detail, c.fix)
     return table
@@ -326,7 +355,7 @@ def pruned_table(pruned: Pruned) -> Table | None:
         return None
     table = Table()
     for column in ("KIND", "LAB / HOST", "WHAT"):
-        table.add_column(column)
+        table.add_column(column, overflow=FOLD)
     for row in rows:
         table.add_row(*row)
     return table
@@ -344,7 +373,7 @@ def link_settings_table(settings: dict[str, LinkSettings]) -> Table:
     """``newtlab link show``: every link, its cable and each direction's impairment."""
     table = Table()
     for column in ("LINK", "CABLE", "A→Z", "Z→A"):
-        table.add_column(column)
+        table.add_column(column, overflow=FOLD)
     for name, s in settings.items():
         a, _, z = name.partition("--")
         cable = "[red]pulled[/]" if s.down else "in"

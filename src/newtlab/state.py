@@ -19,6 +19,7 @@ from .errors import LabStateError
 from .home import ensure_private_dir, lab_dir, list_labs
 from .plan.model import LinkSettings, Plan
 from .spec.names import SAFE_NAME_HINT, is_safe_name
+from .suggest import did_you_mean
 
 NodeStatus = Literal["pending", "starting", "running", "stopped", "error"]
 
@@ -68,7 +69,8 @@ class LabState(BaseModel):
         return self.links.get(name, LinkSettings())
 
     def node_names(self) -> list[str]:
-        return [n.name for n in self.plan.nodes]
+        """Every VM and virtual host a command can name, in plan order."""
+        return [name for n in self.plan.nodes for name in (n.name, *n.hosts)]
 
     def has_node(self, name: str) -> bool:
         return any(n.name == name or name in n.hosts for n in self.plan.nodes)
@@ -107,8 +109,11 @@ def find_lab(name: str | None) -> str:
         if not is_safe_name(name):
             raise LabStateError(f"lab name {name!r} is not allowed: {SAFE_NAME_HINT}")
         if not state_path(name).is_file():
-            known = ", ".join(list_labs()) or "none"
-            raise LabStateError(f"lab {name!r} is not deployed (deployed labs: {known})")
+            labs = list_labs()
+            known = ", ".join(labs) or "none"
+            raise LabStateError(
+                f"lab {name!r} is not deployed{did_you_mean(name, labs)} (deployed labs: {known})"
+            )
         return name
     labs = list_labs()
     if len(labs) == 1:
@@ -123,21 +128,30 @@ def find_lab_for_node(node: str, lab: str | None = None) -> LabState:
     if lab:
         state = load_state(find_lab(lab))
         if not state.has_node(node):
+            names = state.node_names()
             raise LabStateError(
-                f"lab {lab!r} has no node {node!r} (nodes: {', '.join(state.node_names())})"
+                f"lab {lab!r} has no node {node!r}{did_you_mean(node, names)} (its nodes: "
+                f"{', '.join(names)})"
             )
         return state
-    matches = []
+    matches: list[LabState] = []
+    known: list[str] = []
     for name in list_labs():
         try:
             state = load_state(name)
         except LabStateError:
             continue
+        known += state.node_names()
         if state.has_node(node):
             matches.append(state)
     if not matches:
-        raise LabStateError(f"no deployed lab has a node named {node!r} — see `newtlab list`")
+        if not known:
+            raise LabStateError(f"no node {node!r}: no lab is deployed — `newtlab deploy -S DIR`")
+        raise LabStateError(
+            f"no deployed lab has a node named {node!r}{did_you_mean(node, known)} "
+            f"(`newtlab status` lists each lab's nodes)"
+        )
     if len(matches) > 1:
-        names = ", ".join(s.name for s in matches)
-        raise LabStateError(f"node {node!r} exists in labs {names}: pass --lab NAME")
+        labs = ", ".join(s.name for s in matches)
+        raise LabStateError(f"node {node!r} exists in labs {labs}: pass --lab NAME")
     return matches[0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.integration
 TESTS = """
 import pytest
 
-pytestmark = pytest.mark.newtlab({spec!r}, scope="module")
+pytestmark = pytest.mark.newtlab({spec!r}{scope})
 seen = []
 
 
@@ -53,19 +54,28 @@ def inner_pytest(directory: Path) -> tuple[dict[str, str], str]:
     for case in ElementTree.parse(junit).getroot().iter("testcase"):
         kinds = [child.tag for child in case if child.tag in ("failure", "error", "skipped")]
         outcome = kinds[0] if kinds else "passed"
-        outcomes[case.get("name", "")] = "failed" if outcome == "failure" else outcome
+        name = f"{case.get('classname', '')}.{case.get('name', '')}"
+        outcomes[name] = "failed" if outcome == "failure" else outcome
     return outcomes, result.stdout + result.stderr
+
+
+def docs_example() -> str:
+    """The pytest example of docs/tools.md, as it is written there."""
+    page = (Path(__file__).parents[2] / "docs" / "tools.md").read_text()
+    return page.split("## pytest", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
 
 
 def test_the_fixture_deploys_once_and_destroys(
     make_lab: Callable[..., SpecDir], tmp_path: Path
 ) -> None:
-    spec = make_lab()
+    """The docs' example and a module of its own share one deploy (session scope)."""
+    spec = make_lab(configs=True)  # the example pings r3 from r1: routed at boot
     suite = tmp_path / "suite"
-    suite.mkdir()
-    (suite / "test_lab.py").write_text(TESTS.format(spec=str(spec.path)))
+    shutil.copytree(spec.path, suite / "specs" / "line3")
+    (suite / "test_docs_example.py").write_text(docs_example())
+    (suite / "test_lab.py").write_text(TESTS.format(spec="specs/line3", scope=""))
     outcomes, output = inner_pytest(suite)
-    assert list(outcomes.values()) == ["passed", "passed"], output
+    assert list(outcomes.values()) == ["passed"] * 4, output
     assert list_labs() == [] and labprocs.home_labs() == {}, output
 
 
@@ -80,7 +90,7 @@ def test_a_failed_deploy_fails_its_tests_with_its_message(
     platforms.write_text(json.dumps(data))
     suite = tmp_path / "suite"
     suite.mkdir()
-    (suite / "test_lab.py").write_text(TESTS.format(spec=str(spec.path)))
+    (suite / "test_lab.py").write_text(TESTS.format(spec=str(spec.path), scope=', scope="module"'))
     outcomes, output = inner_pytest(suite)
     assert list(outcomes.values()) == ["error", "error"], output
     assert output.count("vm_image not found: /nonexistent/missing.qcow2") >= 2, output

@@ -62,6 +62,16 @@ def qemu_nodes(server: TestServer, lab: str) -> list[str]:
     return sorted(re.findall(rf"-name newtlab:{lab}:(\S+)", "\n".join(lab_processes(server, lab))))
 
 
+def plant_ghost(server: TestServer, lab: str) -> None:
+    """A process of lab ``lab`` on ``server`` as deploy leaves one (tagged, in the lab's
+    directory there) whose state this machine does not have."""
+    directory = f"/root/.newtlab/labs/{lab}"
+    sleeper = f"setsid -f python3 -c 'import time; time.sleep(600)' -name newtlab:{lab}:g1"
+    command = f"mkdir -p {directory} && cd {directory} && {sleeper} </dev/null >/dev/null 2>&1"
+    assert server.run(["sh", "-c", command]).returncode == 0
+    wait_for(lambda: qemu_nodes(server, lab) == ["g1"], timeout=10)
+
+
 def refused(address: str, port: int) -> bool:
     """True if nothing listening at ``address:port`` will talk to us."""
     try:
@@ -234,6 +244,26 @@ def test_a_lab_over_two_servers(
     assert s1.holds_path(f"{home}/images/mine.qcow2")
     assert json.loads(run_cli("prune", "-S", str(spec.path), "--json").stdout)["caches"] == []
 
+    # A lab whose state here is lost (or that another machine deployed) while it runs on
+    # the servers: named with its servers, cleaned by destroy -S or prune -S.
+    for server in pool:
+        plant_ghost(server, "ghost")
+    refused_deploy = run_cli("deploy", "-S", str(spec.path), "--name", "ghost", "--accel", "tcg")
+    assert refused_deploy.returncode == 1
+    assert re.search(r"running without state here \(on s1: pids \d+; on s2: pids \d+\)",
+                     refused_deploy.stderr), refused_deploy.stderr  # fmt: skip
+    assert "`newtlab destroy ghost -S DIR`" in refused_deploy.stderr
+    found = json.loads(run_cli("prune", "-S", str(spec.path), "--json").stdout)["orphans"]
+    assert {(o["lab"], o["host"]) for o in found} == {("ghost", "s1"), ("ghost", "s2")}
+    assert run_cli("destroy", "ghost").returncode == 1  # not on this machine
+    cleaned = run_cli("destroy", "ghost", "-S", str(spec.path))
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert all(lab_processes(server, "ghost") == [] for server in pool)
+    assert not s1.holds_path("/root/.newtlab/labs/ghost")
+    plant_ghost(s2, "ghost")
+    assert run_cli("prune", "-S", str(spec.path), "--yes").returncode == 0
+    assert lab_processes(s2, "ghost") == []
+
 
 def test_a_port_taken_on_one_server_stops_deploy_before_anything_starts(
     pool: list[TestServer], make_lab: Callable[..., SpecDir], newtlab_home: Path
@@ -280,8 +310,14 @@ def test_a_killed_deploy_is_destroyed_everywhere_even_with_a_server_down(
     assert not s1.holds_path(f"/root/.newtlab/labs/{spec.lab}")
     assert lab_processes(s2, spec.lab) != []  # ...and s2's share is kept in the state
     assert (newtlab_home / "labs" / spec.lab / "state.json").exists()
-    shown = run_cli("status", spec.lab)
-    assert shown.returncode == 0 and "server s2 did not answer" in shown.stdout
+    shown = run_cli("status", spec.lab)  # what it could ask, and that it is incomplete
+    assert shown.returncode == 1 and "server s2 did not answer" in shown.stdout
+    assert "status is incomplete: server s2 did not answer" in shown.stderr
+    assert "SERVER" in shown.stdout  # a pool's nodes show where they run
+    links = {
+        f"{k['a']}--{k['z']}": k for k in json.loads(run_cli("status", "--json").stdout)["links"]
+    }
+    assert links["r2:eth2--r3:eth1"]["state"] == "unknown"  # one side cannot be asked
 
     s2.start_sshd()
     second = run_cli("destroy", spec.lab)

@@ -7,24 +7,13 @@ import os
 import re
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from newtlab.home import lab_dir
-from newtlab.lab import Lab
-from newtlab.state import LabState, NodeState, save_state
+from specfactory import deployed
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def deployed(name: str, example: str) -> None:
-    """A lab's state as deploy writes it (nothing runs: completion only reads it)."""
-    plan = Lab.load(EXAMPLES / example, name=name).plan
-    lab_dir(name).mkdir(parents=True)
-    save_state(LabState(name=name, created=datetime.now(UTC), spec_dir=plan.spec_dir,
-                        plan=plan, nodes={n.name: NodeState() for n in plan.nodes}))  # fmt: skip
 
 
 def complete(shell: str, words: str) -> list[str]:
@@ -46,8 +35,8 @@ def complete(shell: str, words: str) -> list[str]:
 
 @pytest.fixture
 def labs() -> None:
-    deployed("line3", "line3")
-    deployed("hosts2", "hosts2")
+    deployed(EXAMPLES / "line3")
+    deployed(EXAMPLES / "hosts2")
 
 
 @pytest.mark.usefixtures("labs")

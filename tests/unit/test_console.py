@@ -114,11 +114,15 @@ async def run_against(
     values: dict[str, str],
     timeout: float = 10,
     console: ConsolePlan = CONSOLE,
+    steps: list[str] | None = None,
 ) -> list[str]:
     server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
+    step = steps.append if steps is not None else lambda _: None
     async with server:
-        results = await bootstrap("127.0.0.1", port, console, values, time.monotonic() + timeout)
+        results = await bootstrap(
+            "127.0.0.1", port, console, values, time.monotonic() + timeout, step
+        )
     return [r.output for r in results]
 
 
@@ -148,6 +152,19 @@ def test_autologin_console_sets_the_credentials_password_first() -> None:
     console = CONSOLE.model_copy(update={"password": "p w"})
     outputs = asyncio.run(run_against(fake, {"ssh_user": "root", "hostname": "h"}, console=console))
     assert outputs == ["password root:p w", "net-up h"]
+
+
+def test_progress_shows_each_command_as_typed_without_secrets() -> None:
+    """Deploy's progress lines: no template source, no password, the key by its name."""
+    fake = FakeConsole(autologin=True)
+    console = CONSOLE.model_copy(update={"password": "p w"})
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE x@y"
+    steps: list[str] = []
+    values = {"ssh_user": "admin", "hostname": "h", "ssh_pubkey": key}
+    asyncio.run(run_against(fake, values, console=console, steps=steps))
+    commands = [s for s in steps if not s.startswith("waiting")]
+    assert commands == ["echo password root:'******'", "echo net-up h", "echo create admin",
+                        "echo key '<the lab's public key>'"]  # fmt: skip
 
 
 def test_password_login_does_not_set_the_password() -> None:

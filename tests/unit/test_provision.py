@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, datetime
 
 import pytest
 
-from newtlab.lab import Lab
-from newtlab.state import LabState, save_state
+from newtlab.state import LabState
 from specfactory import FIXTURES, run_cli
+from specfactory import deployed as deployed_state
 
 
 def deployed(example: str) -> LabState:
-    lab = Lab.load(FIXTURES / example / "specs")
-    state = LabState(
-        name=lab.name,
-        created=datetime.now(UTC),
-        spec_dir=str(lab.specs.directory) if lab.specs else "",
-        plan=lab.plan,
-    )
-    save_state(state)
-    return state
+    return deployed_state(FIXTURES / example / "specs")
 
 
 def test_every_failure_is_collected() -> None:

@@ -9,16 +9,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from newtlab.agent import procs
 from newtlab.home import lab_dir, newtlab_home
-from newtlab.lab import Lab
-from newtlab.state import LabState, NodeState, save_state
-from specfactory import linked, run_cli, write_specs
+from specfactory import deployed, linked, run_cli, write_specs
 
 SLEEPER = "import time; time.sleep(60)"
 
@@ -47,12 +44,7 @@ def ghost() -> Iterator[subprocess.Popen[bytes]]:
 
 def _deployed(tmp_path: Path, name: str, status: str) -> None:
     """A lab's state as deploy leaves it, with no process behind it."""
-    spec = write_specs(tmp_path / name, linked(("a:Ethernet0", "b:Ethernet0")))
-    plan = Lab.load(spec, name=name).plan
-    state = LabState(name=name, created=datetime.now(UTC), spec_dir=str(spec), plan=plan,
-                     nodes={n.name: NodeState(status=status) for n in plan.nodes})  # type: ignore[arg-type]  # fmt: skip
-    lab_dir(name).mkdir(parents=True)
-    save_state(state)
+    deployed(write_specs(tmp_path / name, linked(("a:Ethernet0", "b:Ethernet0"))), name, status)
 
 
 def test_orphans_are_listed_then_removed_with_yes(

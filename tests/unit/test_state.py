@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import os
 import stat
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from newtlab.errors import LabStateError
 from newtlab.home import list_labs
-from newtlab.lab import Lab
-from newtlab.state import LabState, find_lab, find_lab_for_node, load_state, save_state
+from newtlab.state import LabState, find_lab, find_lab_for_node, load_state
 from specfactory import FIXTURES
+from specfactory import deployed as deployed_state
 
 
 def deployed(example: str, name: str | None = None) -> LabState:
-    lab = Lab.load(FIXTURES / example / "specs", name=name)
-    state = LabState(
-        name=lab.name, created=datetime.now(UTC), spec_dir=str(lab.specs.directory), plan=lab.plan
-    )
-    save_state(state)
-    return state
+    return deployed_state(FIXTURES / example / "specs", name)
 
 
 def test_state_round_trips_privately() -> None:

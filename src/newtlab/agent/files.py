@@ -101,10 +101,14 @@ def _magic_problem(image: str) -> str | None:
         with path.open("rb") as handle:
             magic = handle.read(4)
     except FileNotFoundError:
-        hint = (
-            " — build it with `newtlab image build host`"
-            if path.name == "newtlab-host.qcow2"
-            else " — download or build the image, or fix vm_image in platforms.json or the profile"
+        hint = {
+            "newtlab-host.qcow2": " — build it with `newtlab image build host`",
+            # newtron's spec dirs name their Linux test host so: newtlab's host image serves
+            "alpine-testhost.qcow2": " — `newtlab image build host --name alpine-testhost.qcow2`"
+            " builds newtlab's host image and makes it available under that name",
+        }.get(
+            path.name,
+            " — download or build the image, or fix vm_image in platforms.json or the profile",
         )
         return f"vm_image not found: {image}{hint}"
     except OSError as exc:

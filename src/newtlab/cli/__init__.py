@@ -9,6 +9,7 @@ the deploy machinery.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from typing import Annotated
@@ -19,6 +20,7 @@ from rich.text import Text
 from ..errors import NewtlabError
 from . import export, lifecycle, links, machine, nodes
 from .common import err
+from .options import lift
 
 app = typer.Typer(
     name="newtlab",
@@ -37,7 +39,7 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks on errors")] = False,
 ) -> None:
     """newtlab: deploy, operate and destroy VM labs from newtron specs."""
-    _options["debug"] = debug  # main() reports errors after the command's context is gone
+    _options["debug"] = _options["debug"] or debug  # main() reports errors after the command
 
 
 for command, name, settings in (
@@ -68,12 +70,28 @@ app.command()(links.capture)
 app.add_typer(machine.image_app, name="image")
 
 
+def _show_chain(exc: BaseException) -> None:
+    """The traceback with every exception behind it, those a ``raise … from None``
+    hid from users included: --debug is for finding where it started."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        cause.__suppress_context__ = False
+        cause = cause.__cause__ or cause.__context__
+    traceback.print_exception(exc)
+
+
 def main() -> None:
+    command = typer.main.get_command(app)
     try:
-        app(prog_name="newtlab")
+        if os.environ.get("_NEWTLAB_COMPLETE"):  # a TAB press: the words are the shell's
+            words, debug = sys.argv[1:], False
+        else:
+            words, debug = lift(command, sys.argv[1:])
+        _options["debug"] = _options["debug"] or debug
+        command.main(words, prog_name="newtlab")
     except NewtlabError as exc:
         if _options["debug"]:
-            traceback.print_exc()
+            _show_chain(exc)
         err.print(Text("error: ", style="bold red") + Text(str(exc)), soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:

@@ -94,13 +94,17 @@ def lab_name(
 
     ``deployed=False`` accepts a name without state (destroy cleans up by tags).
     """
+    from ..errors import LabStateError
+    from ..home import list_labs
     from ..plan.plan import check_lab_name, lab_name_for
     from ..state import find_lab
 
-    if specs is not None:
-        return check_lab_name(name or lab_name_for(specs))
+    if specs is not None:  # a lab named besides is that lab, on the spec dir's servers
+        return check_lab_name(lab or name or lab_name_for(specs))
     if not deployed and (lab or name):
         return check_lab_name(lab or name or "")
+    if not deployed and not list_labs():  # destroy with nothing to name, and nothing there
+        raise LabStateError("no lab is deployed: nothing to destroy")
     return find_lab(lab or name)
 
 

@@ -32,18 +32,25 @@ def plan(
     specs: SpecsOpt = None,
     name: NameOpt = None,
     json_out: JsonOpt = False,
-    accel: Annotated[Literal["kvm", "tcg"], typer.Option(help="plan for this accelerator")] = "kvm",
+    accel: Annotated[
+        Literal["auto", "kvm", "tcg"],
+        typer.Option(help="plan for this accelerator (auto: as for KVM, which deploy proves)"),
+    ] = "auto",
+    argv: Annotated[
+        bool, typer.Option("--argv", help="also each VM's exact QEMU command line")
+    ] = False,
     no_probe: Annotated[bool, typer.Option("--no-probe", help="skip the local port probe")] = False,
 ) -> None:
-    """Show exactly what deploy would do: VMs, NICs, ports, links, QEMU argv."""
+    """Show what deploy would do: VMs, NICs and MACs, ports, links (--argv: the QEMU
+    command lines; --json: all of it)."""
     from ..lab import Lab
     from ..render import print_plan
 
-    lab = Lab.load(require_specs(specs), name=name, accel=accel)
+    lab = Lab.load(require_specs(specs), name=name, accel="kvm" if accel == "auto" else accel)
     if json_out:
         sys.stdout.write(lab.plan.to_json())
     else:
-        print_plan(out, lab.plan)
+        print_plan(out, lab.plan, auto=accel == "auto", argv=argv)
     if not no_probe:
         conflicts = lab.port_conflicts()
         if conflicts:
@@ -73,7 +80,11 @@ def deploy(
     ] = False,
     boot_parallel: Annotated[
         int | None,
-        typer.Option("--boot-parallel", min=0, help="VMs booting at once per host (0: all)"),
+        typer.Option(
+            "--boot-parallel",
+            min=0,
+            help="VMs booting at once per host (0: all; default: by its cores and accelerator)",
+        ),
     ] = None,
 ) -> None:
     """Deploy the lab of a spec directory: VMs, links, console bootstrap, SSH."""
@@ -90,7 +101,7 @@ def deploy(
                 accel=accel,
                 upload=not no_upload,
                 overcommit=overcommit,
-                **({} if boot_parallel is None else {"boot_parallel": boot_parallel}),
+                boot_parallel=boot_parallel,
                 progress=view,
             )
             if provision_after:
@@ -116,12 +127,13 @@ def destroy(
     grace: Annotated[float, typer.Option(help="seconds to wait for ACPI powerdown")] = 5.0,
     json_out: JsonOpt = False,
 ) -> None:
-    """Stop every process of a lab, restore its profiles and remove its state."""
+    """Stop every process of a lab, restore its profiles and remove its state (-S: also
+    on the servers its spec dir names, when the lab's state here is lost)."""
     from ..lab import destroy_lab
 
     target = lab_name(lab, specs, name, deployed=False)
     with progress({}, json_out) as view:
-        warnings = destroy_lab(target, grace=grace, progress=view)
+        warnings = destroy_lab(target, grace=grace, progress=view, specs=specs)
     for warning in warnings:
         err.print(Text("warning: ", style="yellow") + Text(warning), soft_wrap=True)
     if json_out:
@@ -145,6 +157,11 @@ def status(
         print_json(data.to_json())
     else:
         print_status(out, data)
+    if data.unreachable:  # what is shown of those servers is unknown, not down
+        raise RuntimeFailure(
+            "status is incomplete: "
+            + "; ".join(f"server {s} did not answer ({why})" for s, why in data.unreachable.items())
+        )
 
 
 def list_(json_out: JsonOpt = False) -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, BinaryIO, Literal
 
 import typer
 
-from ..errors import NewtlabError
+from ..errors import NewtlabError, UsageError
 from .common import JsonOpt, LabOpt, OnlyLabArg, err, lab_name, lab_of_node, out, print_json
 
 if TYPE_CHECKING:
@@ -112,23 +112,30 @@ def capture(
 ) -> None:
     """Capture the frames crossing a link, both ways, as pcap: `-w -` streams them
     (`| wireshark -k -i -`, `| tcpdump -r -`); Ctrl-C leaves a valid file."""
+    from ..ops.links import PcapSink
+
     target = write if write is not None else ("-" if not sys.stdout.isatty() else None)
     if target is None:
-        raise NewtlabError("give -w FILE, or -w - and pipe it (e.g. into tcpdump -r -)")
+        raise UsageError("give -w FILE, or -w - and pipe it (e.g. into tcpdump -r -)")
     chosen = _lab_of_end(end, lab)
-    if target != "-":
-        err.print(f"capturing {end} into {target} — Ctrl-C stops", highlight=False)
-    # stdout for -, else the file (closed below, also on Ctrl-C)
-    stream = sys.stdout.buffer if target == "-" else open(target, "wb")  # noqa: SIM115
+    opened: list[BinaryIO] = []
 
-    def sink(data: bytes) -> None:
-        stream.write(data)
-        stream.flush()  # a reader following it sees frames as they pass
+    def write_out(data: bytes) -> None:
+        if not opened:  # the bridge took the request: only now a file, and the word
+            err.print(f"capturing {end} into {target} — Ctrl-C stops", highlight=False)
+            # stdout for -, else the file (closed below, also on Ctrl-C)
+            opened.append(sys.stdout.buffer if target == "-" else open(target, "wb"))  # noqa: SIM115
+        opened[0].write(data)
+        opened[0].flush()  # a reader following it sees frames as they pass
 
+    sink = PcapSink(write_out)
     try:
         chosen.capture(end, sink, count=count, duration=duration)
     except (KeyboardInterrupt, BrokenPipeError):
         pass  # Ctrl-C, or the reader (tcpdump -c N, head) had enough: what was written is whole
     finally:
-        if target != "-":
-            stream.close()
+        if opened and target != "-":
+            opened[0].close()
+    if opened:
+        frames = "1 frame" if sink.frames == 1 else f"{sink.frames} frames"
+        err.print(f"captured {frames} into {target}", highlight=False)

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from ..errors import NewtlabError, RuntimeFailure
+from ..errors import NewtlabError, RuntimeFailure, UsageError
+from ..suggest import did_you_mean
 from .common import JsonOpt, NameOpt, SpecsOpt, err, out, print_json
 
 
@@ -34,8 +35,10 @@ def platforms(
             out.print(catalog_table(entries))
         return
     if name not in entries:
-        err.print(f"error: no platform {name!r} in the catalog; it has: {', '.join(entries)}")
-        raise typer.Exit(2)
+        raise UsageError(
+            f"no platform {name!r} in the catalog{did_you_mean(name, entries)} (it has: "
+            f"{', '.join(entries)})"
+        )
     if json_out:
         print_json(entries[name])
     else:

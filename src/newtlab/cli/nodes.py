@@ -48,18 +48,14 @@ def exec_(ctx: typer.Context, node: TargetArg, lab: LabOpt = None) -> None:
 
 def console(node: NodeArg, lab: LabOpt = None) -> None:
     """Attach to a node's serial console (Ctrl-] leaves)."""
-    from ..access import node_plan
-    from ..state import load_state
 
-    target = lab_of_node(node, lab)
-    plan_node = node_plan(load_state(target.name), node, "console")
-    err.print(
-        f"console of {node} on port {plan_node.console_port} — Ctrl-] to leave",
-        highlight=False,
-        markup=False,
-    )
+    def attached(port: int) -> None:
+        err.print(
+            f"console of {node} on port {port} — Ctrl-] to leave", highlight=False, markup=False
+        )
+
     try:
-        target.console(node)
+        lab_of_node(node, lab).console(node, attached=attached)
     except OSError as exc:
         raise NewtlabError(f"cannot reach the console of {node}: {exc.strerror or exc}") from None
     err.print("\nconsole closed")
@@ -92,8 +88,11 @@ def logs(
     qemu_log: Annotated[
         bool, typer.Option("--qemu", help="QEMU's own log, not the console")
     ] = False,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="as written, with the guest's terminal queries")
+    ] = False,
 ) -> None:
     """Print a node's serial console log (or QEMU's log with --qemu)."""
-    for chunk in lab_of_node(node, lab).logs(node, qemu=qemu_log, follow=follow):
+    for chunk in lab_of_node(node, lab).logs(node, qemu=qemu_log, follow=follow, raw=raw):
         sys.stdout.buffer.write(chunk)
         sys.stdout.buffer.flush()

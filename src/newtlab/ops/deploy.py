@@ -17,7 +17,7 @@ from ..agent import layout
 from ..errors import LabStateError, PortConflictError, RuntimeFailure
 from ..home import ensure_private_dir, lab_dir
 from ..plan.capacity import Resources, capacity_problems
-from ..plan.model import Accel, NodePlan, Plan
+from ..plan.model import LOCAL_HOST, Accel, NodePlan, Plan
 from ..plan.plan import accelerated
 from ..plan.ports import collect_ports
 from ..plan.qemu_args import UEFI_FIRMWARE
@@ -40,11 +40,18 @@ async def check_not_deployed(name: str, hosts: Hosts) -> None:
             "or deploy with --force to replace it"
         )
     found = await each_host(hosts, lambda host: host.processes(name))
-    leftovers = sorted(p.pid for processes in found for p in processes)
-    if leftovers:
+    where = [
+        f"on {host}: pids {', '.join(str(p.pid) for p in sorted(processes, key=lambda p: p.pid))}"
+        for host, processes in zip(hosts, found, strict=True)
+        if processes
+    ]
+    if where:
+        servers = any(host != LOCAL_HOST for host in hosts)
+        fix = f"`newtlab destroy {name}" + (" -S DIR`" if servers else "`")
         raise LabStateError(
-            f"processes of lab {name!r} are running without state (pids "
-            f"{', '.join(map(str, leftovers))}) — `newtlab destroy {name}` removes them"
+            f"processes of lab {name!r} are running without state here ({'; '.join(where)}) "
+            f"— {fix} removes them"
+            + (" (-S: the spec dir naming those servers)" if servers else "")
         )
 
 
@@ -86,7 +93,7 @@ async def check_hosts(plan: Plan, hosts: Hosts) -> None:
 
 async def preflight(
     plan: Plan, hosts: Hosts, accel: str, overcommit: bool = False
-) -> tuple[Plan, list[str]]:
+) -> tuple[Plan, list[str], dict[str, Resources]]:
     """All checks on all hosts at once, before anything starts: no leftovers of the lab,
     the tools, ports and images (``check_hosts``); each host's accelerator (each proves
     KVM for itself, or takes what was asked); and, unless ``overcommit``, that each
@@ -104,8 +111,8 @@ async def preflight(
             raise result
     choices = dict(zip(hosts, cast(list[tuple[Accel, str]], results[2]), strict=True))
     chosen = accelerated(plan, {name: choice for name, (choice, _) in choices.items()})
+    have = dict(zip(hosts, cast(list[Resources], results[3]), strict=True))
     if not overcommit:
-        have = dict(zip(hosts, cast(list[Resources], results[3]), strict=True))
         short = capacity_problems(chosen, have)
         if short:
             raise RuntimeFailure(
@@ -117,7 +124,7 @@ async def preflight(
         for name, (_, note) in choices.items()
         if note
     ]
-    return chosen, notes
+    return chosen, notes, have
 
 
 def _new_state(plan: Plan, accel_note: str) -> LabState:
@@ -164,20 +171,44 @@ async def _phase_done(lab: str, phase: str) -> None:
         await asyncio.sleep(3600)
 
 
-# VMs booting at once per host unless told otherwise: see bench/boot.py.
-DEFAULT_BOOT_PARALLEL = 0
+# VMs that boot at once per host core when deploy is not told (bench/boot.py measured
+# labs of 4 to 32 host-image VMs on 2 cores: docs/operate.md, "Boot concurrency").
+BOOTS_PER_CORE: dict[Accel, int] = {"tcg": 2, "kvm": 4}
+
+
+def boot_limits(
+    plan: Plan, have: dict[str, Resources], boot_parallel: int | None
+) -> dict[str, int]:
+    """How many VMs boot at once on each host: ``boot_parallel`` (0: all), or, when it is
+    None, as many per core as the host's accelerator copes with (``BOOTS_PER_CORE``)."""
+    limits = {}
+    for name, resources in have.items():
+        vms = sum(1 for node in plan.nodes if node.host == name) or 1
+        if boot_parallel is None:
+            accel = plan.accels.get(name, plan.accel)
+            limits[name] = min(vms, BOOTS_PER_CORE[accel] * max(resources.cpus, 1))
+        else:
+            limits[name] = min(vms, boot_parallel or vms)
+    return limits
 
 
 async def _boot_all(
-    plan: Plan, hosts: Hosts, state: LabState, progress: Progress, boot_parallel: int
+    plan: Plan, hosts: Hosts, state: LabState, progress: Progress, limits: dict[str, int]
 ) -> list[str]:
-    """Start and bring up every VM, at most ``boot_parallel`` booting at once per host
-    (0: all at once); one line per node that failed."""
-    limits = {name: asyncio.Semaphore(boot_parallel or len(plan.nodes) or 1) for name in hosts}
+    """Start and bring up every VM, at most ``limits[host]`` booting at once on each host;
+    one line per node that failed. Each VM's waits count from its own start."""
+    booting = {name: asyncio.Semaphore(limit) for name, limit in limits.items()}
+    for name, limit in limits.items():
+        waiting = sum(1 for node in plan.nodes if node.host == name) - limit
+        if waiting > 0:
+            where = "" if len(hosts) == 1 else f" on {name}"
+            progress(
+                Event("", "boot", f"{limit} VMs boot at once{where}; {waiting} wait their turn")
+            )
 
     async def boot_one(node: NodePlan) -> None:
         host = hosts[node.host]
-        async with limits[node.host]:
+        async with booting[node.host]:
             try:
                 await start_process(state, host, node, progress)
             except RuntimeFailure as exc:
@@ -196,14 +227,15 @@ async def deploy(
     accel: str = "auto",
     upload: bool = True,
     overcommit: bool = False,
-    boot_parallel: int = 0,
+    boot_parallel: int | None = None,
 ) -> LabState:
     """Deploy ``plan`` on ``hosts`` (the caller holds the lab lock): ``preflight``, then
     each phase on every host at once, the next starting when all are done. ``accel``:
     ``auto``, ``kvm`` or ``tcg``; ``upload``: send base images a server lacks;
     ``overcommit``: deploy even if the VMs do not fit; ``boot_parallel``: the VMs
-    booting at once on each host (0: no cap)."""
-    plan, notes = await preflight(plan, hosts, accel, overcommit)
+    booting at once on each host (0: no cap; None: as many as its cores and
+    accelerator cope with, ``boot_limits``)."""
+    plan, notes, have = await preflight(plan, hosts, accel, overcommit)
     for note in notes:
         progress(Event("", "accel", note))
     try:
@@ -233,7 +265,7 @@ async def deploy(
         await asyncio.gather(*(start_bridge(state, hosts, host, progress) for host in plan.bridges))
     except RuntimeFailure as exc:
         raise RuntimeFailure(f"deploy failed: {exc}\n{left}") from None
-    failures = await _boot_all(plan, hosts, state, progress, boot_parallel)
+    failures = await _boot_all(plan, hosts, state, progress, boot_limits(plan, have, boot_parallel))
     if failures:
         raise RuntimeFailure("deploy failed:\n  " + "\n  ".join(failures) + f"\n{left}")
 

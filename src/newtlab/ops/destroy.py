@@ -13,6 +13,7 @@ import shutil
 
 from ..errors import LabStateError, RuntimeFailure
 from ..home import lab_dir
+from ..plan.model import Plan
 from ..profiles import restore_profiles, restore_without_state
 from ..runtime.host import Host
 from ..runtime.hosts import Hosts, each_host, open_hosts, open_local
@@ -84,11 +85,16 @@ async def destroy(
 
 
 async def destroy_lab(
-    name: str, progress: Progress, grace: float = 5.0, missing_ok: bool = False
+    name: str,
+    progress: Progress,
+    grace: float = 5.0,
+    missing_ok: bool = False,
+    plan: Plan | None = None,
 ) -> list[str]:
     """Destroy lab ``name`` on every host its state names — or, with no readable state,
-    on this machine, by process tags; the caller holds the lab lock. ``missing_ok``:
-    a lab that is not there is no error (deploy --force)."""
+    by process tags on the hosts of ``plan`` (its spec dir's), else on this machine; the
+    caller holds the lab lock. ``missing_ok``: a lab that is not there is no error
+    (deploy --force)."""
     directory = lab_dir(name)
     try:
         state: LabState | None = load_state(name)
@@ -96,12 +102,18 @@ async def destroy_lab(
         state = None
         if directory.exists():
             progress(Event("", "warning", f"{exc}; cleaning up by process tags"))
-    opened = open_hosts(state.plan, partial=True) if state is not None else open_local()
+    if state is not None:
+        opened = open_hosts(state.plan, partial=True)
+    elif plan is not None:  # the state is lost: its servers are found from its specs
+        opened = open_hosts(plan, partial=True)
+    else:
+        opened = open_local()
     async with opened as hosts:
         if state is None and not directory.exists() and not await has_leftovers(name, hosts):
             if missing_ok:
                 return []
-            raise LabStateError(f"lab {name!r} not found — nothing to destroy (see `newtlab list`)")
+            where = "on this machine or its servers" if plan is not None else "on this machine"
+            raise LabStateError(f"lab {name!r} not found {where}: nothing to destroy")
         if missing_ok:
             progress(Event("", "destroy", "removing the existing deployment (--force)"))
         return await destroy(name, state, hosts, progress, grace)

@@ -11,6 +11,7 @@ dropped at once.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from ..plan.model import LinkPlan, LinkSettings, NodePlan, Plan
 from ..runtime.host import Host
 from ..runtime.hosts import Hosts
 from ..state import LabState, save_state
+from ..suggest import did_you_mean
 
 
 def find_end(plan: Plan, end: str) -> tuple[LinkPlan, str]:
@@ -28,9 +30,13 @@ def find_end(plan: Plan, end: str) -> tuple[LinkPlan, str]:
         if end in (link.a, link.z):
             return link, "a" if end == link.a else "z"
     node = end.partition(":")[0]
-    linked = sorted(e for link in plan.links for e in (link.a, link.z) if e.startswith(f"{node}:"))
-    hint = f"{node}'s linked interfaces: {', '.join(linked)}" if linked else "`newtlab link show`"
-    raise RuntimeFailure(f"lab {plan.lab} has no link ending at {end!r} ({hint})")
+    ends = [e for link in plan.links for e in (link.a, link.z)]
+    linked = sorted(e for e in ends if e.startswith(f"{node}:"))
+    if linked:  # the node is right, the interface is not
+        hint = f" ({node}'s linked interfaces: {', '.join(linked)})"
+    else:
+        hint = did_you_mean(end, ends) + " (`newtlab link show` lists the links)"
+    raise RuntimeFailure(f"lab {plan.lab} has no link ending at {end!r}{hint}")
 
 
 def _nics(plan: Plan, link: LinkPlan) -> list[tuple[NodePlan, str]]:
@@ -89,6 +95,29 @@ async def cut_cables_of(state: LabState, host: Host, node: NodePlan) -> None:
         for vm, netdev in _nics(state.plan, link):
             if vm.name == node.name:
                 await host.engine.set_link(state.name, node.name, netdev, False)
+
+
+PCAP_HEADER = 24
+PCAP_RECORD = struct.Struct("<IIII")  # seconds, microseconds, captured length, length
+
+
+class PcapSink:
+    """Hands a capture's pcap stream on to ``write`` and counts the frames it held
+    (it arrives in whole records, the file header first)."""
+
+    def __init__(self, write: Callable[[bytes], None]) -> None:
+        self.write = write
+        self.frames = 0
+        self._header_seen = False
+
+    def __call__(self, data: bytes) -> None:
+        at = 0
+        if not self._header_seen:
+            at, self._header_seen = PCAP_HEADER, True
+        while at < len(data):
+            at += PCAP_RECORD.size + PCAP_RECORD.unpack_from(data, at)[2]
+            self.frames += 1
+        self.write(data)
 
 
 async def capture(

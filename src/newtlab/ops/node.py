@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import RuntimeFailure
+import asyncssh
+
+from ..access import Target, resolve_target
+from ..errors import NotRunningError, RuntimeFailure
 from ..plan.model import NodePlan
 from ..plan.ports import collect_ports
 from ..runtime import console, ssh
@@ -19,7 +24,7 @@ from .events import Event, Progress
 from .links import cut_cables_of
 from .readiness import console_size, wait_until_ready
 from .startup_config import config_push
-from .status import look
+from .status import HostView, look, node_status
 
 
 def public_key(state: LabState) -> str:
@@ -113,7 +118,7 @@ async def bring_up(state: LabState, host: Host, node: NodePlan, progress: Progre
     record.status, record.phase = "running", "ready"
     record.boot_seconds = round(time.time() - record.started_at, 1)
     save_state(state)
-    progress(Event(node.name, "ready", f"ready after {record.boot_seconds:.1f} s"))
+    progress(Event(node.name, "ready", f"in {record.boot_seconds:.1f} s"))
 
 
 async def boot(state: LabState, host: Host, node: NodePlan, progress: Progress) -> None:
@@ -156,3 +161,65 @@ async def stop_node(
     if not await host.engine.running(state.name, name, state.nodes[name].pid):
         raise RuntimeFailure(f"{name} is not running")
     await stop_process(state, host, name, grace, progress)
+
+
+def _why_not(state: LabState, name: str, vm: NodePlan, status: str, unreachable: str) -> str:
+    """What ``status`` means for reaching ``name`` (on ``vm``), and what brings it back."""
+    who = name if name == vm.name else f"{name} (a virtual host in {vm.name})"
+    record = state.nodes[vm.name]
+    start = f"`newtlab start {vm.name}`"
+    because = {
+        "stopped": f"{vm.name} is stopped — {start} starts it",
+        "exited": f"{vm.name}'s QEMU has exited — {start} starts it again "
+        f"(`newtlab logs {vm.name} --qemu` says why it ended)",
+        "starting": f"{vm.name} is still starting ({record.phase}) — wait until "
+        f"`newtlab status {state.name}` shows it running",
+        "pending": f"{vm.name} has not been started — `newtlab status {state.name}`",
+        "unknown": f"its server {vm.host} does not answer ({unreachable})",
+    }.get(
+        status,
+        f"{vm.name} failed to start ({record.error.splitlines()[0] if record.error else status})"
+        f" — `newtlab logs {vm.name}` shows its console; {start} tries again",
+    )
+    return because if name == vm.name else f"{who} is not running: {because}"
+
+
+async def require_running(state: LabState, hosts: Hosts, name: str) -> Target:
+    """``name`` (a VM or a virtual host) as a target, if its VM runs now (asked of its
+    host); else ``NotRunningError`` saying its state and what to do."""
+    target = resolve_target(state, name)
+    vm = target.node
+    host = hosts.get(vm.host)
+    unreachable = hosts.unreachable.get(vm.host, "")
+    view = await look(host, state.name) if host is not None else HostView(unreachable=unreachable)
+    status = node_status(state, vm.name, view)
+    if status != "running":
+        raise NotRunningError(_why_not(state, name, vm, status, unreachable))
+    return target
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a command run on a node did."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+async def run_command(
+    state: LabState, hosts: Hosts, name: str, argv: list[str], timeout: float
+) -> RunResult:
+    """Run exactly ``argv`` on node or virtual host ``name`` over SSH, as its login user
+    with the lab's key; its exit status and output."""
+    target = await require_running(state, hosts, name)
+    node = target.node
+    password = "" if target.vhost else node.ssh_pass
+    async with hosts[node.host].reach(node.ssh_port, node.ssh_bind) as (address, port):
+        login = ssh.SSHTarget(address, port, target.user, password, state.ssh_key_path)
+        try:
+            done = await ssh.run(login, shlex.join(argv), timeout=timeout)
+        except (TimeoutError, OSError, asyncssh.Error) as exc:
+            raise RuntimeFailure(f"{name}: `{shlex.join(argv)}` did not run: {exc!r}") from None
+    code = done.exit_status if done.exit_status is not None else 255  # ended by a signal
+    return RunResult(code, str(done.stdout or ""), str(done.stderr or ""))

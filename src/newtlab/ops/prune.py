@@ -23,9 +23,9 @@ from ..home import labs_dir, list_labs
 from ..locks import is_held, lab_lock, lock_path, locked_labs, remove_lock
 from ..plan.model import LOCAL_HOST, HostPlan
 from ..runtime.host import Host, UnusedCache
-from ..runtime.hosts import each_host, local_host, open_servers
+from ..runtime.hosts import Hosts, each_host, open_servers
 from ..state import load_state
-from .destroy import destroy_lab
+from .destroy import destroy, destroy_lab
 from .events import Progress
 
 Kind = Literal["processes", "lab", "lock"]
@@ -36,6 +36,7 @@ class Orphan:
     kind: Kind
     lab: str
     detail: str
+    host: str = LOCAL_HOST
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -102,23 +103,43 @@ def labs_servers() -> list[HostPlan]:
     return list(servers.values())
 
 
-async def _caches(servers: Iterable[HostPlan], remove: bool) -> Caches:
-    """Unused caches on this machine and on ``servers`` (by address), removed if asked."""
-    unique = {(s.ip, s.user, s.ssh_port): s for s in servers}
-    async with open_servers(list(unique.values())) as hosts:
-        listed = await each_host(hosts, lambda host: host.unused_caches())
-        result = Caches(dict(zip(hosts, listed, strict=True)), dict(hosts.unreachable))
-        if remove:
+async def server_orphans(hosts: Hosts) -> list[Orphan]:
+    """Labs whose processes run on a server of ``hosts`` with no readable state here: its
+    state was lost, or (the server's account shared) another controller deployed it."""
+    found = []
+    for name, host in hosts.items():
+        if name == LOCAL_HOST:
+            continue
+        running: dict[str, list[int]] = {}
+        for process in await host.processes():
+            running.setdefault(process.lab, []).append(process.pid)
+        for lab, pids in sorted(running.items()):
+            try:
+                load_state(lab)
+                continue  # deployed from here: not an orphan
+            except LabStateError:
+                pass
+            shown = ", ".join(map(str, sorted(pids)))
+            detail = (f"on server {name}: pids {shown} run with no state here (lost, or "
+                      "deployed from another machine)")  # fmt: skip
+            found.append(Orphan("processes", lab, detail, host=name))
+    return found
 
-            async def clear(host: Host) -> list[str]:
-                return await host.remove_caches([c.path for c in result.found[host.name]])
 
-            removed = await each_host(hosts, clear)
-            result.removed = [
-                f"{name}:{path}" for name, paths in zip(hosts, removed, strict=True)
-                for path in paths
-            ]  # fmt: skip
-        return result
+async def _caches(hosts: Hosts, remove: bool) -> Caches:
+    """Unused caches on every host, removed if asked."""
+    listed = await each_host(hosts, lambda host: host.unused_caches())
+    result = Caches(dict(zip(hosts, listed, strict=True)), dict(hosts.unreachable))
+    if remove:
+
+        async def clear(host: Host) -> list[str]:
+            return await host.remove_caches([c.path for c in result.found[host.name]])
+
+        removed = await each_host(hosts, clear)
+        result.removed = [
+            f"{name}:{path}" for name, paths in zip(hosts, removed, strict=True) for path in paths
+        ]
+    return result
 
 
 @dataclass
@@ -135,16 +156,26 @@ class Pruned:
 
 
 async def prune(servers: Iterable[HostPlan], remove: bool, progress: Progress) -> Pruned:
-    """This home's orphans on this machine and the unused caches there and on ``servers``
-    and on every server of this home's labs; with ``remove``, each orphaned lab destroyed
-    (as ``destroy`` does), stale locks and unused caches removed."""
-    servers = [*labs_servers(), *servers]  # before any lab's state goes
-    orphans = await find_orphans(local_host())
-    if remove:
-        for orphan in orphans:
-            if orphan.kind != "lock":
-                with lab_lock(orphan.lab):
-                    await destroy_lab(orphan.lab, progress, grace=2.0)
-            remove_lock(orphan.lab)  # a destroyed lab's lock is stale too
-    caches = await _caches(servers, remove)
+    """This home's orphans and unused caches on this machine, on ``servers`` and on every
+    server of this home's labs; with ``remove``, each orphaned lab destroyed (as
+    ``destroy`` does; on a server, its processes and files there), stale locks and
+    unused caches removed."""
+    pool = {(s.ip, s.user, s.ssh_port): s for s in [*labs_servers(), *servers]}
+    async with open_servers(list(pool.values())) as hosts:  # before any lab's state goes
+        orphans = await find_orphans(hosts[LOCAL_HOST]) + await server_orphans(hosts)
+        if remove:
+            for orphan in orphans:
+                await _remove(orphan, hosts, progress)
+        caches = await _caches(hosts, remove)
     return Pruned(orphans, caches, remove)
+
+
+async def _remove(orphan: Orphan, hosts: Hosts, progress: Progress) -> None:
+    if orphan.kind != "lock":
+        with lab_lock(orphan.lab):
+            if orphan.host == LOCAL_HOST:
+                await destroy_lab(orphan.lab, progress, grace=2.0)
+            else:  # no state: its processes and files on that server, by their tags
+                only = Hosts({orphan.host: hosts[orphan.host]})
+                await destroy(orphan.lab, None, only, progress, grace=2.0)
+    remove_lock(orphan.lab)  # a destroyed lab's lock is stale too

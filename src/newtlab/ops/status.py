@@ -108,6 +108,11 @@ class LinkStatus(BaseModel):
     a_host: str
     z_host: str
     connected: bool
+    state: str = Field(
+        default="",
+        description="connected, down, cable pulled, or unknown (a host of the link did not "
+        "answer, so it could not be asked)",
+    )
     stats: dict[str, Any] = Field(description="the A end's bridge counters for this link")
     down: bool = Field(default=False, description="its cable is pulled (`newtlab link down`)")
     impairment: str = Field(default="", description="what `newtlab link set` set, in words")
@@ -222,7 +227,11 @@ def lab_status(state: LabState, views: dict[str, HostView]) -> LabStatus:
         settings = state.link_settings(link.name)
         # Each bridge on the link's hosts sees the link whole: its own VM's end and the
         # far one. Counters come from the A end's; the link is up when every one says so.
-        seen = [_link_stats(views[host], link.a, link.z) for host in {link.a_host, link.z_host}]
+        hosts = {link.a_host, link.z_host}
+        seen = [_link_stats(views[host], link.a, link.z) for host in hosts]
+        connected = all(stats.get("connected", False) for stats in seen)
+        unknown = any(views[host].unreachable for host in hosts)
+        state_now = "unknown" if unknown else "connected" if connected else "down"
         links.append(
             LinkStatus(
                 a=link.a,
@@ -231,7 +240,8 @@ def lab_status(state: LabState, views: dict[str, HostView]) -> LabStatus:
                 z_port=link.z_port,
                 a_host=link.a_host,
                 z_host=link.z_host,
-                connected=all(stats.get("connected", False) for stats in seen),
+                connected=connected and not unknown,
+                state="cable pulled" if settings.down else state_now,
                 stats=_link_stats(views[link.a_host], link.a, link.z),
                 down=settings.down,
                 impairment="; ".join(

@@ -317,13 +317,17 @@ async def bootstrap(
                 await session.run("true", deadline)
             except TimeoutError as exc:
                 raise Stalled("running a first command after login", str(exc), secrets) from None
+        key = values.get("ssh_pubkey", "")
         for template in commands:
             command = fill(template, values)
-            step(template)
+            shown = redact(command, secrets)  # as typed, but no password, and the lab's
+            if key:  # key (a long line) by its name
+                shown = shown.replace(key, "<the lab's public key>")
+            step(shown)
             try:
                 result = await session.run(command, deadline)
             except TimeoutError as exc:
-                raise Stalled(f"running `{template}`", str(exc), secrets) from None
+                raise Stalled(f"running `{shown}`", str(exc), secrets) from None
             if result.status != 0:
                 raise RuntimeFailure(
                     redact(

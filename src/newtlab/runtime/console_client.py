@@ -1,6 +1,9 @@
 """``newtlab console``: a raw terminal attached to a VM's serial console over TCP.
 
-Ctrl-] leaves (as in telnet). No telnet or socat needed.
+Ctrl-] leaves (as in telnet). No telnet or socat needed. Without a terminal
+(stdin a file, a pipe or /dev/null) what stdin holds is typed into the
+console, and the console's output is shown until it has been quiet for a
+moment after stdin ended.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ import termios
 import tty
 
 ESCAPE = b"\x1d"  # Ctrl-]
+QUIET_AFTER_INPUT = 1.0  # s of console silence that ends a session whose stdin ended
 
 
 def attach(host: str, port: int) -> None:
-    """Relay stdin/stdout to the console until Ctrl-], EOF or the VM closes it."""
+    """Relay stdin/stdout to the console until Ctrl-], the end of stdin (then quiet), or
+    the VM closing it."""
     sock = socket.create_connection((host, port), timeout=5)
     sock.setblocking(False)
     stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
@@ -27,27 +32,41 @@ def attach(host: str, port: int) -> None:
         if interactive:
             tty.setraw(stdin)
         sock.sendall(b"\r")
-        with selectors.DefaultSelector() as sel:
+        # select, not epoll: epoll refuses a regular file (stdin redirected from one)
+        with selectors.SelectSelector() as sel:
             sel.register(sock, selectors.EVENT_READ)
             sel.register(stdin, selectors.EVENT_READ)
+            reading_stdin = True
             while True:
-                for key, _ in sel.select():
+                ready = sel.select(None if reading_stdin else QUIET_AFTER_INPUT)
+                if not ready:
+                    return  # stdin ended and the console has gone quiet
+                for key, _ in ready:
                     if key.fileobj is sock:
                         data = sock.recv(65536)
                         if not data:
                             return
                         os.write(stdout, data)
-                    else:
-                        data = os.read(stdin, 1024)
-                        if not data or ESCAPE in data:
-                            if data:
-                                sock.sendall(data.split(ESCAPE)[0])
+                        continue
+                    data = os.read(stdin, 1024)
+                    if ESCAPE in data:
+                        _send(sock, data.split(ESCAPE)[0])
+                        return
+                    if not data:
+                        if interactive:
                             return
-                        sock.setblocking(True)
-                        sock.sendall(data)
-                        sock.setblocking(False)
+                        sel.unregister(stdin)
+                        reading_stdin = False
+                        continue
+                    _send(sock, data)
     finally:
         if saved is not None:
             termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
         with contextlib.suppress(OSError):
             sock.close()
+
+
+def _send(sock: socket.socket, data: bytes) -> None:
+    sock.setblocking(True)
+    sock.sendall(data)
+    sock.setblocking(False)

@@ -109,7 +109,11 @@ async def connect(server: HostPlan, store: Path) -> asyncssh.SSHClientConnection
         ) from None
     except (OSError, asyncssh.Error) as exc:
         reason = getattr(exc, "reason", "") or getattr(exc, "strerror", "") or str(exc)
-        raise RuntimeFailure(f"{where}: cannot connect: {reason or type(exc).__name__}") from None
+        raise RuntimeFailure(
+            f"{where}: cannot connect: {reason or type(exc).__name__} — check its address in "
+            f"newtlab.servers (topology.json) and that sshd answers on port {port} there; "
+            "`newtlab doctor -S DIR` checks every server"
+        ) from None
 
 
 class SshTransport:
