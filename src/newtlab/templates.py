@@ -1,6 +1,10 @@
 """The one template language newtlab renders: Jinja2, with undefined names an error.
 
-``shquote`` quotes a value for a POSIX shell.
+``shquote`` quotes a value for a POSIX shell. A template is the user's code:
+evaluating it can fail in any way (``{{ 1/0 }}``, ``{{ hostname + 1 }}``, a
+macro that calls itself, an ``{% include %}`` with no file to include), and
+each is a mistake in the spec, reported as a ``TemplateError`` like a syntax
+error or an undefined name.
 """
 
 from __future__ import annotations
@@ -40,3 +44,11 @@ def render(template: str, variables: Mapping[str, Any]) -> str:
     except jinja2.UndefinedError as exc:
         known = ", ".join(sorted(variables))
         raise TemplateError(f"{exc.message} (variables: {known})") from None
+    except RecursionError:
+        raise TemplateError("it nests or calls itself too deeply") from None
+    except jinja2.TemplateError as exc:
+        raise TemplateError(exc.message or type(exc).__name__) from None
+    except Exception as exc:  # whatever evaluating the user's expressions raised
+        if "no loader" in str(exc):  # {% include %}, {% extends %}, {% import %}
+            raise TemplateError("a template cannot include, extend or import another") from None
+        raise TemplateError(f"evaluating it failed: {exc} ({type(exc).__name__})") from None

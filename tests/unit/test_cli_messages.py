@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from newtlab.home import newtlab_home
-from specfactory import deployed, run_cli
+from specfactory import deployed, linked, run_cli, write_specs
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -136,3 +136,22 @@ def test_newtrons_test_host_image_name_says_how_to_provide_it(tmp_path: Path) ->
     problem = image_problem(str(tmp_path / "alpine-testhost.qcow2"))
     assert problem is not None
     assert "`newtlab image build host --name alpine-testhost.qcow2`" in problem
+
+
+@pytest.mark.parametrize(
+    ("servers", "message"),
+    [
+        ([("s1", "10.0.0.1"), ("s2", "10.0.0.1")],
+         "newtlab.servers[1].address: servers s1 and s2 are the same machine (10.0.0.1)"),
+        ([("s1", "10.0.0.1"), ("s1", "10.0.0.2")], "two servers are named 's1'"),
+    ],
+)  # fmt: skip
+def test_a_pool_naming_one_server_twice_is_a_spec_error(
+    tmp_path: Path, servers: list[tuple[str, str]], message: str
+) -> None:
+    pool = [{"name": name, "address": address} for name, address in servers]
+    spec = write_specs(tmp_path / "lab", linked(("a:Ethernet0", "b:Ethernet0")),
+                       newtlab={"servers": pool})  # fmt: skip
+    result = run_cli("plan", "-S", str(spec), "--no-probe")
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "topology.json" in result.stderr

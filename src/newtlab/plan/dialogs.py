@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from ..errors import SpecError
-from ..spec.models import ConsoleDialog
+from ..spec.models import ConsoleDialog, regex_problem
 from ..templates import TemplateError, render
 from .model import ConsolePlan, DialogStepPlan
 
@@ -103,11 +103,9 @@ def _check(console: ConsolePlan, file: str, where: str) -> None:
 
 
 def _regex(pattern: str, file: str, path: str) -> None:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise SpecError(file, path, f"{pattern!r} is not a regular expression: {exc}",
-                        "fix the regex (Python syntax)") from None  # fmt: skip
+    problem = regex_problem(pattern)
+    if problem:
+        raise SpecError(file, path, problem, "fix the regex (Python syntax)")
 
 
 def _template(template: str, file: str, path: str) -> None:

@@ -7,6 +7,7 @@ seconds, fractions and bits per second.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Literal
 
@@ -27,12 +28,20 @@ class ImpairmentError(ValueError):
     """A value that is not what its field takes; the message says what is."""
 
 
+def _shown(text: str) -> str:
+    value = str(text)
+    return repr(value if len(value) <= 30 else value[:30] + "…")
+
+
 def duration(text: str, field: str) -> float:
     """``20ms``, ``1.5s``, ``500us`` (a bare number is milliseconds) → seconds."""
     match = _DURATION.fullmatch(str(text).strip())
     if not match:
         raise ImpairmentError(f"{field}: {text!r} is not a duration (e.g. 20ms, 1.5s, 500us)")
-    return float(match.group(1)) * _SECONDS[match.group(2)]
+    seconds = float(match.group(1)) * _SECONDS[match.group(2)]
+    if not math.isfinite(seconds):
+        raise ImpairmentError(f"{field}: {_shown(text)} is too long a duration")
+    return seconds
 
 
 def fraction(text: str, field: str) -> float:
@@ -57,7 +66,10 @@ def rate(text: str, field: str = "rate") -> int:
     match = _RATE.fullmatch(value)
     if not match:
         raise ImpairmentError(f"{field}: {text!r} is not a rate (e.g. 100mbit, 1gbit)")
-    bits = int(float(match.group(1)) * _BITS[(match.group(2) or "").lower() or None])
+    number = float(match.group(1)) * _BITS[(match.group(2) or "").lower() or None]
+    if not math.isfinite(number):
+        raise ImpairmentError(f"{field}: {_shown(text)} is too large a rate")
+    bits = int(number)
     if bits < 8000:
         raise ImpairmentError(f"{field}: {text!r} is below 8kbit, slower than any link")
     return bits

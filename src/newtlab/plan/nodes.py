@@ -21,9 +21,13 @@ from ..spec.load import Specs
 from .dialogs import console_plan
 from .ifmap import InterfaceMapError, nic_index
 from .model import ConsolePlan, VmSettings
+from .pci import most_nics
 
 _LINUX_IFACE = re.compile(r"eth(0|[1-9][0-9]*)")
 HOSTVM_PREFIX = "hostvm-"
+# An interface numbered beyond what any VM's PCI bus holds is a mistake, not a plan
+# to make (``pci_layout`` says how many fit once the node's other devices are known).
+MOST_NICS = most_nics(0)
 
 
 @cache
@@ -164,17 +168,21 @@ def _map_switch_nics(specs: Specs, node: NodeSpec, ifaces: list[str]) -> list[Sp
     errors: list[SpecError] = []
     for iface in ifaces:
         try:
-            node.nic_of[(node.name, iface)] = nic_index(
-                node.vm.interface_map, iface, node.custom_map
-            )
+            index = nic_index(node.vm.interface_map, iface, node.custom_map)
+            if index >= MOST_NICS:
+                raise InterfaceMapError(
+                    f"it would be NIC {index}, and a VM has {MOST_NICS} NICs at most"
+                )
+            node.nic_of[(node.name, iface)] = index
         except InterfaceMapError as exc:
             errors.append(
                 SpecError(
                     _topology_path(specs),
                     f"devices.{node.name}.interfaces.{iface}",
                     f"cannot place {node.name}:{iface} on a NIC: {exc}",
-                    f"platform {node.vm.platform!r} uses the {node.vm.interface_map!r} "
-                    "interface map; rename the interface or change vm_interface_map",
+                    f"platform {node.vm.platform!r} ({specs.platform_origin(node.port_device)}) "
+                    f"uses the {node.vm.interface_map!r} interface map of platforms.json; rename "
+                    "the interface, change vm_interface_map or choose another platform",
                 )
             )
     return errors
@@ -196,7 +204,20 @@ def _map_host_nics(
                         _topology_path(specs),
                         f"devices.{host}.interfaces.{iface}",
                         f"host interface {host}:{iface} must be named ethN",
-                        "virtual hosts use Linux names: eth0, eth1, …",
+                        f"virtual hosts use Linux names: eth0, eth1, … ({host} is one: its "
+                        f"platform {specs.platform_name(host)!r} ({specs.platform_origin(host)}) "
+                        'has device_type "host" in platforms.json)',
+                    )
+                )
+                continue
+            if base + int(m.group(1)) >= MOST_NICS:
+                errors.append(
+                    SpecError(
+                        _topology_path(specs),
+                        f"devices.{host}.interfaces.{iface}",
+                        f"host interface {host}:{iface} would be NIC {base + int(m.group(1))} "
+                        f"of {node.name}, and a VM has {MOST_NICS} NICs at most",
+                        "number the host's interfaces from eth0 up",
                     )
                 )
                 continue

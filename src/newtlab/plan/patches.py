@@ -25,14 +25,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import SpecError
+from ..spec.load import bad_text
 from ..spec.models import PlatformSpec
+from ..spec.names import is_safe_name
 from ..templates import TemplateError, render
 from .model import NicPlan, PatchFilePlan, PatchPlan, PatchRedisPlan
 from .vhost_script import as_root
 
 ALWAYS = "always"
 SONIC_DEVICE_DIR = "/usr/share/sonic/device/x86_64-kvm_x86_64-r0"
-_SPEED = re.compile(r"(\d+)\s*([GM]?)", re.I)
+_SPEED = re.compile(r"(\d{1,18})\s*([GM]?)", re.I)  # longer: not a speed (nor an int())
 
 
 class _Strict(BaseModel):
@@ -102,6 +104,8 @@ def _descriptors(root: Directory, key: str, group: str) -> dict[str, Directory]:
 def resolve_patches(key: str, release: str, spec_dir: Path) -> list[tuple[str, Directory, bool]]:
     """(file name, its directory, is built-in) in application order."""
     found: list[tuple[str, Directory, bool]] = []
+    if not is_safe_name(key):  # a platform name no directory has (the others are checked)
+        return found
     for group in [ALWAYS, release] if release else [ALWAYS]:
         chosen: dict[str, tuple[Directory, bool]] = {
             name: (path, True) for name, path in _descriptors(_builtin_root(), key, group).items()
@@ -127,7 +131,11 @@ def render_patch(
     where = f"built-in:{_tail(descriptor)}" if builtin else str(descriptor)
     field = "(file)"
     try:
-        patch = BootPatch.model_validate(json.loads(descriptor.read_text()))
+        data = json.loads(descriptor.read_text())
+        bad = bad_text(data)
+        if bad is not None:
+            raise ValueError(": ".join(bad))
+        patch = BootPatch.model_validate(data)
         field = "pre_commands"
         pre = render_commands(patch.pre_commands, variables)
         field = "disable_files"
@@ -135,20 +143,17 @@ def render_patch(
         files = []
         for i, item in enumerate(patch.files):
             field = f"files[{i}]"
-            text = directory.joinpath(item.template).read_text()
-            files.append(
-                PatchFilePlan(dest=render(item.dest, variables), content=render(text, variables))
-            )
+            content = _render_file(directory, item.template, variables)
+            files.append(PatchFilePlan(dest=render(item.dest, variables), content=content))
         redis = []
         for i, entry in enumerate(patch.redis):
             field = f"redis[{i}]"
-            text = directory.joinpath(entry.template).read_text()
-            redis.append(PatchRedisPlan(db=entry.db, commands=render(text, variables)))
+            commands = _render_file(directory, entry.template, variables)
+            redis.append(PatchRedisPlan(db=entry.db, commands=commands))
         field = "post_commands"
         post = render_commands(patch.post_commands, variables)
-    except (OSError, ValueError, ValidationError, TemplateError) as exc:
-        problem = str(exc).splitlines()[0] if isinstance(exc, ValidationError) else str(exc)
-        raise SpecError(where, field, f"boot patch {name}: {problem}", _FIX) from None
+    except (OSError, ValueError, ValidationError, TemplateError, RecursionError) as exc:
+        raise SpecError(where, field, f"boot patch {name}: {_problem(exc)}", _FIX) from None
     return PatchPlan(
         name=name,
         source=where,
@@ -159,6 +164,25 @@ def render_patch(
         redis=redis,
         post_commands=post,
     )
+
+
+def _render_file(directory: Directory, template: str, variables: Mapping[str, Any]) -> str:
+    """A template file next to the descriptor, rendered; a failure names the file."""
+    try:
+        return render(directory.joinpath(template).read_text(), variables)
+    except (OSError, ValueError) as exc:  # TemplateError and UnicodeDecodeError are ValueErrors
+        raise TemplateError(f"template {template}: {exc}") from None
+
+
+def _problem(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):  # each wrong field, as the descriptor names it
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+    if isinstance(exc, RecursionError):
+        return "JSON is nested too deeply"
+    return str(exc)
 
 
 _FIX = "see docs/boot.md, 'Boot patches', for the descriptor's fields and variables"

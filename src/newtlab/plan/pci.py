@@ -53,6 +53,13 @@ def unaddressed_devices(disk_driver: str, extra_devices: list[str]) -> int:
     return (0 if disk_driver == "ide" else 1) + len(extra_devices)
 
 
+def most_nics(unaddressed: int) -> int:
+    """The most NICs ``pci_layout`` places beside ``unaddressed`` other devices: bus 0's
+    free slots but one, holding a bridge each, and a NIC on the one left."""
+    room = LAST_SLOT - FIRST_SLOT + 1 - unaddressed
+    return max(0, 1 + (room - 1) * PER_BRIDGE)
+
+
 @dataclass(frozen=True)
 class PciLayout:
     nics: list[PciSlot]  # by NIC index

@@ -32,12 +32,14 @@ def place_nodes(pins: Mapping[str, str], servers: list[HostPlan]) -> dict[str, s
             known = ", ".join(sorted(by_name))
             raise PlanError(
                 f"node {node} is pinned to unknown server {pins[node]!r} (vm_host) — "
-                f"servers are: {known}; fix vm_host or add the server to newtlab.servers"
+                f"servers are: {known}; fix vm_host or add the server to topology.json's "
+                "newtlab.servers"
             )
         if not has_room(server):
             raise PlanError(
                 f"server {server.name} is over capacity (max_nodes {server.max_nodes}) with "
-                f"node {node} pinned to it — raise max_nodes or pin fewer nodes there"
+                f"node {node} pinned to it — raise its max_nodes in topology.json's "
+                "newtlab.servers, or pin fewer nodes there (vm_host in their profiles)"
             )
         count[server.name] += 1
         placed[node] = server.name
@@ -48,7 +50,10 @@ def place_nodes(pins: Mapping[str, str], servers: list[HostPlan]) -> dict[str, s
                 placed[node] = server.name
                 break
         else:
-            raise PlanError(f"no server capacity for node {node} — raise max_nodes or add servers")
+            raise PlanError(
+                f"no server capacity for node {node} — raise max_nodes or add servers "
+                "(topology.json's newtlab.servers)"
+            )
     return placed
 
 

@@ -49,13 +49,15 @@ def check_lab_name(name: str) -> str:
     return name
 
 
-def _pool(section: NewtlabSection, resolved: Mapping[str, str]) -> list[HostPlan]:
+def _pool(
+    section: NewtlabSection, resolved: Mapping[str, str], topology_file: str
+) -> list[HostPlan]:
     """The server pool (``servers``, else legacy ``hosts``), empty when single-host.
 
     ``resolved`` maps an address that is a name to its IP (looked up by the caller).
     """
     if section.servers:
-        return [
+        pool = [
             HostPlan(
                 name=s.name,
                 address=s.address,
@@ -68,23 +70,64 @@ def _pool(section: NewtlabSection, resolved: Mapping[str, str]) -> list[HostPlan
             )
             for s in section.servers
         ]
-    return [
-        HostPlan(name=n, address=a, ip=resolved.get(a, a)) for n, a in sorted(section.hosts.items())
-    ]
+    else:
+        pool = [HostPlan(name=n, address=a, ip=resolved.get(a, a))
+                for n, a in sorted(section.hosts.items())]  # fmt: skip
+    _one_machine_each(pool, field="servers" if section.servers else "hosts")
+    return pool
+
+
+def _one_machine_each(pool: list[HostPlan], field: str) -> None:
+    """Two servers at one address would bind the same ports: refused before anything."""
+    first: dict[str, str] = {}
+    for i, host in enumerate(pool):
+        if host.ip in first:
+            where = (
+                f"newtlab.{field}[{i}].address"
+                if field == "servers"
+                else f"newtlab.hosts.{host.name}"
+            )
+            raise SpecError(
+                "topology.json", where,
+                f"servers {first[host.ip]} and {host.name} are the same machine ({host.ip})",
+                "give each server a machine of its own, or list the machine once",
+            )  # fmt: skip
+        first[host.ip] = host.name
 
 
 def _placement(
-    nodes: list[NodeSpec], pool: list[HostPlan]
+    specs: Specs, nodes: list[NodeSpec], pool: list[HostPlan]
 ) -> tuple[list[HostPlan], dict[str, str]]:
+    """Where each node runs; a pin (``vm_host``) to no server of the pool names its profile."""
+    known = {h.name for h in pool}
+    errors = []
+    for node in (n for n in nodes if n.pin and n.pin not in known):
+        if pool:
+            problem = f"{node.port_device} is pinned to unknown server {node.pin!r}"
+            fix = f"topology.json's newtlab.servers are {', '.join(sorted(known))}: fix vm_host"
+        else:
+            problem = (
+                f"{node.port_device} is pinned to server {node.pin!r} (vm_host) but "
+                "topology.json has no newtlab.servers"
+            )
+            fix = "add the server pool or remove vm_host"
+        errors.append(
+            SpecError(str(specs.profiles[node.port_device].path), "vm_host", problem, fix)
+        )
+    if errors:
+        raise SpecErrors(errors)
+    for server in pool:
+        pinned = [d for n in nodes if n.pin == server.name for d in n.hosts or [n.name]]
+        vms = sum(1 for n in nodes if n.pin == server.name)
+        if server.max_nodes and vms > server.max_nodes:
+            profiles = ", ".join(f"profiles/{d}.json" for d in sorted(pinned))
+            raise PlanError(
+                f"server {server.name} runs {server.max_nodes} VMs at most (max_nodes) but "
+                f"{vms} are pinned to it by vm_host in {profiles} — raise its max_nodes in "
+                "topology.json's newtlab.servers, or pin fewer there"
+            )
     if pool:
         return pool, place_nodes({n.name: n.pin for n in nodes}, pool)
-    pinned = [n for n in nodes if n.pin]
-    if pinned:
-        node = pinned[0]
-        raise PlanError(
-            f"node {node.name} is pinned to server {node.pin!r} (vm_host) but topology.json "
-            "has no newtlab.servers — add the server pool or remove vm_host"
-        )
     local = HostPlan(name=LOCAL_HOST, address=LOOPBACK, ip=LOOPBACK)
     return [local], {n.name: LOCAL_HOST for n in nodes}
 
@@ -153,7 +196,8 @@ def _check_nic_count(specs: Specs, node: NodeSpec, count: int) -> None:
             f"platforms.{node.vm.platform}.vm_max_nics",
             f"{node.name} needs {count} NICs (management included) but its platform "
             f"supports {most}",
-            "link fewer or lower-numbered interfaces, or raise vm_max_nics if the NOS allows",
+            "link fewer or lower-numbered interfaces (topology.json), or raise vm_max_nics "
+            "if the NOS allows",
         )
 
 
@@ -269,7 +313,10 @@ def _plan_node(
             _nic_count(node), unaddressed_devices(node.vm.disk_driver, node.vm.extra_devices)
         )
     except PciError as exc:
-        raise PlanError(f"{node.name}: {exc}") from None
+        raise PlanError(
+            f"{node.name}: {exc} — link fewer or lower-numbered interfaces (topology.json), or "
+            "give its platform fewer vm_extra_devices (platforms.json)"
+        ) from None
     nics = _nics(node, listens, macs, pci)
     platform = specs.platform_of(node.port_device)
     variables = patch_variables(node.name, node.vm.platform, platform, nics)
@@ -320,7 +367,8 @@ def build_plan(
     check_lab_name(lab)
     section = specs.topology.newtlab
     nodes = resolve_nodes(specs, homes)
-    hosts, host_of = _placement(nodes, _pool(section, resolved or {}))
+    topology = str(specs.directory / "topology.json")
+    hosts, host_of = _placement(specs, nodes, _pool(section, resolved or {}, topology))
     server = {h.name: h for h in hosts}
     accels = _accels(hosts, accel)
     links, listens = _plan_links(specs, nodes, host_of)

@@ -55,7 +55,9 @@ def check_config_files(specs: Specs, vm_devices: set[str]) -> None:
         elif device not in vm_devices:
             errors.append(SpecError(
                 str(path), "", f"{device!r} is a virtual host: it has no VM to configure",
-                "configure it from its host VM (vm_post_boot), or remove the file",
+                "configure it from its host VM (vm_post_boot), or remove the file (its "
+                f"platform {specs.platform_name(device)!r}, from {specs.platform_origin(device)}"
+                ', has device_type "host" in platforms.json)',
             ))  # fmt: skip
     if errors:
         raise SpecErrors(errors)
@@ -77,7 +79,8 @@ def plan_startup_config(
     if method is None:
         raise SpecError(
             str(path), "", f"platform {platform_name!r} takes no startup configuration",
-            'set "vm_startup_config" in the platform (see docs/boot.md), or remove the file',
+            'set "vm_startup_config" in the platform in platforms.json (see docs/boot.md), '
+            f"choose another platform ({specs.platform_origin(device)}), or remove the file",
         )  # fmt: skip
     content = _render(path, variables)
     if method.method == "nocloud":
@@ -85,7 +88,8 @@ def plan_startup_config(
     if method.method == "console" and not has_login:
         raise SpecError(
             str(path), "", f"platform {platform_name!r} pushes configs on the console but "
-            "has no console login dialog", "give vm_console a login, or another method",
+            "has no console login dialog", "give its vm_console a login in platforms.json, "
+            f"or choose another method or platform ({specs.platform_origin(device)})",
         )  # fmt: skip
     iso = method.method == "iso"
     return StartupConfigPlan(

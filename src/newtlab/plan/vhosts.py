@@ -138,10 +138,21 @@ class _HostBuilder:
                     )
                 )
         peer = ""
-        if peer_ip and address:
+        if peer_ip and address and peer_end:
+            try:
+                far = ipaddress.ip_interface(peer_ip)
+            except ValueError:  # host_ip is given, so nothing was derived from it
+                self.errors.append(
+                    SpecError(
+                        self.topology,
+                        f"devices.{peer_end.device}.interfaces.{peer_end.interface}.ip",
+                        f"{peer_ip!r} is not an address with a prefix",
+                        'write it as CIDR, e.g. "10.1.0.0/31"',
+                    )
+                )
+                far = None
             near = ipaddress.ip_interface(address)
-            far = ipaddress.ip_interface(peer_ip)
-            if far.ip in near.network and far.ip != near.ip:
+            if far is not None and far.ip in near.network and far.ip != near.ip:
                 peer = str(far.ip)  # a gateway candidate only if it is on the host's subnet
         return HostInterfacePlan(
             name=nic.interface, nic=nic.index, mac=nic.mac, address=address, peer=peer

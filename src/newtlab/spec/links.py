@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..errors import SpecError, SpecErrors
 from .models import TopologyFile
-from .names import split_endpoint
+from .names import is_interface_name, split_endpoint
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,13 @@ def _parse(text: str, path: str, topology: TopologyFile, errs: _Collector) -> En
         errs.add(path, f"{text!r} is not a link endpoint", 'write it as "device:interface"')
         return None
     device, iface = parts
+    if not is_interface_name(iface):
+        errs.add(
+            path,
+            f"interface name {iface!r} is not allowed",
+            "use letters, digits, '_', '.', '/' and '-' (64 at most)",
+        )
+        return None
     dev = topology.devices.get(device)
     if dev is None:
         known = ", ".join(sorted(topology.devices)) or "none"

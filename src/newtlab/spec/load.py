@@ -43,6 +43,12 @@ class Specs:
     def platform_of(self, device: str) -> PlatformSpec:
         return self.platforms.platforms[self.platform_name(device)]
 
+    def platform_origin(self, device: str) -> str:
+        """Which file gives ``device`` its platform, as a message tells the user."""
+        if self.profiles[device].profile.platform:
+            return f"profiles/{device}.json"
+        return f"topology.json's default, as profiles/{device}.json names none"
+
 
 def _json_path(loc: tuple[int | str, ...]) -> str:
     out = ""
@@ -78,6 +84,38 @@ def _validation_errors(file: str, exc: ValidationError) -> SpecErrors:
     return SpecErrors(errors)
 
 
+def bad_text(data: Any) -> tuple[str, str] | None:
+    """(JSON path, problem) of the first string or key of ``data`` that no file, command
+    line or plan can carry: JSON may write a NUL (``"\\u0000"``) or half of a UTF-16
+    surrogate pair (``"\\ud800"``). None when every one is text."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        at, value = stack.pop()
+        if isinstance(value, str):
+            problem = _text_problem(value)
+            if problem:
+                return at or "(top level)", problem
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                problem = _text_problem(key)
+                if problem:  # the path would hold it too
+                    return at or "(top level)", f"the key {key!a} {problem}"
+                stack.append((f"{at}.{key}" if at else str(key), item))
+        elif isinstance(value, list):
+            stack.extend((f"{at}[{i}]", item) for i, item in reversed(list(enumerate(value))))
+    return None
+
+
+def _text_problem(text: str) -> str | None:
+    if "\0" in text:
+        return "holds a NUL character (\\u0000), which no file name or command can carry"
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return "holds an unpaired UTF-16 surrogate escape (\\ud800–\\udfff), which is no text"
+    return None
+
+
 def read_json(path: Path, what: str) -> tuple[bytes, Any]:
     """Bytes and parsed JSON of ``path``; a SpecError naming it if unreadable."""
     try:
@@ -87,7 +125,7 @@ def read_json(path: Path, what: str) -> tuple[bytes, Any]:
     except OSError as exc:
         raise SpecError(str(path), "", f"cannot read {what}: {exc.strerror}") from None
     try:
-        return raw, json.loads(raw)
+        data = json.loads(raw)
     except UnicodeDecodeError:
         raise SpecError(str(path), "", f"{what} is not UTF-8 text", "save it as UTF-8") from None
     except json.JSONDecodeError as exc:
@@ -97,8 +135,17 @@ def read_json(path: Path, what: str) -> tuple[bytes, Any]:
             f"invalid JSON: {exc.msg}",
             "fix the syntax (a JSON linter shows where)",
         ) from None
+    except ValueError as exc:  # a number longer than Python converts (4300 digits)
+        problem = str(exc).split(";")[0]
+        raise SpecError(
+            str(path), "", f"invalid JSON: {problem}", "write a shorter number"
+        ) from None
     except RecursionError:
         raise SpecError(str(path), "", "JSON is nested too deeply") from None
+    bad = bad_text(data)
+    if bad is not None:
+        raise SpecError(str(path), bad[0], bad[1], "write text there (no \\u escapes of these)")
+    return raw, data
 
 
 def parse_model(model: type[M], path: Path, what: str) -> tuple[bytes, M]:
@@ -130,7 +177,8 @@ def load_specs(directory: str | Path) -> Specs:
                     str(path),
                     "",
                     f"device {device!r} has no profile",
-                    f'create profiles/{device}.json with at least a "platform" field',
+                    f'create profiles/{device}.json with at least a "platform" field, '
+                    "or remove the device from topology.json",
                 )
             )
             continue

@@ -12,12 +12,31 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from . import catalog
-from .names import SAFE_NAME_HINT, is_interface_name, is_safe_name
+from .names import (
+    HOST_ADDRESS_HINT,
+    SAFE_NAME_HINT,
+    is_host_address,
+    is_interface_name,
+    is_ip_address,
+    is_safe_name,
+)
 
 InterfaceMapKind = Literal["sequential", "stride-4", "custom", "linux"]
 DeviceType = Literal["switch", "router", "host"]
 NicMacPolicy = Literal["shared", "per-nic"]
 SHA256_PATTERN = r"^([0-9a-fA-F]{64})?$"
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why ``pattern`` is not a usable regular expression, or None if it is."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return f"{pattern!r} is not a regular expression: {exc}"
+    except (RecursionError, OverflowError):  # "((((…" nested too deeply, "a{99999999999}"
+        shown = pattern if len(pattern) <= 40 else pattern[:40] + "…"
+        return f"{shown!r} is too deeply nested or repeats too often to be a regular expression"
+    return None
 
 
 class _Open(BaseModel):
@@ -48,7 +67,7 @@ class DialogStep(_Open):
     expect: str
     send: str | None = None
     optional: bool = False
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     retries: int = Field(default=0, ge=0)
     nudge: bool | None = None
 
@@ -107,10 +126,9 @@ class ReadinessProbe(_Open):
         if len(kinds) != 1:
             raise ValueError('a probe has exactly one of "console", "ssh" (true) or "command"')
         for pattern in (self.console, self.match):
-            try:
-                re.compile(pattern or "")
-            except re.error as exc:
-                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+            problem = regex_problem(pattern or "")
+            if problem:
+                raise ValueError(problem)
         return self
 
 
@@ -135,7 +153,7 @@ class StartupConfig(_Open):
     after: list[str] = Field(default_factory=list)
     prompt: str = ""
     fail: list[str] = Field(default_factory=list)  # console: a line was refused
-    timeout: float = Field(default=30, gt=0)
+    timeout: float = Field(default=30, gt=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _complete(self) -> StartupConfig:
@@ -144,10 +162,9 @@ class StartupConfig(_Open):
         if self.method == "console" and not self.prompt:
             raise ValueError('method "console" needs "prompt": a regex of the CLI prompt')
         for pattern in [self.prompt, *self.fail]:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+            problem = regex_problem(pattern)
+            if problem:
+                raise ValueError(problem)
         return self
 
 
@@ -189,8 +206,8 @@ class PlatformSpec(_Open):
     @model_validator(mode="before")
     @classmethod
     def _from_base(cls, data: object) -> object:
-        if not isinstance(data, dict):
-            return data
+        if not isinstance(data, dict) or not isinstance(data.get("base"), str):
+            return data  # a base that is no name: the field's own validation says so
         try:
             return catalog.based(data)
         except KeyError:
@@ -199,6 +216,14 @@ class PlatformSpec(_Open):
                 f"base {data['base']!r} is not in newtlab's catalog ({names}); "
                 "`newtlab platforms` shows each"
             ) from None
+
+    @field_validator("dataplane", "vm_image_release")
+    @classmethod
+    def _directory_name(cls, value: str) -> str:
+        """Each names a directory of boot patches (``patches/<dataplane>/<release>``)."""
+        if value and not is_safe_name(value):
+            raise ValueError(f"{value!r} is not allowed: {SAFE_NAME_HINT} (64 at most)")
+        return value
 
     @field_validator("vm_interface_map_custom")
     @classmethod
@@ -260,6 +285,17 @@ class TopologyLink(_Open):
     z: str
 
 
+LOCAL_HOST = "local"  # the plan's name of this machine when there is no pool (plan.model)
+
+
+def _server_name(name: str) -> str:
+    if not is_safe_name(name):
+        raise ValueError(f"server name {name!r} is not allowed: {SAFE_NAME_HINT}")
+    if name == LOCAL_HOST:
+        raise ValueError(f"server name {name!r} is reserved for this machine: pick another")
+    return name
+
+
 class ServerConfig(_Open):
     """One server of the pool, reached over SSH (as ``ssh`` would: agent, keys, config)."""
 
@@ -274,8 +310,20 @@ class ServerConfig(_Open):
     @field_validator("name")
     @classmethod
     def _safe(cls, value: str) -> str:
-        if not is_safe_name(value):
-            raise ValueError(f"server name {value!r} is not allowed: {SAFE_NAME_HINT}")
+        return _server_name(value)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not is_host_address(value):
+            raise ValueError(f"server address {value!r} is not allowed: {HOST_ADDRESS_HINT}")
+        return value
+
+    @field_validator("source_address")
+    @classmethod
+    def _source_ip(cls, value: str) -> str:
+        if value and not is_ip_address(value):
+            raise ValueError(f"source_address {value!r} is not an IP address")
         return value
 
 
@@ -303,6 +351,25 @@ class NewtlabSection(_Open):
     ssh_port_base: int = Field(default=40000, ge=1024, le=65535)
     hosts: dict[str, str] = Field(default_factory=dict)
     servers: list[ServerConfig] = Field(default_factory=list)
+
+    @field_validator("hosts")
+    @classmethod
+    def _legacy_hosts(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, address in value.items():
+            _server_name(name)
+            if not is_host_address(address):
+                raise ValueError(f"server address {address!r} is not allowed: {HOST_ADDRESS_HINT}")
+        return value
+
+    @field_validator("servers")
+    @classmethod
+    def _distinct(cls, value: list[ServerConfig]) -> list[ServerConfig]:
+        seen: set[str] = set()
+        for server in value:
+            if server.name in seen:
+                raise ValueError(f"two servers are named {server.name!r}")
+            seen.add(server.name)
+        return value
 
 
 class TopologyFile(_Open):
