@@ -6,6 +6,14 @@ anything else is a bug and shows a traceback only under ``--debug``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+
+def listing(head: str, items: Iterable[str]) -> str:
+    """``head:`` then one item per line, indented, each item's own further lines
+    indented more, so a reader (or a script) tells the items apart."""
+    return head + ":" + "".join("\n  " + item.replace("\n", "\n    ") for item in items)
+
 
 class NewtlabError(Exception):
     """Base of every error newtlab raises on purpose."""

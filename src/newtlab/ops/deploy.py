@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import cast
 
 from ..agent import layout
-from ..errors import LabStateError, PortConflictError, RuntimeFailure
+from ..errors import LabStateError, PortConflictError, RuntimeFailure, listing
 from ..home import ensure_private_dir, lab_dir
 from ..plan.capacity import Resources, capacity_problems
 from ..plan.model import LOCAL_HOST, Accel, NodePlan, Plan
@@ -88,7 +88,7 @@ async def check_hosts(plan: Plan, hosts: Hosts) -> None:
     if conflicts:
         raise PortConflictError(conflicts, found)
     if found:
-        raise RuntimeFailure("cannot deploy:\n  " + "\n  ".join(found))
+        raise RuntimeFailure(listing("cannot deploy", found))
 
 
 async def preflight(
@@ -116,9 +116,9 @@ async def preflight(
         short = capacity_problems(chosen, have)
         if short:
             raise RuntimeFailure(
-                "cannot deploy: the lab does not fit\n  " + "\n  ".join(short)
+                listing("cannot deploy: the lab does not fit", short)
                 + "\nNothing was started. `--overcommit` deploys anyway."
-            )  # fmt: skip
+            )
     notes = [
         note if len(hosts) == 1 else f"{name}: {note}"
         for name, (_, note) in choices.items()
@@ -267,7 +267,7 @@ async def deploy(
         raise RuntimeFailure(f"deploy failed: {exc}\n{left}") from None
     failures = await _boot_all(plan, hosts, state, progress, boot_limits(plan, have, boot_parallel))
     if failures:
-        raise RuntimeFailure("deploy failed:\n  " + "\n  ".join(failures) + f"\n{left}")
+        raise RuntimeFailure(listing("deploy failed", failures) + f"\n{left}")
 
     await _phase_done(plan.lab, "booted")
     progress(Event("", "profiles", "writing ssh_port, console_port, mgmt_ip into profiles"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 
-from ..errors import LabStateError, RuntimeFailure
+from ..errors import LabStateError, RuntimeFailure, listing
 from ..home import lab_dir
 from ..plan.model import Plan
 from ..profiles import restore_profiles, restore_without_state
@@ -77,9 +77,7 @@ async def destroy(
     else:
         errors.append(f"state kept in {directory} so `newtlab destroy {name}` can retry")
     if errors:
-        raise RuntimeFailure(
-            f"destroy of {name} had {len(errors)} problems:\n  " + "\n  ".join(errors)
-        )
+        raise RuntimeFailure(listing(f"destroy of {name} had {len(errors)} problems", errors))
     progress(Event("", "destroyed"))
     return warnings
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ..errors import RuntimeFailure
+from ..errors import RuntimeFailure, listing
 from ..runtime.hosts import Hosts
 from ..state import LabState
 from .datapath import ensure_bridge
@@ -46,5 +46,5 @@ async def repair(state: LabState, hosts: Hosts, progress: Progress) -> list[str]
         else:
             actions.append(f"{node.name}: its QEMU had exited: started again, ready")
     if failures:
-        raise RuntimeFailure("repair could not bring back:\n  " + "\n  ".join(failures))
+        raise RuntimeFailure(listing("repair could not bring back", failures))
     return actions
