@@ -15,7 +15,7 @@ from newtlab.errors import RuntimeFailure
 from newtlab.plan.dialogs import console_plan
 from newtlab.plan.model import ConsolePlan, DialogStepPlan
 from newtlab.plan.nodes import builtin_defaults
-from newtlab.runtime.console import bootstrap, clean, fill
+from newtlab.runtime.console import bootstrap, clean, fill, redact
 from newtlab.spec.models import ConsoleDialog
 
 # The built-in Linux dialog (prompts, ignore and fail patterns) with commands
@@ -163,8 +163,26 @@ def test_progress_shows_each_command_as_typed_without_secrets() -> None:
     values = {"ssh_user": "admin", "hostname": "h", "ssh_pubkey": key}
     asyncio.run(run_against(fake, values, console=console, steps=steps))
     commands = [s for s in steps if not s.startswith("waiting")]
-    assert commands == ["echo password root:'******'", "echo net-up h", "echo create admin",
-                        "echo key '<the lab's public key>'"]  # fmt: skip
+    assert commands == ["echo password root:******", "echo net-up h", "echo create admin",
+                        "echo key <the lab's public key>"]  # fmt: skip
+
+
+def test_a_password_that_is_also_a_word_of_a_command_leaves_the_command_readable() -> None:
+    """The host image's password is "newtlab": its commands are newtlab-net-up, …"""
+    fake = FakeConsole(autologin=True)
+    console = CONSOLE.model_copy(update={"password": "newtlab"})
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE newtlab-line3"
+    steps: list[str] = []
+    values = {"ssh_user": "admin", "hostname": "newtlab-net-up", "ssh_pubkey": key}
+    asyncio.run(run_against(fake, values, console=console, steps=steps))
+    commands = [s for s in steps if not s.startswith("waiting")]
+    assert commands == ["echo password root:******", "echo net-up newtlab-net-up",
+                        "echo create admin", "echo key <the lab's public key>"]  # fmt: skip
+
+
+def test_redact_hides_a_secret_standing_as_a_word_of_its_own() -> None:
+    text = "echo root:newtlab | chpasswd; newtlab-net-up; newtlab"
+    assert redact(text, ["newtlab"]) == "echo root:****** | chpasswd; newtlab-net-up; ******"
 
 
 def test_password_login_does_not_set_the_password() -> None:

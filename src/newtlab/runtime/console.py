@@ -47,9 +47,11 @@ def prompt_pattern(expect: str) -> re.Pattern[str]:
 
 
 def redact(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with each secret, where it stands as a word of its own, as ``******``
+    (a password such as "newtlab" must not mangle ``newtlab-net-up``)."""
     for secret in secrets:
         if secret:
-            text = text.replace(secret, "******")
+            text = re.sub(rf"(?<![\w-]){re.escape(secret)}(?![\w-])", "******", text)
     return text
 
 
@@ -172,6 +174,25 @@ class ConsoleSession:
 def fill(template: str, values: Mapping[str, str]) -> str:
     """Render a dialog command (Jinja2) with shell-quoted values."""
     return render(template, {k: shlex.quote(v) for k, v in values.items()})
+
+
+# What progress lines show instead of these values: never a password, and the key
+# (a long line) by its name.
+SHOWN_AS = {
+    "console_pass": "******",
+    "ssh_pass": "******",
+    "ssh_pubkey": "<the lab's public key>",
+}
+
+
+def shown(template: str, values: Mapping[str, str]) -> str:
+    """A dialog command as typed, but with each value of ``SHOWN_AS`` by its label:
+    rendered with a plain marker in its place (shell quoting leaves it alone)."""
+    markers = {name: f"NEWTLABVALUE{i}X" for i, name in enumerate(SHOWN_AS) if values.get(name)}
+    text = fill(template, {**values, **markers})
+    for name, marker in markers.items():
+        text = text.replace(marker, SHOWN_AS[name])
+    return text
 
 
 class Stalled(RuntimeFailure):
@@ -317,17 +338,13 @@ async def bootstrap(
                 await session.run("true", deadline)
             except TimeoutError as exc:
                 raise Stalled("running a first command after login", str(exc), secrets) from None
-        key = values.get("ssh_pubkey", "")
         for template in commands:
-            command = fill(template, values)
-            shown = redact(command, secrets)  # as typed, but no password, and the lab's
-            if key:  # key (a long line) by its name
-                shown = shown.replace(key, "<the lab's public key>")
-            step(shown)
+            command, showing = fill(template, values), shown(template, values)
+            step(showing)
             try:
                 result = await session.run(command, deadline)
             except TimeoutError as exc:
-                raise Stalled(f"running `{shown}`", str(exc), secrets) from None
+                raise Stalled(f"running `{showing}`", str(exc), secrets) from None
             if result.status != 0:
                 raise RuntimeFailure(
                     redact(
