@@ -313,18 +313,21 @@ class Lab:
         link's traffic (the lab must be deployed)."""
         return build_graph(self.plan, self.status() if live else None)
 
-    def console(self, node: str, *, attached: Callable[[int], None] | None = None) -> None:
+    def console(
+        self, node: str, *, attached: Callable[[str | tuple[str, int]], None] | None = None
+    ) -> None:
         """Attach this terminal to a running node's serial console until Ctrl-];
-        ``attached`` hears the console's port on its host once it is reached."""
+        ``attached`` hears where it was reached (a Unix socket path here, or the address
+        and port of a lab with TCP consoles)."""
         state = load_state(self.name)
         plan_node = node_plan(state, node, "console")
         self._running(node)
 
         async def work(hosts: Hosts) -> None:
-            async with hosts[plan_node.host].reach(plan_node.console_port) as (address, port):
+            async with hosts[plan_node.host].reach_console(self.name, plan_node) as address:
                 if attached is not None:
-                    attached(plan_node.console_port)
-                await asyncio.to_thread(attach_console, address, port)
+                    attached(address)
+                await asyncio.to_thread(attach_console, address)
 
         _on_hosts(state.plan, work, only={plan_node.host})
 

@@ -1,10 +1,11 @@
 """Writing a running lab's facts into newtron profiles, and taking them out again.
 
-Deploy sets ``mgmt_ip``, ``ssh_port``, ``console_port``, ``mac`` and, when
-missing, ``ssh_user``/``ssh_pass`` in each device's profile so newtron can
-reach the VM. The original bytes are kept in the lab directory and put
-back on destroy — unless the profile was edited while the lab ran, in which
-case only newtlab's fields are removed, so the user's edit survives.
+Deploy sets ``mgmt_ip``, ``ssh_port``, ``mac``, ``console_port`` (only for a lab
+with TCP consoles: a stale one is removed) and, when missing,
+``ssh_user``/``ssh_pass`` in each device's profile so newtron can reach the VM.
+The original bytes are kept in the lab directory and put back on destroy —
+unless the profile was edited while the lab ran, in which case only newtlab's
+fields are removed, so the user's edit survives.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ def patched_profile(profile: dict[str, Any], node: NodePlan) -> tuple[dict[str, 
     out = dict(profile)
     out["mgmt_ip"] = node.ssh_bind  # where newtron reaches the VM's SSH forward
     out["ssh_port"] = node.ssh_port
-    out["console_port"] = node.console_port
+    if node.console_port is None:  # nothing listens on a TCP port: say none
+        out.pop("console_port", None)
+    else:
+        out["console_port"] = node.console_port
     added = not profile.get("ssh_user")
     if added:
         out["ssh_user"] = node.ssh_user

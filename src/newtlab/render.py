@@ -52,7 +52,7 @@ def plan_tables(plan: Plan, auto: bool = False) -> list[Table]:
             node.platform,
             node.host,
             str(node.ssh_port),
-            str(node.console_port),
+            _console(node.console_port),
             str(node.memory),
             str(node.cpus),
             str(len(node.nics)),
@@ -207,6 +207,11 @@ def print_status(console: Console, status: LabStatus) -> None:
         )
 
 
+def _console(port: int | None) -> str:
+    """A console's TCP port, or "socket": its Unix socket in the lab directory."""
+    return "socket" if port is None else str(port)
+
+
 def _process_row(
     name: str, row: NodeStatus | VhostStatus, boot: str, note: str, pool: bool
 ) -> list[str]:
@@ -214,7 +219,7 @@ def _process_row(
     ports); ``pool``: with the server it runs on."""
     style = _STATUS_STYLE.get(row.status, "")
     shown = f"[{style}]{row.status}[/]" if style else row.status
-    ports = [str(row.ssh_port), str(row.console_port), str(row.pid or "")]
+    ports = [str(row.ssh_port), _console(row.console_port), str(row.pid or "")]
     return [name, *([row.host] if pool else []), shown, *ports, boot, note]
 
 

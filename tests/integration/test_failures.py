@@ -84,11 +84,11 @@ def test_port_already_taken(make_lab, newtlab_home: Path) -> None:  # type: igno
     spec: SpecDir = make_lab()
     profiles = spec.profiles()
     with socket.socket() as holder:
-        holder.bind(("127.0.0.1", spec.ports["console_port_base"] + 1))
+        holder.bind(("127.0.0.1", spec.ports["ssh_port_base"] + 1))
         holder.listen(1)
         result = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg")
     assert result.returncode == 1
-    assert f"r2 console: port {spec.ports['console_port_base'] + 1} in use" in result.stderr
+    assert f"r2 SSH: port {spec.ports['ssh_port_base'] + 1} in use" in result.stderr
     assert_clean(spec, newtlab_home, profiles)
 
 

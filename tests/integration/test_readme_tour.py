@@ -123,7 +123,7 @@ def test_the_readme_tour_keeps_its_promises(
             before["neighbours"] = pids("r1", "r3")
         if command.startswith("newtlab destroy"):
             data = status()
-            nodes = [n[k] for n in data["nodes"] for k in ("ssh_port", "console_port")]
+            nodes = [n[k] for n in data["nodes"] for k in ("ssh_port", "console_port") if n[k]]
             links = [p for link in data["links"] for p in (link["a_port"], link["z_port"])]
             before["ports"] = nodes + links
         if command.startswith("newtlab console"):  # no terminal: stdin's content, then quiet

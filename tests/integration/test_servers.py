@@ -270,15 +270,15 @@ def test_a_port_taken_on_one_server_stops_deploy_before_anything_starts(
 ) -> None:
     s2 = pool[1]
     spec = spread(make_lab, pool)
-    taken = spec.ports["console_port_base"] + 2  # r3's console, on s2's loopback
-    hold = f"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {taken}));" \
+    taken = spec.ports["ssh_port_base"] + 2  # r3's SSH forward, on s2's address
+    hold = f"import socket, time; s = socket.socket(); s.bind(('{s2.address}', {taken}));" \
            " s.listen(); time.sleep(600)"  # fmt: skip
     detached = f'exec python3 -c "{hold}" </dev/null >/dev/null 2>&1'  # no pipe kept open
     assert s2.run(["setsid", "-f", "sh", "-c", detached]).returncode == 0
-    wait_for(lambda: ("127.0.0.1", taken) in listeners(s2), timeout=10)
+    wait_for(lambda: (s2.address, taken) in listeners(s2), timeout=10)
     result = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg")
     assert result.returncode == 1
-    assert f"r3 console: port {taken} in use" in result.stderr
+    assert f"r3 SSH: port {taken} in use" in result.stderr
     assert "Traceback" not in result.stderr
     for server in pool:  # nothing started anywhere, not even a lab directory
         assert lab_processes(server, spec.lab) == []

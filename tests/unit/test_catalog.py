@@ -111,7 +111,7 @@ def test_each_entry_logs_in_on_its_scripted_console(name: str) -> None:
     )
     if not console.login:  # nothing is typed: the console is never even connected to
         assert [e["input"] for e in transcript["script"]] == [None]
-        assert asyncio.run(bootstrap("127.0.0.1", 9, console, {}, time.monotonic() + 1)) == []
+        assert asyncio.run(bootstrap(("127.0.0.1", 9), console, {}, time.monotonic() + 1)) == []
         return
     fake = ScriptedConsole(transcript["script"])
 
@@ -119,7 +119,7 @@ def test_each_entry_logs_in_on_its_scripted_console(name: str) -> None:
         server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
         async with server:
             port = server.sockets[0].getsockname()[1]
-            await bootstrap("127.0.0.1", port, console, {"hostname": "r1"}, time.monotonic() + 20)
+            await bootstrap(("127.0.0.1", port), console, {"hostname": "r1"}, time.monotonic() + 20)
 
     asyncio.run(go())
     assert fake.unexpected == [] and fake.finished

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -116,13 +118,12 @@ async def run_against(
     console: ConsolePlan = CONSOLE,
     steps: list[str] | None = None,
 ) -> list[str]:
-    server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
     step = steps.append if steps is not None else lambda _: None
-    async with server:
-        results = await bootstrap(
-            "127.0.0.1", port, console, values, time.monotonic() + timeout, step
-        )
+    with tempfile.TemporaryDirectory() as directory:  # a console on a Unix socket, as QEMU's
+        path = os.path.join(directory, "r1.console")
+        server = await asyncio.start_unix_server(fake.handle, path)
+        async with server:
+            results = await bootstrap(path, console, values, time.monotonic() + timeout, step)
     return [r.output for r in results]
 
 
@@ -220,7 +221,7 @@ def test_failing_command_is_reported_with_its_output() -> None:
         server = await asyncio.start_server(FakeConsole().handle, "127.0.0.1", 0)
         async with server:
             port = server.sockets[0].getsockname()[1]
-            await bootstrap("127.0.0.1", port, console, {"hostname": "h"}, time.monotonic() + 10)
+            await bootstrap(("127.0.0.1", port), console, {"hostname": "h"}, time.monotonic() + 10)
 
     with pytest.raises(RuntimeFailure, match=r"exit 1\): echo oops; false\noops"):
         asyncio.run(go())
@@ -231,7 +232,7 @@ def test_no_console_times_out() -> None:
         server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
         async with server:
             port = server.sockets[0].getsockname()[1]
-            await bootstrap("127.0.0.1", port, CONSOLE, {}, time.monotonic() + 2)
+            await bootstrap(("127.0.0.1", port), CONSOLE, {}, time.monotonic() + 2)
 
     with pytest.raises(RuntimeFailure, match="stalled waiting for step 'login' /login:/"):
         asyncio.run(go())

@@ -92,7 +92,7 @@ def test_2node_virtual_hosts_share_one_vm() -> None:
     owners = [(n.index, n.device, n.interface, n.guest) for n in hostvm.nics[1:]]
     assert owners == [(i, f"host{i}", "eth0", f"eth{i}") for i in range(1, 7)]
     # Devices sort as host1..host6, switch1, switch2: the VM takes host1's ports.
-    assert (hostvm.ssh_port, hostvm.console_port) == (13000, 12000)
+    assert (hostvm.ssh_port, hostvm.console_port) == (13000, None)  # a Unix socket console
     assert (plan.node("switch1").ssh_port, plan.node("switch2").ssh_port) == (13006, 13007)
     link = next(ln for ln in plan.links if ln.a == "host4:eth0")
     assert (link.z, link.a_vm, link.a_nic, link.z_vm, link.z_nic) == (
@@ -204,9 +204,9 @@ def test_qemu_argv_for_kvm_and_tcg(tmp_path: Path) -> None:
         for a in kvm
     )
     assert "user,id=mgmt,hostfwd=tcp:127.0.0.1:40000-:22" in kvm
-    assert any(
+    assert any(  # the console on a Unix socket in the lab directory (its owner's only)
         a.startswith(
-            "socket,id=console,host=127.0.0.1,port=30000,server=on,wait=off,logfile=logs/a.console.log"
+            "socket,id=console,path=qemu/a.console,server=on,wait=off,logfile=logs/a.console.log"
         )
         for a in kvm
     )
@@ -240,9 +240,16 @@ def test_ports_follow_the_formulas(tmp_path: Path) -> None:
     spec = write_specs(
         tmp_path / "lab",
         devices,
-        newtlab={"link_port_base": 21000, "console_port_base": 31000, "ssh_port_base": 41000},
+        newtlab={
+            "link_port_base": 21000,
+            "console_port_base": 31000,
+            "ssh_port_base": 41000,
+            "console": "tcp",
+        },
     )
     plan = Lab.load(spec).plan
+    assert any(a.startswith("socket,id=console,host=127.0.0.1,port=31000,") for a in
+               plan.node("a").qemu_argv)  # fmt: skip
     assert [(n.name, n.ssh_port, n.console_port) for n in plan.nodes] == [
         ("a", 41000, 31000),
         ("b", 41001, 31001),
@@ -322,11 +329,11 @@ def test_cross_host_link_is_one_connection_bridge_to_bridge(tmp_path: Path) -> N
     exposed = [u for u in collect_ports(plan) if u.bind != "127.0.0.1" and u.port < 30000]
     assert [(u.host, u.bind, u.port) for u in exposed] == [("s1", "10.0.0.1", cross.z_port)]
     # SSH is forwarded on each server's own address (newtron reaches VMs there); consoles
-    # stay on loopback, reached through the host.
+    # are Unix sockets there, reached through the host.
     assert (plan.node("b").host, plan.node("b").ssh_bind) == ("s2", "10.0.0.2")
     assert [h.ip for h in plan.hosts if h.name == "s2"] == ["10.0.0.2"]
     assert "user,id=mgmt,hostfwd=tcp:10.0.0.2:40001-:22" in plan.node("b").qemu_argv
-    assert any(a.startswith("socket,id=console,host=127.0.0.1,") for a in plan.node("b").qemu_argv)
+    assert any(a.startswith("socket,id=console,path=qemu/b.") for a in plan.node("b").qemu_argv)
 
 
 def test_servers_named_and_multi_homed(tmp_path: Path) -> None:

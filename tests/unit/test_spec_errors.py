@@ -160,7 +160,8 @@ def test_unsafe_lab_name(tmp_path: Path) -> None:
 
 
 def test_port_bases_that_overlap(tmp_path: Path) -> None:
-    spec = write_specs(tmp_path / "lab", {"a": {}, "b": {}}, newtlab={"ssh_port_base": 30001})
+    newtlab = {"ssh_port_base": 30001, "console": "tcp"}
+    spec = write_specs(tmp_path / "lab", {"a": {}, "b": {}}, newtlab=newtlab)
     message = load_error(spec)
     assert "newtlab.ssh_port_base / newtlab.console_port_base" in message
     assert "SSH ports 30001–30002 overlap console ports 30000–30001" in message

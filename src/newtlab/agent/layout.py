@@ -38,6 +38,11 @@ def qmp_socket(node: str) -> str:
     return f"qemu/{node}.qmp"
 
 
+def console_socket(node: str) -> str:
+    """The serial console, unless the lab asks for TCP consoles."""
+    return f"qemu/{node}.console"
+
+
 def qemu_log(node: str) -> str:
     return f"logs/{node}.log"
 

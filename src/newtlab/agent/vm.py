@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import AgentError, layout, procs
+from .paths import connectable
 
 START_TIMEOUT = 30.0
 
@@ -36,7 +37,8 @@ def qmp(
     """
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
-        sock.connect(str(lab_dir / layout.qmp_socket(node)))
+        with connectable(lab_dir / layout.qmp_socket(node)) as path:
+            sock.connect(path)
         with sock.makefile("rwb") as stream:
             stream.readline()  # the greeting
             reply: dict[str, Any] = {}

@@ -49,10 +49,9 @@ def exec_(ctx: typer.Context, node: TargetArg, lab: LabOpt = None) -> None:
 def console(node: NodeArg, lab: LabOpt = None) -> None:
     """Attach to a node's serial console (Ctrl-] leaves)."""
 
-    def attached(port: int) -> None:
-        err.print(
-            f"console of {node} on port {port} — Ctrl-] to leave", highlight=False, markup=False
-        )
+    def attached(address: str | tuple[str, int]) -> None:
+        where = "" if isinstance(address, str) else f" on port {address[1]}"
+        err.print(f"console of {node}{where} — Ctrl-] to leave", highlight=False, markup=False)
 
     try:
         lab_of_node(node, lab).console(node, attached=attached)

@@ -270,7 +270,8 @@ async def deploy(
         raise RuntimeFailure(listing("deploy failed", failures) + f"\n{left}")
 
     await _phase_done(plan.lab, "booted")
-    progress(Event("", "profiles", "writing ssh_port, console_port, mgmt_ip into profiles"))
+    tcp_consoles = ", console_port" if any(n.console_port for n in plan.nodes) else ""
+    progress(Event("", "profiles", f"writing mgmt_ip, ssh_port{tcp_consoles}, mac into profiles"))
     state.patched_profiles = patch_profiles(plan, lab_dir(plan.lab))
     save_state(state)
     await _phase_done(plan.lab, "profiles")

@@ -80,8 +80,8 @@ async def _reach(state: LabState, host: Host, node: NodePlan, progress: Progress
 
     record = state.nodes[node.name]
     push = None if record.config_pushed else config_push(node.startup_config)
-    async with host.reach(node.console_port) as (address, port):
-        await console.bootstrap(address, port, node.console, values, deadline, step, push)
+    async with host.reach_console(state.name, node) as address:
+        await console.bootstrap(address, node.console, values, deadline, step, push)
     if push is not None:
         record.config_pushed = True
         save_state(state)

@@ -70,7 +70,7 @@ class NodeStatus(BaseModel):
     phase: str = Field(description="what a starting node is doing, e.g. the probe it waits on")
     pid: int
     ssh_port: int
-    console_port: int
+    console_port: int | None = Field(description="None: a Unix socket in the lab directory")
     ssh_user: str
     hosts: list[str] = Field(description="the virtual hosts of a host VM")
     boot_seconds: float | None
@@ -93,7 +93,7 @@ class VhostStatus(BaseModel):
     status: str
     pid: int
     ssh_port: int
-    console_port: int
+    console_port: int | None = Field(description="None: a Unix socket in the lab directory")
     ssh_user: str
     interfaces: list[VhostInterfaceStatus]
     addresses: list[str]

@@ -203,7 +203,11 @@ class NodePlan(VmSettings):
     ssh_bind: str = Field(description="where QEMU forwards SSH: loopback, or its server's IP")
     mac: str
     ssh_port: int
-    console_port: int
+    console_port: int | None = Field(
+        default=None,
+        description="its serial console's TCP port on loopback (newtlab.console: tcp); "
+        "None: a Unix socket in the lab directory, its owner's only",
+    )
     hosts: list[str] = Field(default_factory=list)
     vhosts: list[VirtualHostPlan] = Field(default_factory=list)
     nics: list[NicPlan]

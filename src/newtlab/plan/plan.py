@@ -335,7 +335,7 @@ def _plan_node(
         ssh_bind=ssh_bind,
         mac=nics[0].mac,
         ssh_port=ssh_port,
-        console_port=console_port,
+        console_port=console_port if specs.topology.newtlab.console == "tcp" else None,
         hosts=node.hosts,
         vhosts=vhosts,
         nics=nics,

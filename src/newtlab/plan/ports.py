@@ -56,7 +56,12 @@ def check_ranges(
     """Raise SpecErrors if any port range overflows or overlaps another."""
     ranges = [
         PortRange("newtlab.ssh_port_base", "SSH ports", section.ssh_port_base, devices),
-        PortRange("newtlab.console_port_base", "console ports", section.console_port_base, devices),
+        PortRange(
+            "newtlab.console_port_base",
+            "console ports",
+            section.console_port_base,
+            devices if section.console == "tcp" else 0,  # else Unix sockets
+        ),
         PortRange("newtlab.link_port_base", "link ports", section.link_port_base, 2 * links),
         PortRange(
             "newtlab.link_port_base",
@@ -108,9 +113,9 @@ def collect_ports(plan: Plan) -> list[PortUse]:
     uses: list[PortUse] = []
     for node in plan.nodes:
         uses.append(PortUse(node.host, node.ssh_bind, node.ssh_port, f"{node.name} SSH", node.name))
-        uses.append(
-            PortUse(node.host, LOOPBACK, node.console_port, f"{node.name} console", node.name)
-        )
+        if node.console_port is not None:
+            console = f"{node.name} console"
+            uses.append(PortUse(node.host, LOOPBACK, node.console_port, console, node.name))
         for nic in node.nics:
             if nic.listen is not None:
                 bind, _, port = nic.listen.rpartition(":")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..agent import layout
 from ..agent.tools import QEMU_BINARY
 from . import pci
-from .model import Accel, NicPlan, NodePlan
+from .model import LOOPBACK, Accel, NicPlan, NodePlan
 
 UEFI_FIRMWARE = "/usr/share/ovmf/OVMF.fd"  # Debian's ovmf package
 
@@ -64,8 +64,8 @@ def qemu_argv(lab: str, node: NodePlan, accel: Accel) -> list[str]:
         "-display",
         "none",
         "-chardev",
-        # The console is reached through the host (an SSH forward on a server), never directly.
-        f"socket,id=console,host=127.0.0.1,port={node.console_port},server=on,wait=off,"
+        # Reached through the host (an SSH forward on a server), never directly.
+        f"socket,id=console,{_console_address(node)},server=on,wait=off,"
         f"logfile={layout.console_log(node.name)},logappend=on",
         "-serial",
         "chardev:console",
@@ -94,6 +94,12 @@ def qemu_argv(lab: str, node: NodePlan, accel: Accel) -> list[str]:
     for device in node.extra_devices:
         argv += ["-device", device]
     return argv + _config_drive(node)
+
+
+def _console_address(node: NodePlan) -> str:
+    if node.console_port is None:  # in the lab directory: its owner's only
+        return f"path={layout.console_socket(node.name)}"
+    return f"host={LOOPBACK},port={node.console_port}"
 
 
 def _config_drive(node: NodePlan) -> list[str]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from ..errors import RuntimeFailure
 from ..plan.model import ConsolePlan, DialogStepPlan
 from ..templates import render
+from .transports.base import ConsoleAddress
 
 NUDGE_INTERVAL = 1.5
 PROMPT_WINDOW = 4096  # patterns are matched within this many characters of the end
@@ -62,6 +63,14 @@ class CommandResult:
     output: str
 
 
+async def open_console(
+    address: ConsoleAddress,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    if isinstance(address, str):
+        return await asyncio.open_unix_connection(address)
+    return await asyncio.open_connection(*address)
+
+
 class ConsoleSession:
     """A conversation with one serial console."""
 
@@ -80,17 +89,16 @@ class ConsoleSession:
 
     @classmethod
     async def connect(
-        cls, host: str, port: int, deadline: float, ignore: Sequence[str] = ()
+        cls, address: ConsoleAddress, deadline: float, ignore: Sequence[str] = ()
     ) -> ConsoleSession:
         while True:
             try:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
+                reader, writer = await asyncio.wait_for(open_console(address), 2)
                 return cls(reader, writer, ignore)
             except (TimeoutError, OSError):
                 if time.monotonic() > deadline:
-                    raise RuntimeFailure(
-                        f"serial console {host}:{port} refused connections"
-                    ) from None
+                    where = address if isinstance(address, str) else f"{address[0]}:{address[1]}"
+                    raise RuntimeFailure(f"serial console {where} refused connections") from None
                 await asyncio.sleep(0.2)
 
     async def close(self) -> None:
@@ -307,8 +315,7 @@ async def push_config(
 
 
 async def bootstrap(
-    host: str,
-    port: int,
+    address: ConsoleAddress,
     console: ConsolePlan,
     values: Mapping[str, str],
     deadline: float,
@@ -320,7 +327,7 @@ async def bootstrap(
     if not console.login:
         return []  # no dialog: the platform needs nothing typed on its console
     values = {**values, "console_user": console.user, "console_pass": console.password}
-    session = await ConsoleSession.connect(host, port, deadline, console.ignore)
+    session = await ConsoleSession.connect(address, deadline, console.ignore)
     secrets = [console.password, values.get("ssh_pass", "")]
     try:
         typed_password = await log_in(session, console, values, deadline, step)

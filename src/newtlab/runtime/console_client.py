@@ -1,4 +1,5 @@
-"""``newtlab console``: a raw terminal attached to a VM's serial console over TCP.
+"""``newtlab console``: a raw terminal attached to a VM's serial console (its Unix
+socket, or a TCP port for a lab with TCP consoles).
 
 Ctrl-] leaves (as in telnet). No telnet or socat needed. Without a terminal
 (stdin a file, a pipe or /dev/null) what stdin holds is typed into the
@@ -20,10 +21,19 @@ ESCAPE = b"\x1d"  # Ctrl-]
 QUIET_AFTER_INPUT = 1.0  # s of console silence that ends a session whose stdin ended
 
 
-def attach(host: str, port: int) -> None:
+def attach(address: str | tuple[str, int]) -> None:
     """Relay stdin/stdout to the console until Ctrl-], the end of stdin (then quiet), or
     the VM closing it."""
-    sock = socket.create_connection((host, port), timeout=5)
+    if isinstance(address, str):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(5)
+        try:
+            sock.connect(address)
+        except OSError:
+            sock.close()
+            raise
+    else:
+        sock = socket.create_connection(address, timeout=5)
     sock.setblocking(False)
     stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
     interactive = os.isatty(stdin)

@@ -17,18 +17,20 @@ that several hosts work in parallel.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Literal
 
+from ..agent import layout
 from ..plan.capacity import Resources
-from ..plan.model import LOCAL_HOST, LOOPBACK
+from ..plan.model import LOCAL_HOST, LOOPBACK, NodePlan
 from ..plan.ports import PortUse
 from .datapaths.base import Datapath
 from .engines.base import VmEngine
 from .processes import LabProcess
-from .transports.base import CommandResult, Say, Transport
+from .transports.base import CommandResult, ConsoleAddress, Say, Transport
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,17 @@ class Host:
     ) -> AbstractAsyncContextManager[tuple[str, int]]:
         """An address from which this machine connects to ``address:port`` here."""
         return self.transport.reach(port, address)
+
+    @contextlib.asynccontextmanager
+    async def reach_console(self, lab: str, node: NodePlan) -> AsyncIterator[ConsoleAddress]:
+        """Where this machine connects to the node's serial console: a Unix socket path,
+        or (address, port) for a lab with TCP consoles."""
+        if node.console_port is None:
+            async with self.transport.reach_unix(lab, layout.console_socket(node.name)) as path:
+                yield path
+        else:
+            async with self.transport.reach(node.console_port) as address:
+                yield address
 
     async def run(self, argv: list[str], timeout: float | None = None) -> CommandResult:
         """Run a command to completion here."""

@@ -348,6 +348,9 @@ class NewtlabSection(_Open):
     links: dict[str, LinkSettingsSpec] = Field(default_factory=dict)
     link_port_base: int = Field(default=20000, ge=1024, le=65535)
     console_port_base: int = Field(default=30000, ge=1024, le=65535)
+    # Serial consoles on Unix sockets in the lab's directory (its owner's only), or on
+    # TCP ports console_port_base + index on loopback (anyone on the machine).
+    console: Literal["unix", "tcp"] = "unix"
     ssh_port_base: int = Field(default=40000, ge=1024, le=65535)
     hosts: dict[str, str] = Field(default_factory=dict)
     servers: list[ServerConfig] = Field(default_factory=list)

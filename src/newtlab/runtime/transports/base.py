@@ -36,6 +36,7 @@ class Writer(Protocol):
 
 
 Streams = tuple[Reader, Writer]
+ConsoleAddress = str | tuple[str, int]  # a Unix socket path, or (address, port)
 
 
 class Transport(Protocol):
@@ -60,6 +61,12 @@ class Transport(Protocol):
     ) -> AbstractAsyncContextManager[tuple[str, int]]:
         """An address from which this machine connects to ``address:port`` of that one
         (a console on its loopback, a VM's SSH forward on its address)."""
+        ...
+
+    def reach_unix(self, lab: str, relative: str) -> AbstractAsyncContextManager[str]:
+        """A path on this machine from which to connect to the Unix socket ``relative``
+        in the lab's directory there (for a server, a forward of its SSH connection,
+        listening in a directory only this user reaches)."""
         ...
 
     async def open_unix(self, lab: str, relative: str) -> Streams:

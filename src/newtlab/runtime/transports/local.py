@@ -62,7 +62,13 @@ class LocalTransport:
         yield address, port
 
     async def open_unix(self, lab: str, relative: str) -> Streams:
-        return await asyncio.open_unix_connection(str(paths.lab_dir(lab) / relative))
+        with paths.connectable(paths.lab_dir(lab) / relative) as path:
+            return await asyncio.open_unix_connection(path)
+
+    @contextlib.asynccontextmanager
+    async def reach_unix(self, lab: str, relative: str) -> AsyncIterator[str]:
+        with paths.connectable(paths.lab_dir(lab) / relative) as path:
+            yield path
 
     async def check_image(self, image: str, sha256: str = "") -> str | None:
         problem: str | None = await self.call("check_image", image=image, sha256=sha256)

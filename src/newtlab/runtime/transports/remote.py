@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shlex
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -205,6 +207,18 @@ class SshTransport:
             yield LOOPBACK, listener.get_port()
         finally:
             listener.close()
+
+    @contextlib.asynccontextmanager
+    async def reach_unix(self, lab: str, relative: str) -> AsyncIterator[str]:
+        # A forward of the SSH connection, listening in a directory only this user reaches.
+        with tempfile.TemporaryDirectory(prefix="newtlab-") as private:
+            local = os.path.join(private, "socket")
+            remote = f"{self._home}/labs/{lab}/{relative}"
+            listener = await self._conn.forward_local_path(local, remote)
+            try:
+                yield local
+            finally:
+                listener.close()
 
     async def open_unix(self, lab: str, relative: str) -> Streams:
         # sshd forwards a Unix socket (StreamLocalForwarding, on by default)

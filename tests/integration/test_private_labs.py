@@ -1,0 +1,157 @@
+"""A lab is its owner's: another user of the machine reaches none of its consoles.
+
+Consoles are Unix sockets in the lab's directory (mode 0700). The test makes
+every directory above that one passable for everyone, so only the lab
+directory's own mode keeps the second user out; a socket in a passable
+directory, reached by the same user the same way, shows the check can fail.
+The second user is created by the test and removed after it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from labkit import SpecDir
+
+import labprocs
+from specfactory import run_cli
+
+OTHER = "newtlab-other"
+# Run as the other user with the system's Python: the test's venv may sit in a
+# directory that user cannot enter.
+CONNECT = """
+import socket, sys
+for path in sys.argv[1:]:
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(path)
+        print(path, "connected")
+    except OSError as exc:
+        print(path, type(exc).__name__)
+"""
+
+
+@pytest.fixture(scope="module")
+def other_user() -> Iterator[pwd.struct_passwd]:
+    made = subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+                           "/usr/sbin/nologin", OTHER], capture_output=True, text=True)  # fmt: skip
+    assert made.returncode in (0, 9), made.stderr  # 9: it exists (a run that was killed)
+    try:
+        yield pwd.getpwnam(OTHER)
+    finally:
+        subprocess.run(["userdel", OTHER], capture_output=True)
+
+
+def connect_as(user: pwd.struct_passwd, paths: list[Path]) -> dict[str, str]:
+    """Path → "connected" or the error, for each Unix socket, as ``user``."""
+    argv = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups",
+            "/usr/bin/python3", "-c", CONNECT, *map(str, paths)]  # fmt: skip
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return dict(line.rsplit(" ", 1) for line in result.stdout.splitlines())
+
+
+@pytest.fixture
+def passable(newtlab_home: Path) -> Iterator[Callable[[Path], None]]:
+    """Make every directory from ``/`` down to a path's parent enterable by anyone."""
+    changed: dict[Path, int] = {}
+
+    def open_up(path: Path) -> None:
+        for directory in path.parents:
+            mode = directory.stat().st_mode & 0o777
+            if not mode & 0o001:
+                changed.setdefault(directory, mode)
+                directory.chmod(mode | 0o001)
+
+    yield open_up
+    for directory, mode in changed.items():
+        directory.chmod(mode)
+
+
+def console_with(node: str, typed: str) -> subprocess.CompletedProcess[str]:
+    """``newtlab console NODE`` with ``typed`` as its stdin (no terminal)."""
+    argv = [sys.executable, "-m", "newtlab", "console", node]
+    return subprocess.run(argv, input=typed, capture_output=True, text=True, timeout=60)
+
+
+def tcp_listeners(pids: set[int]) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket those processes listen on."""
+    found = set()
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        owners = {int(p) for p in re.findall(r"pid=(\d+)", line)}
+        if owners & pids:
+            address, _, port = line.split()[3].rpartition(":")
+            found.add((address.strip("[]"), int(port)))
+    return found
+
+
+def test_another_user_reaches_no_console_of_the_lab(
+    make_lab: Callable[..., SpecDir],
+    newtlab_home: Path,
+    other_user: pwd.struct_passwd,
+    passable: Callable[[Path], None],
+    tmp_path: Path,
+) -> None:
+    spec = make_lab()
+    result = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg")
+    assert result.returncode == 0, result.stderr
+    lab_dir = newtlab_home / "labs" / spec.lab
+    consoles = sorted(lab_dir.glob("qemu/*.console"))
+    assert [c.name for c in consoles] == ["r1.console", "r2.console", "r3.console"]
+    assert (lab_dir.stat().st_mode & 0o777) == 0o700
+    passable(consoles[0])  # every directory above the lab's own is enterable now
+    sockets = [p for p in lab_dir.rglob("*") if p.is_socket()]
+    assert {p.suffix for p in sockets} >= {".console", ".qmp", ".sock"}
+
+    # The control: the same user, the same way, reaches a socket in a passable directory.
+    control_dir = lab_dir.parent / "control"
+    control_dir.mkdir(mode=0o755)
+    control_dir.chmod(0o755)
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(control_dir / "s"))
+        listener.listen()
+        os.chmod(control_dir / "s", 0o777)
+        reached = connect_as(other_user, [control_dir / "s", *sockets])
+    assert reached.pop(str(control_dir / "s")) == "connected"
+    assert set(reached.values()) == {"PermissionError"}, reached
+
+    # Nothing of a console listens on TCP: QEMU listens only on its SSH forward and
+    # its link NICs (the bridge dials them).
+    plan = {n["name"]: n for n in json.loads(run_cli("plan", "-S", str(spec.path),
+                                                         "--json").stdout)["nodes"]}  # fmt: skip
+    for pid, node in labprocs.vms(spec.lab).items():
+        nics = {int(n["listen"].rpartition(":")[2]) for n in plan[node]["nics"] if n["listen"]}
+        ports = {port for _, port in tcp_listeners({pid})}
+        assert ports == {plan[node]["ssh_port"], *nics}, node
+
+    # The owner's console works as before, and the profile names no console port.
+    console = console_with("r1", "echo hi-$((6*7))\n")
+    assert console.returncode == 0 and "hi-42" in console.stdout, console.stderr
+    assert "console_port" not in json.loads((spec.path / "profiles" / "r1.json").read_text())
+
+
+def test_tcp_consoles_when_the_lab_asks_for_them(
+    make_lab: Callable[..., SpecDir], newtlab_home: Path
+) -> None:
+    spec = make_lab(edit=lambda topology: topology["newtlab"].update(console="tcp"))
+    result = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg")
+    assert result.returncode == 0, result.stderr
+    first = spec.ports["console_port_base"]
+    pids = set(labprocs.vms(spec.lab))
+    assert {("127.0.0.1", first + i) for i in range(3)} <= tcp_listeners(pids)
+    assert not list((newtlab_home / "labs" / spec.lab).glob("qemu/*.console"))
+    profile = json.loads((spec.path / "profiles" / "r2.json").read_text())
+    assert profile["console_port"] == first + 1
+    console = console_with("r2", "echo hi-$((6*7))\n")
+    assert console.returncode == 0 and "hi-42" in console.stdout, console.stderr
+    assert f"console of r2 on port {first + 1}" in console.stderr
