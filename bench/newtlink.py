@@ -4,9 +4,10 @@ Usage: python bench/newtlink.py [--seconds S] [--repeat N] [--pings N] [--quick]
 
 All traffic is QEMU-framed (4-byte length + frame). Sender, receiver and
 relay are separate processes. As in a lab, the endpoints listen like a QEMU
-NIC (``-netdev socket,listen=``, one peer) and the relay dials both of them:
-newtlink from its config (``a_dial``/``z_dial``), socat as
-``socat TCP:A TCP:Z``. Sending starts once newtlink's stats say the link is
+NIC (one peer) and the relay dials both of them: newtlink from its config
+(``a_dial``/``z_dial``), socat as ``socat TCP:A TCP:Z``. The endpoints listen
+on loopback TCP ports, and for ``newtlink-unix`` on Unix sockets, as newtlab's
+VM NICs do (``-netdev stream,server=on``). Sending starts once newtlink's stats say the link is
 connected (frames sent before that are dropped by design). Printed side by
 side, measured in one run:
 
@@ -23,8 +24,9 @@ side, measured in one run:
 * relay CPU per Gbit/s (bulk), and the RSS and CPU share of
   one newtlink whose 1,000 links dial ports where nothing listens (it keeps
   redialling every side, backing off to once a second);
-* the ratios newtlink/direct, newtlink/splice and newtlink/socat, and the round
-  trip newtlink adds over direct.
+* the ratios newtlink/direct, newtlink/splice and newtlink/socat, the round
+  trip newtlink adds over direct, and newtlink on Unix sockets against newtlink
+  on TCP.
 
 How relay CPU is measured: the relay process's user + system CPU time, all
 its threads (``/proc/<pid>/stat``), is sampled every 10 ms during the run and
@@ -94,12 +96,22 @@ def frame(size: int) -> bytes:
 # -- endpoints (run in child processes; each takes ``ready`` last) ----------------------
 
 
-def _endpoint_socket(port: int, dial: bool, ready: Any, nodelay: bool = False) -> socket.socket:
+Address = int | str  # a TCP port on loopback, or a Unix socket path
+
+
+def _endpoint_socket(port: Address, dial: bool, ready: Any, nodelay: bool = False) -> socket.socket:
     """Listen on ``port`` like a QEMU NIC and take one peer, or (``dial``) connect to it."""
     if dial:  # direct runs only: the other endpoint is already listening
         ready.set()
-        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
         sock.settimeout(None)
+    elif isinstance(port, str):  # as newtlab's VM NICs: a Unix socket
+        with socket.socket(socket.AF_UNIX) as server:
+            server.bind(port)
+            server.listen(1)
+            ready.set()
+            sock, _ = server.accept()
+        return sock
     else:
         with socket.socket() as server:
             server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -112,7 +124,7 @@ def _endpoint_socket(port: int, dial: bool, ready: Any, nodelay: bool = False) -
     return sock
 
 
-def receiver(port: int, result: Any, quiet: float, ready: Any) -> None:
+def receiver(port: Address, result: Any, quiet: float, ready: Any) -> None:
     """Puts ``(bytes, first, last)``: what arrived, and when its first and last bytes did
     (``time.perf_counter()``: CLOCK_MONOTONIC on Linux, one clock for every process)."""
     sock = _endpoint_socket(port, False, ready)
@@ -137,7 +149,7 @@ def receiver(port: int, result: Any, quiet: float, ready: Any) -> None:
 
 
 def sender(
-    port: int, dial: bool, size: int, write: int, seconds: float, go: Any, ready: Any
+    port: Address, dial: bool, size: int, write: int, seconds: float, go: Any, ready: Any
 ) -> None:
     sock = _endpoint_socket(port, dial, ready)
     one = frame(size)
@@ -155,7 +167,7 @@ def sender(
     sock.close()
 
 
-def echo(port: int, pin: bool, ready: Any) -> None:
+def echo(port: Address, pin: bool, ready: Any) -> None:
     if pin:
         os.sched_setaffinity(0, {0})
     sock = _endpoint_socket(port, False, ready, nodelay=True)
@@ -180,7 +192,9 @@ def round_trips(sock: socket.socket, count: int) -> list[float]:
     return samples
 
 
-def pinger(port: int, dial: bool, count: int, result: Any, go: Any, pin: bool, ready: Any) -> None:
+def pinger(
+    port: Address, dial: bool, count: int, result: Any, go: Any, pin: bool, ready: Any
+) -> None:
     if pin:
         os.sched_setaffinity(0, {0})
     sock = _endpoint_socket(port, dial, ready, nodelay=True)
@@ -215,16 +229,20 @@ def endpoints() -> Iterator[Callable[..., None]]:
 # -- relays ------------------------------------------------------------------------------
 
 
-def newtlink_config(path: Path, dials: list[tuple[int, int]], stats: Path) -> None:
+def _dial(address: Address) -> str:
+    return f"unix:{address}" if isinstance(address, str) else f"127.0.0.1:{address}"
+
+
+def newtlink_config(path: Path, dials: list[tuple[Address, Address]], stats: Path) -> None:
     links = [
-        {"a": f"a{i}:e1", "z": f"z{i}:e1", "a_dial": f"127.0.0.1:{a}", "z_dial": f"127.0.0.1:{z}"}
+        {"a": f"a{i}:e1", "z": f"z{i}:e1", "a_dial": _dial(a), "z_dial": _dial(z)}
         for i, (a, z) in enumerate(dials)
     ]
     path.write_text(json.dumps({"lab": "bench", "links": links, "stats_unix": str(stats)}))
 
 
 @contextmanager
-def relay(kind: str, a: int, z: int, pin: bool) -> Iterator[int | None]:
+def relay(kind: str, a: Address, z: Address, pin: bool) -> Iterator[int | None]:
     """Relay between the endpoints listening on ports ``a`` and ``z`` (the relay dials
     both); yields its pid (None for direct) once it has linked them."""
     if kind == "direct":
@@ -321,13 +339,24 @@ class CpuTrace:
         return self.at(end) - self.at(start)
 
 
+@contextmanager
+def addresses(kind: str) -> Iterator[tuple[Address, Address]]:
+    """The two endpoints' addresses: Unix sockets for newtlink-unix (as newtlab's VM
+    NICs), loopback ports for the rest."""
+    if kind != "newtlink-unix":
+        a, z = free_ports(2)
+        yield a, z
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        yield f"{tmp}/a.nic", f"{tmp}/z.nic"
+
+
 def throughput(
     kind: str, size: int, seconds: float, write: int = 0, quiet: float = 1.0
 ) -> dict[str, float]:
-    a, z = free_ports(2)
     dial = kind == "direct"  # with no relay the sender dials the receiver itself
     result, go = CTX.Queue(), CTX.Event()
-    with endpoints() as start:
+    with addresses(kind) as (a, z), endpoints() as start:
         start(receiver, z, result, quiet)
         start(sender, z if dial else a, dial, size, write, seconds, go)
         with relay(kind, a, z, pin=False) as pid, CpuTrace(pid) as cpu:
@@ -346,10 +375,9 @@ def throughput(
 
 
 def latency(kind: str, count: int, pin: bool = True) -> tuple[float, float]:
-    a, z = free_ports(2)
     dial = kind == "direct"
     result, go = CTX.Queue(), CTX.Event()
-    with endpoints() as start:
+    with addresses(kind) as (a, z), endpoints() as start:
         start(echo, z, pin)  # through newtlink it never sees EOF: killed on the way out
         start(pinger, z if dial else a, dial, count, result, go, pin)
         with relay(kind, a, z, pin=pin):
@@ -422,7 +450,8 @@ def main() -> None:
     quiet = 0.2 if args.quick else 1.0  # the silence that ends a throughput run
     # A SIGTERM unwinds like Ctrl-C, so no relay or endpoint outlives the bench.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    kinds = ["direct", "splice", "newtlink"] + (["socat"] if shutil.which("socat") else [])
+    kinds = ["direct", "splice", "newtlink", "newtlink-unix"]
+    kinds += ["socat"] if shutil.which("socat") else []
     results: dict[str, Any] = {}
     for kind in kinds:
         entry: dict[str, Any] = {}
@@ -450,6 +479,13 @@ def main() -> None:
         ratios[f"{mode}_vs_splice"] = (
             results["newtlink"][mode]["gbit_s"] / results["splice"][mode]["gbit_s"]
         )
+    for mode in MODES:  # newtlab's VM NICs are Unix sockets: what that costs or gains
+        ratios[f"{mode}_unix_vs_tcp"] = (
+            results["newtlink-unix"][mode]["gbit_s"] / results["newtlink"][mode]["gbit_s"]
+        )
+    ratios["rtt_p50_unix_minus_tcp_us"] = (
+        results["newtlink-unix"]["rtt_p50_us"] - results["newtlink"]["rtt_p50_us"]
+    )
     ratios["rtt_p50_added_us"] = results["newtlink"]["rtt_p50_us"] - results["direct"]["rtt_p50_us"]
     ratios["rtt_p50_unpinned_added_us"] = (
         results["newtlink"]["rtt_p50_unpinned_us"] - results["direct"]["rtt_p50_unpinned_us"]
@@ -460,7 +496,7 @@ def main() -> None:
         print()
         return
     print(
-        f"{'':10}"
+        f"{'':14}"
         + "".join(f"{m + ' Gbit/s':>18}" for m in MODES)
         + f"{'RTT p50 µs':>12}{'p99 µs':>9}{'unpinned':>10}{'CPU%/Gbit/s':>13}"
     )
@@ -469,7 +505,7 @@ def main() -> None:
         bulk = r["bulk"]
         cpu = f"{bulk['relay_cpu'] * 100 / bulk['gbit_s']:.1f}" if kind != "direct" else "-"
         print(
-            f"{kind:10}"
+            f"{kind:14}"
             + "".join(f"{r[m]['gbit_s']:18.2f}" for m in MODES)
             + f"{r['rtt_p50_us']:12.1f}{r['rtt_p99_us']:9.1f}{r['rtt_p50_unpinned_us']:10.1f}"
             + f"{cpu:>13}"

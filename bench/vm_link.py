@@ -4,8 +4,8 @@ Usage: python bench/vm_link.py [--seconds S] [--json]
 
 Deploys two host-image VMs (r1:eth1 — r2:eth1) with newtlab and runs iperf3
 from r1 to r2 through the bridge. Then, same run, the same two VMs joined by
-a direct QEMU-to-QEMU socket link: both VMs are stopped, r2's argv in the lab
-state gets its eth1 dialling r1's (``-netdev socket,connect=``), both are
+a direct QEMU-to-QEMU link: both VMs are stopped, r2's argv in the lab
+state gets its eth1 dialling r1's Unix socket (``-netdev stream,server=off``), both are
 started again as newtlab starts any VM, the bridge is stopped (r1's NIC then
 takes r2's waiting connection), and iperf3 runs again. Printed: the Mbit/s
 r2 received each time, and the ratio of through-newtlink to the baseline, the
@@ -83,10 +83,10 @@ def iperf(lab: Lab, seconds: float) -> float:
 def join_directly() -> Lab:
     """r1 and r2 booted again with r2's eth1 dialling r1's, and the bridge gone."""
     state = load_state(LAB)
-    r1_port = state.plan.node("r1").nics[1].listen
+    r1_socket = state.plan.node("r1").nics[1].listen
     r2 = state.plan.node("r2")
-    argv = [re.sub(r"socket,id=eth1,listen=[\d.:]+", f"socket,id=eth1,connect={r1_port}", a)
-            for a in r2.qemu_argv]  # fmt: skip
+    dial = f"stream,id=eth1,server=off,addr.type=unix,addr.path={r1_socket}"
+    argv = [re.sub(r"stream,id=eth1,server=on,\S+", dial, a) for a in r2.qemu_argv]
     assert argv != r2.qemu_argv, "r2's eth1 netdev not found in its argv"
     nodes = [n.model_copy(update={"qemu_argv": argv}) if n.name == "r2" else n
              for n in state.plan.nodes]  # fmt: skip

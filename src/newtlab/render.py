@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from .plan.bridges import trunk_port
 from .plan.impairments import describe
 from .plan.ports import collect_ports
 
@@ -71,11 +72,14 @@ def plan_tables(plan: Plan, auto: bool = False) -> list[Table]:
             nics.add_row(node.name, nic.guest, shown, nic.mac, nic.pci.removeprefix("0000:"),
                          peers.get(end, "-"))  # fmt: skip
     links = Table(title=f"{len(plan.links)} links", title_justify="left")
-    for column in ("A", "Z", "A PORT", "Z PORT", "HOSTS"):
+    for column in ("A", "Z", "HOSTS", "TRUNK PORT"):
         links.add_column(column, overflow=FOLD)
     for link in plan.links:
-        where = link.a_host if link.a_host == link.z_host else f"{link.a_host} ↔ {link.z_host}"
-        links.add_row(link.a, link.z, str(link.a_port), str(link.z_port), where)
+        if link.a_host == link.z_host:  # both NICs dialled by one bridge: no port
+            links.add_row(link.a, link.z, link.a_host, "-")
+        else:  # the bridges meet on a port of the worker host
+            trunk = f"{link.worker_host}:{trunk_port(link)}"
+            links.add_row(link.a, link.z, f"{link.a_host} ↔ {link.z_host}", trunk)
     tables = [nodes, nics, links] if plan.links else [nodes, nics]
     vhosts = [vhost for node in plan.nodes for vhost in node.vhosts]
     if vhosts:
@@ -135,7 +139,7 @@ def print_plan(console: Console, plan: Plan, *, auto: bool = False, argv: bool =
         far = f", listens for the far bridge on {', '.join(listens)}" if listens else ""
         console.print(
             f"bridge on {bridge.host}: {len(bridge.links)} links, dials its VMs' NICs on "
-            f"127.0.0.1{far}; stats on {bridge.stats_bind}:{bridge.stats_port}"
+            f"their Unix sockets{far}"
         )
     exposed = [u for u in collect_ports(plan) if u.bind != "127.0.0.1"]
     if not exposed:
@@ -183,7 +187,7 @@ def print_status(console: Console, status: LabStatus) -> None:
     console.print(nodes)
     if status.links:
         links = Table(title_justify="left")
-        for column in ("LINK", "PORTS", "STATUS", "A→Z", "Z→A"):
+        for column in ("LINK", "STATUS", "A→Z", "Z→A"):
             links.add_column(column, overflow=FOLD)
         for link in status.links:
             stats = link.stats
@@ -193,7 +197,6 @@ def print_status(console: Console, status: LabStatus) -> None:
                 state += f" [magenta]{link.impairment}[/]"
             links.add_row(
                 f"{link.a} ↔ {link.z}",
-                f"{link.a_port}/{link.z_port}",
                 state,
                 _bytes(stats.get("a_to_z_bytes", 0)),
                 _bytes(stats.get("z_to_a_bytes", 0)),

@@ -47,15 +47,19 @@ def test_bridge_dies_and_the_lab_heals(make_lab, newtlab_home: Path) -> None:  #
     ssh("r1", "ping -c 2 -W 2 10.0.12.2 || ping -c 2 -W 2 10.0.12.2")
     vms = vm_pids(spec.lab)
 
-    # The VMs listen for their links, and nothing of the lab listens beyond loopback.
+    # The VMs listen for their links on Unix sockets in the lab directory; of the lab,
+    # only the VMs' SSH forwards listen on TCP, on loopback.
     data = status()
     lab_pids = set(labprocs.vms(spec.lab)) | set(procs.find(procs.bridge_tag(spec.lab)))
     listening = listeners(lab_pids)
-    assert listening and {address for _, address, _ in listening} == {"127.0.0.1"}
-    owners = {port: pid for pid, _, port in listening}
-    for link in data["links"]:
-        a_vm, z_vm = link["a"].split(":")[0], link["z"].split(":")[0]
-        assert owners[link["a_port"]] == vms[a_vm] and owners[link["z_port"]] == vms[z_vm]
+    ssh_ports = {node["name"]: node["ssh_port"] for node in data["nodes"]}
+    assert sorted((pid, address, port) for pid, address, port in listening) == sorted(
+        (pid, "127.0.0.1", ssh_ports[node]) for pid, node in labprocs.vms(spec.lab).items()
+    )
+    lab_dir = newtlab_home / "labs" / spec.lab
+    for node in load_state(spec.lab).plan.nodes:
+        nics = [n for n in node.nics if n.listen]
+        assert nics and all((lab_dir / n.listen).is_socket() for n in nics)
 
     # kill -9 of the bridge in the middle of a ping: its supervisor brings it back at once.
     ping = subprocess.Popen(

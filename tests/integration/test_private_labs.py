@@ -1,6 +1,8 @@
-"""A lab is its owner's: another user of the machine reaches none of its consoles.
+"""A lab is its owner's: another user of the machine reaches none of its consoles or NICs.
 
-Consoles are Unix sockets in the lab's directory (mode 0700). The test makes
+Consoles, VM NICs and the bridge's sockets are Unix sockets in the lab's
+directory (mode 0700); of the lab only the VMs' SSH forwards listen on TCP
+(they need the lab's key or password). The test makes
 every directory above that one passable for everyone, so only the lab
 directory's own mode keeps the second user out; a socket in a passable
 directory, reached by the same user the same way, shows the check can fail.
@@ -111,7 +113,7 @@ def test_another_user_reaches_no_console_of_the_lab(
     assert (lab_dir.stat().st_mode & 0o777) == 0o700
     passable(consoles[0])  # every directory above the lab's own is enterable now
     sockets = [p for p in lab_dir.rglob("*") if p.is_socket()]
-    assert {p.suffix for p in sockets} >= {".console", ".qmp", ".sock"}
+    assert {p.suffix for p in sockets} >= {".console", ".qmp", ".nic1", ".nic2", ".sock"}
 
     # The control: the same user, the same way, reaches a socket in a passable directory.
     control_dir = lab_dir.parent / "control"
@@ -125,14 +127,14 @@ def test_another_user_reaches_no_console_of_the_lab(
     assert reached.pop(str(control_dir / "s")) == "connected"
     assert set(reached.values()) == {"PermissionError"}, reached
 
-    # Nothing of a console listens on TCP: QEMU listens only on its SSH forward and
-    # its link NICs (the bridge dials them).
-    plan = {n["name"]: n for n in json.loads(run_cli("plan", "-S", str(spec.path),
-                                                         "--json").stdout)["nodes"]}  # fmt: skip
-    for pid, node in labprocs.vms(spec.lab).items():
-        nics = {int(n["listen"].rpartition(":")[2]) for n in plan[node]["nics"] if n["listen"]}
-        ports = {port for _, port in tcp_listeners({pid})}
-        assert ports == {plan[node]["ssh_port"], *nics}, node
+    # Of the lab's processes only the VMs' SSH forwards listen on TCP.
+    nodes = json.loads(run_cli("status", "--json").stdout)["nodes"]
+    ssh_ports = {n["name"]: n["ssh_port"] for n in nodes}
+    vms = labprocs.vms(spec.lab)
+    bridge = set(labprocs.home_labs()[spec.lab]) - set(vms)
+    assert bridge and tcp_listeners(bridge) == set()
+    for pid, node in vms.items():
+        assert tcp_listeners({pid}) == {("127.0.0.1", ssh_ports[node])}, node
 
     # The owner's console works as before, and the profile names no console port.
     console = console_with("r1", "echo hi-$((6*7))\n")

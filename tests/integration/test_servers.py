@@ -162,6 +162,9 @@ def test_a_lab_over_two_servers(
     }  # fmt: skip
     beyond_loopback = {(a, p) for s in pool for a, p in listeners(s) if a != "127.0.0.1"}
     assert beyond_loopback == exposed
+    # and on loopback nothing at all: consoles, VM NICs and the bridges' stats and
+    # control are Unix sockets in each server's lab directory.
+    assert {(s.name, p) for s in pool for a, p in listeners(s) if a == "127.0.0.1"} == set()
     assert refused(s1.address, cross["z_port"])  # we are not s2
     assert status()["links"][1]["stats"]["z_refused_allow"] == 1
     for port in (cross["a_port"], spec.ports["console_port_base"], spec.ports["link_port_base"]):

@@ -42,14 +42,19 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-MODES = ("listen", "dial")
+# listen: the bridge listens, the "VMs" dial it; dial: the "VMs" listen on TCP and the
+# bridge dials them; unix: the same on Unix sockets in the bridge's directory (newtlab's way).
+MODES = ("listen", "dial", "unix")
+DIALLING = ("dial", "unix")
 
 
 def link_config(
     i: int, a_port: int, z_port: int, mode: str = "listen", **extra: Any
 ) -> dict[str, Any]:
-    if mode == "dial":
-        sides: dict[str, Any] = {"a_dial": f"127.0.0.1:{a_port}", "z_dial": f"127.0.0.1:{z_port}"}
+    if mode == "unix":
+        sides: dict[str, Any] = {"a_dial": f"unix:a{i}.nic", "z_dial": f"unix:z{i}.nic"}
+    elif mode == "dial":
+        sides = {"a_dial": f"127.0.0.1:{a_port}", "z_dial": f"127.0.0.1:{z_port}"}
     else:
         sides = {"a_port": a_port, "z_port": z_port, "a_bind": "127.0.0.1", "z_bind": "127.0.0.1"}
     return {"a": f"a{i}:eth1", "z": f"z{i}:eth1", **sides, **extra}
@@ -101,20 +106,28 @@ class Newtlink:
         taken the connection.
         """
         key = (link, side)
-        if self.mode == "dial":
+        if self.mode in DIALLING:
             sock = self._accept(key, timeout)
         else:
             address = (source, 0) if source else None
             sock = socket.create_connection(
                 ("127.0.0.1", self.port(side, link)), timeout=timeout, source_address=address
             )
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if sock.family != socket.AF_UNIX:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.taken[key] = self.taken.get(key, 0) + 1
         return sock
 
     def plug(self, side: str, link: int = 0) -> None:
         """Dial mode: open the side's listener now (the bridge connects within its backoff)."""
         key = (link, side)
+        if self.mode == "unix" and key not in self.listeners:
+            listener = socket.socket(socket.AF_UNIX)
+            path = self.directory / self.config["links"][link][f"{side}_dial"].removeprefix("unix:")
+            path.unlink(missing_ok=True)
+            listener.bind(str(path))
+            listener.listen(1)
+            self.listeners[key] = listener
         if self.mode == "dial" and key not in self.listeners:
             listener = socket.socket()
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -120,13 +120,21 @@ def test_many_links_at_once(start_bridge: StartBridge, mode: str) -> None:
     pairs = [(bridge.connect("a", i), bridge.connect("z", i)) for i in range(links)]
     for i in range(links):
         bridge.wait_stats(lambda s: s["connected"], link=i)
-    for i, (a, _) in enumerate(pairs):
+
+    def send(i: int, a: socket.socket) -> None:
         for chunk in Frames(100 + i).batches(0, 200 + i):
             a.sendall(chunk)
+
+    # Sent while the far ends drain: a Unix socket buffers less than a TCP connection.
+    senders = [threading.Thread(target=send, args=(i, a)) for i, (a, _) in enumerate(pairs)]
+    for sender in senders:
+        sender.start()
     for i, (_, z) in enumerate(pairs):
         checker = Checker()
         checker.drain(z, 200 + i, timeout=20)
         assert checker.bad == [] and checker.sequences == list(range(200 + i))
+    for sender in senders:
+        sender.join(10)
     time.sleep(0.1)
     for i in range(links):
         stats = bridge.stats(i)

@@ -78,6 +78,12 @@ def test_a_side_dials_or_listens() -> None:
     assert (only.a.dial, only.a.port, only.a.dial_address) == ("::1", 7000, "[::1]:7000")
     assert only.a.where == "dial [::1]:7000" and only.z.where == "listen 127.0.0.1:1001"
     assert only.z.dial == "" and only.z.dial_address == ""
+    (unix,) = parse({"links": [link(a_port=None, a_dial="unix:qemu/r1.nic1")]}).links
+    assert (unix.a.unix, unix.a.dials, unix.a.where) == (
+        "qemu/r1.nic1",
+        True,
+        "dial unix:qemu/r1.nic1",
+    )
 
 
 @pytest.mark.parametrize(
@@ -92,6 +98,10 @@ def test_a_side_dials_or_listens() -> None:
         ({"links": [link(a_dial="127.0.0.1:5")]}, "links[0]: a_dial and a_port both given"),
         ({"links": [link(a_port=None, a_dial=":5")]}, "links[0].a_dial: ':5' names no host"),
         ({"links": [link(z_port=None, z_dial="h:x")]}, "links[0].z_dial: expected host:port"),
+        (
+            {"links": [link(a_port=None, a_dial="unix:")]},
+            "links[0].a_dial: 'unix:' is not a Unix socket path",
+        ),
         (
             {"links": [link(a_port=None, a_dial="h:1", a_source="h")]},
             "links[0].a_source: 'h' is not an IP address",

@@ -27,7 +27,10 @@ def test_plan_table_and_json() -> None:
     assert table.returncode == 0, table.stderr
     assert "hostvm-0" in table.stdout and "spine:Ethernet0" in table.stdout
     data = json.loads(run_cli("plan", "-S", spec, "--json", "--no-probe", "--accel", "tcg").stdout)
-    assert data["accel"] == "tcg" and data["bridges"]["local"]["stats_port"] == 9999
+    assert data["accel"] == "tcg"
+    dials = [side["dial"] for link in data["bridges"]["local"]["links"] for side in link.values()
+             if isinstance(side, dict)]  # fmt: skip
+    assert dials and all(d.startswith("unix:qemu/") for d in dials)  # every VM NIC
 
 
 def test_probe_reports_every_conflict_with_purpose(tmp_path: Path, held_port: int) -> None:
@@ -36,21 +39,21 @@ def test_probe_reports_every_conflict_with_purpose(tmp_path: Path, held_port: in
         second.listen(1)
         other = second.getsockname()[1]
         devices = linked(("a:Ethernet0", "b:Ethernet0"))
-        # a's SSH port is held; the link's Z side is held too.
+        # a's SSH port is held, and a's TCP console port too.
         spec = write_specs(
             tmp_path / "lab",
             devices,
             newtlab={
                 "ssh_port_base": held_port,
-                "link_port_base": other - 1,
-                "console_port_base": 50000,
+                "link_port_base": 50000,
+                "console_port_base": other,
+                "console": "tcp",
             },
         )
         result = run_cli("plan", "-S", str(spec))
     assert result.returncode == 1
     assert f"a SSH: port {held_port} in use" in result.stderr
-    nic = f"b NIC Ethernet0 (link a:Ethernet0 -- b:Ethernet0): port {other} in use"
-    assert nic in result.stderr
+    assert f"a console: port {other} in use" in result.stderr
     assert "Traceback" not in result.stderr
     skipped = run_cli("plan", "-S", str(spec), "--no-probe")
     assert skipped.returncode == 0

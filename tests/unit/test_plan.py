@@ -150,7 +150,7 @@ def test_nics_are_contiguous_with_guest_names(tmp_path: Path) -> None:
     ]
     argv = " ".join(a.qemu_argv)
     assert "-device e1000,mac=" in argv  # unconnected NICs have no netdev
-    assert argv.count("-netdev socket") == 1
+    assert argv.count("-netdev stream") == 1
 
 
 def test_switch_shares_one_mac_and_hosts_get_one_per_nic(tmp_path: Path) -> None:
@@ -198,7 +198,9 @@ def test_qemu_argv_for_kvm_and_tcg(tmp_path: Path) -> None:
     assert arg(tcg, "-cpu") == "max,+sse4.2" and arg(tcg, "-accel") == "tcg"
     assert arg(kvm, "-name") == "newtlab:lab:a"
     assert (arg(kvm, "-m"), arg(kvm, "-smp")) == ("2048", "3")
-    assert "socket,id=eth1,listen=127.0.0.1:20000" in kvm  # the VM listens, the bridge dials
+    assert (
+        "stream,id=eth1,server=on,addr.type=unix,addr.path=qemu/a.nic1" in kvm
+    )  # the bridge dials it
     assert any(
         a.startswith("virtio-net-pci,netdev=eth1,mac=52:54:00:") and a.endswith(",romfile=")
         for a in kvm
@@ -260,7 +262,10 @@ def test_ports_follow_the_formulas(tmp_path: Path) -> None:
         ("a:Ethernet1", "c:Ethernet1", 21002, 21003),
         ("b:Ethernet1", "c:Ethernet0", 21004, 21005),
     ]
-    assert plan.bridges["local"].stats_port == 20999
+    # The link ports are reserved, but only a link between servers listens on one: every
+    # VM NIC is a Unix socket in the lab directory, and the bridge listens on no TCP port.
+    purposes = sorted(u.purpose for u in collect_ports(plan))
+    assert purposes == ["a SSH", "a console", "b SSH", "b console", "c SSH", "c console"]
 
 
 def test_explicit_links_keep_orientation_and_are_sorted(tmp_path: Path) -> None:
@@ -272,18 +277,17 @@ def test_explicit_links_keep_orientation_and_are_sorted(tmp_path: Path) -> None:
     ]
 
 
-def test_single_host_bridge_dials_every_vm_nic_on_loopback(tmp_path: Path) -> None:
+def test_single_host_bridge_dials_every_vm_nic_on_its_unix_socket(tmp_path: Path) -> None:
     devices = linked(("a:Ethernet0", "b:Ethernet0"))
     plan = Lab.load(write_specs(tmp_path / "lab", devices)).plan
     (link,) = plan.links
     assert (link.a_host, link.z_host, link.worker_host) == ("local", "local", "local")
-    assert plan.node("a").nics[1].listen == "127.0.0.1:20000"
-    assert plan.node("b").nics[1].listen == "127.0.0.1:20001"
+    assert plan.node("a").nics[1].listen == "qemu/a.nic1"
+    assert plan.node("b").nics[1].listen == "qemu/b.nic1"
     assert newtlink_config("lab", plan.bridges["local"]) == {
         "lab": "lab",
         "links": [{"a": "a:Ethernet0", "z": "b:Ethernet0",
-                   "a_dial": "127.0.0.1:20000", "z_dial": "127.0.0.1:20001"}],
-        "stats_addr": "127.0.0.1:19999",
+                   "a_dial": "unix:qemu/a.nic1", "z_dial": "unix:qemu/b.nic1"}],
     }  # fmt: skip
 
 
@@ -301,29 +305,28 @@ def test_cross_host_link_is_one_connection_bridge_to_bridge(tmp_path: Path) -> N
     cross, local = plan.links
     assert (cross.a_host, cross.z_host) == ("s1", "s2")
     assert cross.worker_host == "s1"  # tie between s1 and s2 → smaller name
-    # Every VM NIC listens on its own server's loopback only.
-    assert plan.node("a").nics[1].listen == f"127.0.0.1:{cross.a_port}"
-    assert plan.node("b").nics[1].listen == f"127.0.0.1:{cross.z_port}"
+    # Every VM NIC listens on a Unix socket in the lab directory of its own server.
+    assert plan.node("a").nics[1].listen == "qemu/a.nic1"
+    assert plan.node("b").nics[1].listen == "qemu/b.nic1"
     assert set(plan.bridges) == {"s1", "s2"}
     s1, s2 = plan.bridges["s1"], plan.bridges["s2"]
-    assert s1.stats_bind == s2.stats_bind == "127.0.0.1"
-    # s1 dials its VM and listens for s2 (only s2) on b's port number, free on s1.
+    # s1 dials its VM and listens for s2 (only s2) on the reserved port of b's end.
     s1_cross, s1_local = s1.links
-    assert s1_cross.a == BridgeSidePlan(name=cross.a, dial=f"127.0.0.1:{cross.a_port}")
+    assert s1_cross.a == BridgeSidePlan(name=cross.a, dial="unix:qemu/a.nic1")
     assert s1_cross.z == BridgeSidePlan(
         name=cross.z, listen=f"10.0.0.1:{cross.z_port}", allow=["10.0.0.2"]
     )
     assert (s1_local.a.dial, s1_local.z.dial) == (
-        f"127.0.0.1:{local.a_port}",
-        f"127.0.0.1:{local.z_port}",
+        f"unix:qemu/{local.a_vm}.nic{local.a_nic}",
+        f"unix:qemu/{local.z_vm}.nic{local.z_nic}",
     )
-    # s2 dials its own VM and dials s1: no listener on s2 beyond loopback.
+    # s2 dials its own VM and dials s1: no listener on s2.
     (s2_cross,) = s2.links
     assert s2_cross.a == BridgeSidePlan(name=cross.a, dial=f"10.0.0.1:{cross.z_port}")
-    assert s2_cross.z == BridgeSidePlan(name=cross.z, dial=f"127.0.0.1:{cross.z_port}")
+    assert s2_cross.z == BridgeSidePlan(name=cross.z, dial="unix:qemu/b.nic1")
     config = newtlink_config("lab", s1)["links"][0]
     assert config == {
-        "a": cross.a, "z": cross.z, "a_dial": f"127.0.0.1:{cross.a_port}",
+        "a": cross.a, "z": cross.z, "a_dial": "unix:qemu/a.nic1",
         "z_port": cross.z_port, "z_bind": "10.0.0.1", "z_allow": ["10.0.0.2"],
     }  # fmt: skip
     exposed = [u for u in collect_ports(plan) if u.bind != "127.0.0.1" and u.port < 30000]

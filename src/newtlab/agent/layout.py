@@ -38,6 +38,11 @@ def qmp_socket(node: str) -> str:
     return f"qemu/{node}.qmp"
 
 
+def nic_socket(node: str, index: int) -> str:
+    """Where the node's linked NIC ``index`` listens for its host's bridge."""
+    return f"qemu/{node}.nic{index}"
+
+
 def console_socket(node: str) -> str:
     """The serial console, unless the lab asks for TCP consoles."""
     return f"qemu/{node}.console"

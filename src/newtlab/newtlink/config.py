@@ -2,10 +2,11 @@
 
 Each side of a link either listens (``a_port`` with ``a_bind`` and the
 ``a_allow`` list of peer addresses) or dials (``a_dial: "host:port"``,
-optionally from ``a_source``), and the bridge redials a dialling side
-whenever it drops. newtlab's own configs
-dial the VMs, which listen on loopback; a listening side serves the far end
-of a link between two servers, or any client when newtlink runs on its own.
+optionally from ``a_source``, or ``a_dial: "unix:PATH"``, a Unix socket path
+relative to the bridge's working directory), and the bridge redials a
+dialling side whenever it drops. newtlab's own configs dial the VMs, which
+listen on Unix sockets in the lab directory; a listening side serves the far
+end of a link between two servers, or any client when newtlink runs on its own.
 
 Every error names the JSON path, so a bad file is explained in one line.
 Unknown fields are ignored, so a newer orchestrator can add some.
@@ -34,16 +35,25 @@ class SideConfig:
     allow: frozenset[str] = frozenset()  # listening sides: peers allowed to connect; empty = any
     dial: str = ""  # dialling sides: the host to connect to ("" = this side listens)
     source: str = ""  # dialling sides: the local address to dial from ("" = the kernel's choice)
+    unix: str = ""  # dialling sides: the Unix socket to connect to, instead of a host
+
+    @property
+    def dials(self) -> bool:
+        return bool(self.dial or self.unix)
 
     @property
     def dial_address(self) -> str:
-        """``host:port`` dialled, or "" for a listening side."""
+        """``host:port`` or ``unix:PATH`` dialled, or "" for a listening side."""
+        if self.unix:
+            return f"unix:{self.unix}"
         return _join(self.dial, self.port) if self.dial else ""
 
     @property
     def where(self) -> str:
-        """``dial H:P`` or ``listen B:P``, for messages."""
-        return f"dial {self.dial_address}" if self.dial else f"listen {_join(self.bind, self.port)}"
+        """``dial H:P`` (or ``dial unix:PATH``) or ``listen B:P``, for messages."""
+        if self.dials:
+            return f"dial {self.dial_address}"
+        return f"listen {_join(self.bind, self.port)}"
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,11 @@ def _side(entry: dict[str, Any], side: str, where: str) -> SideConfig:
             raise ConfigError(
                 f"{where}: {side}_dial and {side}_port both given; a side dials or listens"
             )
+        if dial.startswith("unix:"):
+            path = dial.removeprefix("unix:")
+            if not path or "\0" in path or len(path.encode()) > 100:
+                raise ConfigError(f"{where}.{side}_dial: {dial!r} is not a Unix socket path")
+            return SideConfig(name, 0, unix=path)
         if not dial.rpartition(":")[0].strip("[]"):
             raise ConfigError(f"{where}.{side}_dial: {dial!r} names no host")
         host, port = parse_host_port(dial, f"{where}.{side}_dial")

@@ -1,7 +1,7 @@
 """Dialling sides: connect each one to its address, and again whenever it drops.
 
-newtlab's VMs listen (QEMU's ``-netdev socket,listen=`` accepts a new
-connection after every drop) and the bridge dials them, so a VM restart and a
+newtlab's VMs listen (QEMU's ``-netdev stream,server=on``, on a Unix socket,
+accepts a new connection after every drop) and the bridge dials them, so a VM restart and a
 bridge restart both heal from this side, with no action on any VM. Connects
 are non-blocking and run in the bridge's selector loop; a side that cannot be
 reached is retried with backoff (50 ms, doubling to 1 s), so a VM that comes
@@ -20,6 +20,7 @@ import selectors
 import socket
 import time
 from collections.abc import Callable
+from typing import Any
 
 from .link import Link
 from .pump import log
@@ -103,11 +104,15 @@ class Dialer:
     def _connect(self, link: Link, side: str) -> None:
         cfg = link.config.side(side)
         target = cfg.dial_address
+        address: str | tuple[Any, ...]
         try:
-            family, kind, proto, _, address = socket.getaddrinfo(
-                cfg.dial, cfg.port, type=socket.SOCK_STREAM
-            )[0]
-            sock = socket.socket(family, kind, proto)
+            if cfg.unix:
+                sock, address = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM), cfg.unix
+            else:
+                family, kind, proto, _, address = socket.getaddrinfo(
+                    cfg.dial, cfg.port, type=socket.SOCK_STREAM
+                )[0]
+                sock = socket.socket(family, kind, proto)
         except OSError as exc:
             self._failed(link, side, exc.strerror or str(exc))
             return

@@ -115,7 +115,7 @@ class Bridge:
                 self.links.append(link)
                 for side in SIDES:
                     cfg = link_config.side(side)
-                    if cfg.dial:
+                    if cfg.dials:
                         continue
                     purpose = f"link {link_config.a.name} -- {link_config.z.name}, {side} side"
                     sock = _listen((cfg.bind, cfg.port), purpose)
@@ -153,7 +153,7 @@ class Bridge:
         self.selector.register(wakeup, selectors.EVENT_READ, self._stop)
         for link in self.links:
             for side in SIDES:
-                if link.config.side(side).dial:
+                if link.config.side(side).dials:
                     self.dialer.start(link, side)
         while not self.stopping:
             for key, _ in self.selector.select(self.dialer.timeout()):

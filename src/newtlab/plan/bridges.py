@@ -1,13 +1,13 @@
 """The newtlink bridge of every host, and the config each one is started with.
 
-VMs listen on loopback (QEMU ``-netdev socket,listen=``) and each host's one
-bridge dials its own VMs, redialling whenever one drops, so neither a VM
+VMs listen on Unix sockets in the lab directory (QEMU ``-netdev stream,server=on``)
+and each host's one bridge dials its own VMs, redialling whenever one drops, so neither a VM
 restart nor a bridge restart needs anything done to a VM. A link between two
 servers is one TCP connection bridge to bridge: the link's ``worker_host``
 listens on its own address, accepting only the other server, and the other
-server's bridge dials it. The listening side uses the far VM's port number,
-which is free on the worker (that VM runs elsewhere), so a cross-host link
-needs no port beyond its two VM ports.
+server's bridge dials it. The listening side uses the link port of the far
+end (``LinkPlan.a_port``/``z_port``: the link's two reserved ports), so a
+cross-host link needs no port beyond those.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..agent import layout
 from .model import (
-    LOOPBACK,
     BridgeLinkPlan,
     BridgePlan,
     BridgeSidePlan,
@@ -34,18 +34,20 @@ def bridge_hosts(links: list[LinkPlan]) -> list[str]:
 def trunk_port(link: LinkPlan) -> int:
     """The port of a cross-host link's bridge-to-bridge connection, on its worker host.
 
-    It is the port of the end that is not on the worker: free there, since
-    that end's VM listens on its own host.
+    It is the reserved port of the end that is not on the worker (the VMs' NICs
+    listen on Unix sockets: nothing else uses the link ports).
     """
     return link.z_port if link.a_host == link.worker_host else link.a_port
 
 
 def _side(link: LinkPlan, end: str, host: str, hosts: Mapping[str, HostPlan]) -> BridgeSidePlan:
-    name, end_host, port = (
-        (link.a, link.a_host, link.a_port) if end == "a" else (link.z, link.z_host, link.z_port)
+    name, end_host, vm, nic = (
+        (link.a, link.a_host, link.a_vm, link.a_nic)
+        if end == "a"
+        else (link.z, link.z_host, link.z_vm, link.z_nic)
     )
-    if end_host == host:  # our own VM
-        return BridgeSidePlan(name=name, dial=f"{LOOPBACK}:{port}")
+    if end_host == host:  # our own VM, on its NIC's Unix socket
+        return BridgeSidePlan(name=name, dial=f"unix:{layout.nic_socket(vm, nic)}")
     trunk = f"{hosts[link.worker_host].ip}:{trunk_port(link)}"
     if host == link.worker_host:  # the far end's bridge connects to us, and only it
         return BridgeSidePlan(name=name, listen=trunk, allow=[hosts[end_host].peer_ip])
@@ -61,14 +63,10 @@ def bridge_link(link: LinkPlan, host: str, hosts: Mapping[str, HostPlan]) -> Bri
     )
 
 
-def plan_bridges(
-    links: list[LinkPlan], hosts: Mapping[str, HostPlan], stats_ports: Mapping[str, int]
-) -> dict[str, BridgePlan]:
+def plan_bridges(links: list[LinkPlan], hosts: Mapping[str, HostPlan]) -> dict[str, BridgePlan]:
     return {
         host: BridgePlan(
             host=host,
-            stats_port=stats_ports[host],
-            stats_bind=LOOPBACK,
             links=[
                 bridge_link(link, host, hosts)
                 for link in links
@@ -82,7 +80,8 @@ def plan_bridges(
 def newtlink_config(
     lab: str, bridge: BridgePlan, settings: Mapping[str, LinkSettings] | None = None
 ) -> dict[str, Any]:
-    """The JSON config newtlink runs with (``stats_unix`` is added by the host).
+    """The JSON config newtlink runs with (the host adds its stats and control sockets,
+    Unix sockets in the lab directory: a bridge listens on no TCP port of its own).
 
     ``settings``: by link name, each link's impairment and cable state, given to the
     bridge of the link's worker host only (frames are impaired once).
@@ -104,8 +103,4 @@ def newtlink_config(
                     {f"{side}_port": int(port), f"{side}_bind": bind, f"{side}_allow": plan.allow}
                 )
         links.append(config)
-    return {
-        "lab": lab,
-        "links": links,
-        "stats_addr": f"{bridge.stats_bind}:{bridge.stats_port}",
-    }
+    return {"lab": lab, "links": links}

@@ -48,7 +48,9 @@ class NicPlan(_Frozen):
     mac: str
     pci: str = Field(default="", description="the guest's PCI address of this NIC, 0000:BB:SS.0")
     listen: str | None = Field(
-        default=None, description="loopback address it listens on for its bridge (None: unlinked)"
+        default=None,
+        description="the Unix socket (in the lab directory) it listens on for its host's "
+        "bridge (None: unlinked)",
     )
     link: str | None = None
 
@@ -242,7 +244,7 @@ class LinkSettings(_Frozen):
 
 
 class LinkPlan(_Frozen):
-    """One link: each end is a VM NIC listening on its own host's loopback.
+    """One link: each end is a VM NIC listening on a Unix socket on its own host.
 
     ``worker_host`` is where the link's two ends meet: the host of both ends,
     or for a link between servers, the one whose bridge listens for the other.
@@ -289,8 +291,6 @@ class BridgePlan(_Frozen):
     """The newtlink bridge of one host: every link with an end on that host."""
 
     host: str
-    stats_port: int
-    stats_bind: str
     links: list[BridgeLinkPlan]
 
 

@@ -6,12 +6,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..agent import layout
 from ..errors import PlanError, SpecError, SpecErrors
 from ..spec.load import Specs
 from ..spec.models import NewtlabSection, ReadinessProbe
 from ..spec.names import SAFE_NAME_HINT, is_safe_name
 from ..templates import TemplateError
-from .bridges import bridge_hosts, plan_bridges
+from .bridges import plan_bridges
 from .ifmap import interface_name
 from .impairments import plan_link_settings
 from .macs import assign_macs
@@ -31,7 +32,7 @@ from .nodes import Homes, NodeSpec, resolve_nodes
 from .patches import patch_variables, render_commands, render_patch, resolve_patches
 from .pci import PciError, PciLayout, pci_layout, unaddressed_devices
 from .placement import place_nodes, place_workers
-from .ports import check_ranges, device_ports, link_ports, stats_port
+from .ports import check_ranges, device_ports, link_ports
 from .qemu_args import qemu_argv
 from .startup import check_config_files, config_variables, plan_startup_config
 from .vhosts import plan_vhosts
@@ -259,7 +260,7 @@ def _plan_links(
         for end, port in zip((link.a, link.z), link_ports(section, i), strict=True):
             vm = node_by_name[vm_of[end.device]]
             nic = vm.nic_of[(end.device, end.interface)]
-            listens[vm.name][nic] = (f"{LOOPBACK}:{port}", str(link))
+            listens[vm.name][nic] = (layout.nic_socket(vm.name, nic), str(link))
             ends.append((vm.name, nic, host_of[vm.name], port))
         (a_vm, a_nic, a_host, a_port), (z_vm, z_nic, z_host, z_port) = ends
         links.append(
@@ -373,11 +374,8 @@ def build_plan(
     accels = _accels(hosts, accel)
     links, listens = _plan_links(specs, nodes, host_of)
     links = plan_link_settings(section.links, links, str(specs.directory / "topology.json"))
-    with_bridge = bridge_hosts(links)
     topology_file = str(specs.directory / "topology.json")
-    check_ranges(
-        section, len(specs.topology.devices), len(specs.links), len(with_bridge), topology_file
-    )
+    check_ranges(section, len(specs.topology.devices), len(specs.links), topology_file)
     macs = _macs(nodes)
     check_config_files(specs, {n.port_device for n in nodes if not n.hosts})
 
@@ -404,7 +402,6 @@ def build_plan(
     if errors:
         raise SpecErrors(errors)
 
-    stats_ports = {host: stats_port(section, b) for b, host in enumerate(with_bridge)}
     return Plan(
         lab=lab,
         spec_dir=str(specs.directory.resolve()),
@@ -414,7 +411,7 @@ def build_plan(
         hosts=hosts,
         nodes=node_plans,
         links=links,
-        bridges=plan_bridges(links, server, stats_ports),
+        bridges=plan_bridges(links, server),
     )
 
 

@@ -1,12 +1,13 @@
-"""TCP port allocation: SSH and console per device, two per link, one stats port per bridge.
+"""TCP port allocation: SSH and console per device, two per link.
 
 ::
 
     link ports     link_port_base + 2*i (A side), + 1 (Z side)   i = link index
-                   (each end's VM NIC listens on its own host's loopback)
+                   (reserved; only a link between servers listens on one, on its
+                   worker: VM NICs listen on Unix sockets in the lab directory)
     console ports  console_port_base + d                         d = device index
+                   (only with "console": "tcp"; else Unix sockets)
     SSH ports      ssh_port_base + d                             (sorted device names)
-    stats ports    link_port_base - 1 - b                        b = bridge host index
 
 Each range must fit below 65536 and no two ranges may overlap: an overlap
 would be a conflict at boot, so it is reported now with the fields to change.
@@ -46,13 +47,7 @@ def device_ports(section: NewtlabSection, device_index: int) -> tuple[int, int]:
     return section.ssh_port_base + device_index, section.console_port_base + device_index
 
 
-def stats_port(section: NewtlabSection, bridge_index: int) -> int:
-    return section.link_port_base - 1 - bridge_index
-
-
-def check_ranges(
-    section: NewtlabSection, devices: int, links: int, bridges: int, file: str
-) -> None:
+def check_ranges(section: NewtlabSection, devices: int, links: int, file: str) -> None:
     """Raise SpecErrors if any port range overflows or overlaps another."""
     ranges = [
         PortRange("newtlab.ssh_port_base", "SSH ports", section.ssh_port_base, devices),
@@ -63,12 +58,6 @@ def check_ranges(
             devices if section.console == "tcp" else 0,  # else Unix sockets
         ),
         PortRange("newtlab.link_port_base", "link ports", section.link_port_base, 2 * links),
-        PortRange(
-            "newtlab.link_port_base",
-            "bridge stats ports",
-            section.link_port_base - bridges,
-            bridges,
-        ),
     ]
     ranges = [r for r in ranges if r.count > 0]
     errors: list[SpecError] = []
@@ -109,24 +98,15 @@ class PortUse:
 
 
 def collect_ports(plan: Plan) -> list[PortUse]:
-    """Every port the plan listens on, per host: SSH, console, VM NICs, bridges."""
+    """Every port the plan listens on, per host: SSH, TCP consoles, links between servers
+    (VM NICs and the bridges' stats and control are Unix sockets)."""
     uses: list[PortUse] = []
     for node in plan.nodes:
         uses.append(PortUse(node.host, node.ssh_bind, node.ssh_port, f"{node.name} SSH", node.name))
         if node.console_port is not None:
             console = f"{node.name} console"
             uses.append(PortUse(node.host, LOOPBACK, node.console_port, console, node.name))
-        for nic in node.nics:
-            if nic.listen is not None:
-                bind, _, port = nic.listen.rpartition(":")
-                purpose = f"{node.name} NIC {nic.guest} (link {nic.link})"
-                uses.append(PortUse(node.host, bind, int(port), purpose, node.name))
     for bridge in plan.bridges.values():
-        uses.append(
-            PortUse(
-                bridge.host, bridge.stats_bind, bridge.stats_port, f"{bridge.host} bridge stats"
-            )
-        )
         for link in bridge.links:
             for side in (link.a, link.z):
                 if side.listen:

@@ -88,8 +88,10 @@ def qemu_argv(lab: str, node: NodePlan, accel: Accel) -> list[str]:
     for nic in node.nics:
         if nic.index and nic.listen is not None:
             # The VM listens and its host's bridge dials it: QEMU re-accepts after every
-            # drop, so the link heals when either the VM or the bridge restarts.
-            argv += ["-netdev", f"socket,id={nic.netdev_id},listen={nic.listen}"]
+            # drop, so the link heals when either the VM or the bridge restarts. A Unix
+            # socket in the lab directory: no other user can take the NIC.
+            argv += ["-netdev", f"stream,id={nic.netdev_id},server=on,addr.type=unix,"
+                     f"addr.path={nic.listen}"]  # fmt: skip
         argv += ["-device", _nic_device(node.nic_driver, nic)]
     for device in node.extra_devices:
         argv += ["-device", device]
