@@ -12,10 +12,8 @@ The second user is created by the test and removed after it.
 from __future__ import annotations
 
 import json
-import os
 import pwd
 import re
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -25,46 +23,20 @@ import pytest
 from labkit import SpecDir
 
 import labprocs
+from otheruser import other_user, probe_argv, reached
 from specfactory import run_cli
-
-OTHER = "newtlab-other"
-# Run as the other user with the system's Python: the test's venv may sit in a
-# directory that user cannot enter.
-CONNECT = """
-import socket, sys
-for path in sys.argv[1:]:
-    s = socket.socket(socket.AF_UNIX)
-    try:
-        s.connect(path)
-        print(path, "connected")
-    except OSError as exc:
-        print(path, type(exc).__name__)
-"""
 
 
 @pytest.fixture(scope="module")
-def other_user() -> Iterator[pwd.struct_passwd]:
-    made = subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
-                           "/usr/sbin/nologin", OTHER], capture_output=True, text=True)  # fmt: skip
-    assert made.returncode in (0, 9), made.stderr  # 9: it exists (a run that was killed)
-    try:
-        yield pwd.getpwnam(OTHER)
-    finally:
-        subprocess.run(["userdel", OTHER], capture_output=True)
-
-
-def connect_as(user: pwd.struct_passwd, paths: list[Path]) -> dict[str, str]:
-    """Path → "connected" or the error, for each Unix socket, as ``user``."""
-    argv = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups",
-            "/usr/bin/python3", "-c", CONNECT, *map(str, paths)]  # fmt: skip
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    assert result.returncode == 0, result.stderr
-    return dict(line.rsplit(" ", 1) for line in result.stdout.splitlines())
+def other() -> Iterator[pwd.struct_passwd]:
+    with other_user() as user:
+        yield user
 
 
 @pytest.fixture
 def passable(newtlab_home: Path) -> Iterator[Callable[[Path], None]]:
-    """Make every directory from ``/`` down to a path's parent enterable by anyone."""
+    """Make every directory from ``/`` down to a path's parent (not the path itself)
+    enterable by anyone, until the test ends."""
     changed: dict[Path, int] = {}
 
     def open_up(path: Path) -> None:
@@ -100,9 +72,8 @@ def tcp_listeners(pids: set[int]) -> set[tuple[str, int]]:
 def test_another_user_reaches_no_console_of_the_lab(
     make_lab: Callable[..., SpecDir],
     newtlab_home: Path,
-    other_user: pwd.struct_passwd,
+    other: pwd.struct_passwd,
     passable: Callable[[Path], None],
-    tmp_path: Path,
 ) -> None:
     spec = make_lab()
     result = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg")
@@ -111,21 +82,16 @@ def test_another_user_reaches_no_console_of_the_lab(
     consoles = sorted(lab_dir.glob("qemu/*.console"))
     assert [c.name for c in consoles] == ["r1.console", "r2.console", "r3.console"]
     assert (lab_dir.stat().st_mode & 0o777) == 0o700
-    passable(consoles[0])  # every directory above the lab's own is enterable now
+    passable(lab_dir)  # every directory above the lab's own is enterable now
     sockets = [p for p in lab_dir.rglob("*") if p.is_socket()]
     assert {p.suffix for p in sockets} >= {".console", ".qmp", ".nic1", ".nic2", ".sock"}
 
-    # The control: the same user, the same way, reaches a socket in a passable directory.
-    control_dir = lab_dir.parent / "control"
-    control_dir.mkdir(mode=0o755)
-    control_dir.chmod(0o755)
-    with socket.socket(socket.AF_UNIX) as listener:
-        listener.bind(str(control_dir / "s"))
-        listener.listen()
-        os.chmod(control_dir / "s", 0o777)
-        reached = connect_as(other_user, [control_dir / "s", *sockets])
-    assert reached.pop(str(control_dir / "s")) == "connected"
-    assert set(reached.values()) == {"PermissionError"}, reached
+    # The other user reaches a socket in a passable directory, and none of the lab's.
+    probe = subprocess.run(probe_argv(other, [str(p) for p in sockets]), capture_output=True,
+                           text=True, timeout=60)  # fmt: skip
+    answers = reached(probe.stdout)
+    assert answers.pop("control") == "connected", probe.stdout + probe.stderr
+    assert len(answers) == len(sockets) and set(answers.values()) == {"PermissionError"}
 
     # Of the lab's processes only the VMs' SSH forwards listen on TCP.
     nodes = json.loads(run_cli("status", "--json").stdout)["nodes"]

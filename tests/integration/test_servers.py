@@ -19,6 +19,7 @@ from labkit import SpecDir, run_cli, ssh, status, wait_for
 
 from newtlab.runtime.images import content_digest
 from newtlab.runtime.transports import bundle
+from otheruser import other_user, probe_argv, reached
 from testservers import TestServer, servers
 
 pytestmark = pytest.mark.integration
@@ -165,6 +166,22 @@ def test_a_lab_over_two_servers(
     # and on loopback nothing at all: consoles, VM NICs and the bridges' stats and
     # control are Unix sockets in each server's lab directory.
     assert {(s.name, p) for s in pool for a, p in listeners(s) if a == "127.0.0.1"} == set()
+    # So a lab is its owner's on a server too: another user there reaches none of them.
+    lab_dir = f"/root/.newtlab/labs/{spec.lab}"
+    sockets = s2.run(["find", lab_dir, "-type", "s"], check=True).stdout.split()
+    assert {Path(p).name for p in sockets} >= {"r3.console", "r3.nic1", "newtlink.sock"}
+    above = ["/root", "/root/.newtlab", "/root/.newtlab/labs"]  # made passable, then put back
+    modes = s2.run(["stat", "-c", "%a", *above], check=True).stdout.split()
+    with other_user() as other:
+        s2.run(["chmod", "o+x", *above], check=True)
+        try:
+            probe = s2.run(probe_argv(other, sockets), timeout=60)
+        finally:
+            for path, mode in zip(above, modes, strict=True):
+                s2.run(["chmod", mode, path], check=True)
+    answers = reached(probe.stdout)
+    assert answers.pop("control") == "connected", probe.stdout + probe.stderr
+    assert len(answers) == len(sockets) and set(answers.values()) == {"PermissionError"}
     assert refused(s1.address, cross["z_port"])  # we are not s2
     assert status()["links"][1]["stats"]["z_refused_allow"] == 1
     for port in (cross["a_port"], spec.ports["console_port_base"], spec.ports["link_port_base"]):
