@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from newtlink_kit import (
+    DIALLING,
     Newtlink,
     StartBridge,
     argv_for,
@@ -68,10 +69,13 @@ class Talker:
         return checker
 
 
-def test_killed_bridge_is_restarted_and_redials_its_vms(start_bridge: StartBridge) -> None:
+@pytest.mark.parametrize("mode", DIALLING)  # "VMs" on TCP, and on Unix sockets as newtlab's
+def test_killed_bridge_is_restarted_and_redials_its_vms(
+    start_bridge: StartBridge, mode: str
+) -> None:
     """kill -9 of the bridge mid-traffic, three times: each time it is back within a second,
     redials both "VMs", and each new connection carries whole frames from a boundary on."""
-    bridge = start_bridge(mode="dial", supervise=True)
+    bridge = start_bridge(mode=mode, supervise=True)
     supervisor = bridge.proc.pid
     first = bridge.doc()
     assert first["pid"] != supervisor and first["restarts"] == 0
