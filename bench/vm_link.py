@@ -49,6 +49,7 @@ def two_nodes(root: Path) -> Path:
                            "console_port_base": 37100, "ssh_port_base": 37200}  # fmt: skip
     (spec / "topology.json").write_text(json.dumps(topology, indent=2))
     (spec / "profiles" / "r3.json").unlink()
+    shutil.rmtree(spec / "configs", ignore_errors=True)  # addressed by hand, as below
     return spec
 
 
