@@ -53,7 +53,7 @@ def plan_tables(plan: Plan, auto: bool = False) -> list[Table]:
             node.platform,
             node.host,
             str(node.ssh_port),
-            _console(node.console_port),
+            node.console_endpoint,
             str(node.memory),
             str(node.cpus),
             str(len(node.nics)),
@@ -64,13 +64,14 @@ def plan_tables(plan: Plan, auto: bool = False) -> list[Table]:
     nics.add_column("MAC", min_width=17)  # whole: a MAC folded reads as two
     nics.add_column("PCI", min_width=7)
     nics.add_column("PEER", overflow=FOLD)
+    nics.add_column("SOCKET", overflow=FOLD)  # in the lab directory; the bridge dials it
     peers = {end: far for link in plan.links for end, far in ((link.a, link.z), (link.z, link.a))}
     for node in plan.nodes:
         for nic in node.nics:
             end = f"{nic.device}:{nic.interface}"
             shown = "-" if not nic.interface else nic.interface if nic.device == node.name else end
             nics.add_row(node.name, nic.guest, shown, nic.mac, nic.pci.removeprefix("0000:"),
-                         peers.get(end, "-"))  # fmt: skip
+                         peers.get(end, "-"), nic.listen or "-")  # fmt: skip
     links = Table(title=f"{len(plan.links)} links", title_justify="left")
     for column in ("A", "Z", "HOSTS", "TRUNK PORT"):
         links.add_column(column, overflow=FOLD)
@@ -210,11 +211,6 @@ def print_status(console: Console, status: LabStatus) -> None:
         )
 
 
-def _console(port: int | None) -> str:
-    """A console's TCP port, or "socket": its Unix socket in the lab directory."""
-    return "socket" if port is None else str(port)
-
-
 def _process_row(
     name: str, row: NodeStatus | VhostStatus, boot: str, note: str, pool: bool
 ) -> list[str]:
@@ -222,7 +218,7 @@ def _process_row(
     ports); ``pool``: with the server it runs on."""
     style = _STATUS_STYLE.get(row.status, "")
     shown = f"[{style}]{row.status}[/]" if style else row.status
-    ports = [str(row.ssh_port), _console(row.console_port), str(row.pid or "")]
+    ports = [str(row.ssh_port), row.console, str(row.pid or "")]
     return [name, *([row.host] if pool else []), shown, *ports, boot, note]
 
 

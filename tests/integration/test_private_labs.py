@@ -96,6 +96,12 @@ def test_another_user_reaches_no_console_of_the_lab(
     # Of the lab's processes only the VMs' SSH forwards listen on TCP.
     nodes = json.loads(run_cli("status", "--json").stdout)["nodes"]
     ssh_ports = {n["name"]: n["ssh_port"] for n in nodes}
+    # status names each console and NIC endpoint, as plan does
+    assert [(n["console"], n["nic_sockets"]) for n in nodes] == [
+        ("qemu/r1.console", {"eth1": "qemu/r1.nic1"}),
+        ("qemu/r2.console", {"eth1": "qemu/r2.nic1", "eth2": "qemu/r2.nic2"}),
+        ("qemu/r3.console", {"eth1": "qemu/r3.nic1"}),
+    ]
     vms = labprocs.vms(spec.lab)
     bridge = set(labprocs.home_labs()[spec.lab]) - set(vms)
     assert bridge and tcp_listeners(bridge) == set()
@@ -120,6 +126,8 @@ def test_tcp_consoles_when_the_lab_asks_for_them(
     assert not list((newtlab_home / "labs" / spec.lab).glob("qemu/*.console"))
     profile = json.loads((spec.path / "profiles" / "r2.json").read_text())
     assert profile["console_port"] == first + 1
+    nodes = json.loads(run_cli("status", "--json").stdout)["nodes"]
+    assert [n["console"] for n in nodes] == [f"127.0.0.1:{first + i}" for i in range(3)]
     console = console_with("r2", "echo hi-$((6*7))\n")
     assert console.returncode == 0 and "hi-42" in console.stdout, console.stderr
     assert f"console of r2 on port {first + 1}" in console.stderr

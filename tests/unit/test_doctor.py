@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from pathlib import Path
 
@@ -47,3 +48,19 @@ def test_an_unreachable_server(tmp_path: Path) -> None:
     spec = write_specs(tmp_path, devices, newtlab={"servers": servers})
     code, checks = _checks("-S", str(spec))
     assert code == 1 and checks["far", "reachable"]["level"] == "FAIL"
+
+
+def test_a_lab_directory_others_may_enter_is_named() -> None:
+    """Its consoles (root shells) and VM NICs are sockets in it: doctor says so."""
+    code, checks = _checks()
+    assert checks["local", "lab privacy"]["level"] == "OK"  # this test's home has no lab
+    labs = Path(os.environ["NEWTLAB_HOME"]) / "labs"
+    (labs / "open" / "qemu").mkdir(parents=True, mode=0o700)
+    (labs / "open").chmod(0o755)
+    (labs / "closed" / "qemu").mkdir(parents=True, mode=0o700)
+    (labs / "closed").chmod(0o700)
+    code, checks = _checks()
+    privacy = checks["local", "lab privacy"]
+    assert code == 0 and privacy["level"] == "WARN", privacy
+    assert privacy["detail"] == f"{labs / 'open'} is mode 0755"
+    assert privacy["fix"].startswith("chmod 700")

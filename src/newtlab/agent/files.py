@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -153,6 +154,20 @@ def prepare_lab(lab: str) -> None:
     directory = ensure_private_dir(lab_dir(lab))
     for sub in layout.HOST_SUBDIRS:
         ensure_private_dir(directory / sub)
+
+
+def exposed_labs() -> list[str]:
+    """Lab directories here that other users may enter or read (their consoles and VM NICs
+    are sockets in them): one line each, with its mode."""
+    labs = home() / "labs"
+    found = []
+    for directory in sorted(labs.iterdir()) if labs.is_dir() else []:
+        for path in (directory, *(directory / sub for sub in layout.HOST_SUBDIRS)):
+            with contextlib.suppress(OSError):
+                info = path.lstat()
+                if stat.S_ISDIR(info.st_mode) and info.st_mode & 0o077:
+                    found.append(f"{path} is mode {stat.S_IMODE(info.st_mode):04o}")
+    return found
 
 
 def remove_lab(lab: str) -> None:

@@ -44,6 +44,11 @@ def remove_lab(lab: str) -> None:
 
 
 @operation
+def exposed_labs() -> list[str]:
+    return files.exposed_labs()
+
+
+@operation
 def check_image(image: str, sha256: str = "") -> str | None:
     return files.image_problem(image, sha256)
 

@@ -77,6 +77,10 @@ async def machine_checks(host: Host) -> list[Check]:
     checks.append(_check(name, "disk", have.disk_free_mib >= DISK_LOW_MIB, disk, DISK_FIX))
     checks.append(_check(name, "UEFI firmware", has_uefi, UEFI_FIRMWARE if has_uefi else "missing",
                          UEFI_FIX))  # fmt: skip
+    exposed = await host.exposed_labs()
+    private = "every lab directory is its owner's only"
+    checks.append(_check(name, "lab privacy", not exposed, "; ".join(exposed) or private,
+                         PRIVACY_FIX))  # fmt: skip
     return checks
 
 
@@ -84,6 +88,10 @@ TCG_FIX = "labs run under TCG, several times slower; a machine with working KVM 
 MEMORY_FIX = "free memory or run fewer VMs (deploy refuses a lab that does not fit)"
 DISK_FIX = "free disk space: overlays grow with what guests write"
 UEFI_FIX = "apt-get install ovmf (only platforms with vm_firmware uefi need it)"
+PRIVACY_FIX = (
+    "chmod 700 each of them: other users can open the consoles (root shells) and VM NICs "
+    "of a lab whose directory they can enter"
+)
 
 
 def _this_machine_only() -> list[Check]:

@@ -71,6 +71,11 @@ class NodeStatus(BaseModel):
     pid: int
     ssh_port: int
     console_port: int | None = Field(description="None: a Unix socket in the lab directory")
+    console: str = Field(description="where the console listens: a Unix socket (relative to "
+                         "the lab directory on its host) or 127.0.0.1:PORT")  # fmt: skip
+    nic_sockets: dict[str, str] = Field(
+        description="each linked NIC (guest name) → its Unix socket, which the bridge dials"
+    )
     ssh_user: str
     hosts: list[str] = Field(description="the virtual hosts of a host VM")
     boot_seconds: float | None
@@ -94,6 +99,7 @@ class VhostStatus(BaseModel):
     pid: int
     ssh_port: int
     console_port: int | None = Field(description="None: a Unix socket in the lab directory")
+    console: str = Field(description="its VM's console")
     ssh_user: str
     interfaces: list[VhostInterfaceStatus]
     addresses: list[str]
@@ -186,6 +192,7 @@ def _vhosts(node: NodeStatus, plan: NodePlan) -> list[VhostStatus]:
             pid=node.pid,
             ssh_port=node.ssh_port,
             console_port=node.console_port,
+            console=node.console,
             ssh_user=vhost.name,
             interfaces=[
                 VhostInterfaceStatus(name=i.name, address=i.address) for i in vhost.interfaces
@@ -215,6 +222,8 @@ def lab_status(state: LabState, views: dict[str, HostView]) -> LabStatus:
                 pid=record.pid if record else 0,
                 ssh_port=node.ssh_port,
                 console_port=node.console_port,
+                console=node.console_endpoint,
+                nic_sockets={nic.guest: nic.listen for nic in node.nics if nic.listen},
                 ssh_user=node.ssh_user,
                 hosts=node.hosts,
                 boot_seconds=record.boot_seconds if record else None,

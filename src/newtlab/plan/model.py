@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..agent import layout
+
 Accel = Literal["kvm", "tcg"]
 LOCAL_HOST = "local"
 LOOPBACK = "127.0.0.1"  # where a lab listens unless a server pool needs its host's address
@@ -221,6 +223,14 @@ class NodePlan(VmSettings):
         default_factory=list, description="bus-0 slots of pci-bridges for NICs beyond bus 0"
     )
     qemu_argv: list[str]
+
+    @property
+    def console_endpoint(self) -> str:
+        """Where its serial console listens: a Unix socket (relative to the lab directory
+        on its host), or 127.0.0.1:PORT for a lab with TCP consoles."""
+        if self.console_port is None:
+            return layout.console_socket(self.name)
+        return f"{LOOPBACK}:{self.console_port}"
 
 
 class LinkSettings(_Frozen):

@@ -145,6 +145,10 @@ class Host:
         """Run a command to completion here."""
         return await self.transport.run(argv, timeout)
 
+    async def exposed_labs(self) -> list[str]:
+        """Lab directories here that other users may enter: "<path> is mode NNNN"."""
+        return list(await self.transport.call("exposed_labs"))
+
     async def unused_caches(self) -> list[UnusedCache]:
         """Runtimes shipped here and base images uploaded here that nothing uses now
         (see ``agent.caches``)."""
