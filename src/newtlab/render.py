@@ -53,12 +53,15 @@ def plan_tables(plan: Plan, auto: bool = False) -> list[Table]:
             node.platform,
             node.host,
             str(node.ssh_port),
-            node.console_endpoint,
+            _socket(node.console_endpoint),
             str(node.memory),
             str(node.cpus),
             str(len(node.nics)),
         )
-    nics = Table(title="NICs, in QEMU's order (each VM's first: management)", title_justify="left")
+    nics = Table(
+        title="NICs, in QEMU's order (first: management; sockets in the lab's qemu/)",
+        title_justify="left",
+    )
     for column in ("NODE", "GUEST", "INTERFACE"):
         nics.add_column(column, overflow=FOLD)
     nics.add_column("MAC", min_width=17)  # whole: a MAC folded reads as two
@@ -71,7 +74,7 @@ def plan_tables(plan: Plan, auto: bool = False) -> list[Table]:
             end = f"{nic.device}:{nic.interface}"
             shown = "-" if not nic.interface else nic.interface if nic.device == node.name else end
             nics.add_row(node.name, nic.guest, shown, nic.mac, nic.pci.removeprefix("0000:"),
-                         peers.get(end, "-"), nic.listen or "-")  # fmt: skip
+                         peers.get(end, "-"), _socket(nic.listen or "-"))  # fmt: skip
     links = Table(title=f"{len(plan.links)} links", title_justify="left")
     for column in ("A", "Z", "HOSTS", "TRUNK PORT"):
         links.add_column(column, overflow=FOLD)
@@ -211,6 +214,12 @@ def print_status(console: Console, status: LabStatus) -> None:
         )
 
 
+def _socket(endpoint: str) -> str:
+    """A console's or NIC's endpoint as a table shows it: a socket by its name in the lab's
+    qemu/ directory (narrow enough for 80 columns), a TCP console as it is."""
+    return endpoint.removeprefix("qemu/")
+
+
 def _process_row(
     name: str, row: NodeStatus | VhostStatus, boot: str, note: str, pool: bool
 ) -> list[str]:
@@ -218,7 +227,7 @@ def _process_row(
     ports); ``pool``: with the server it runs on."""
     style = _STATUS_STYLE.get(row.status, "")
     shown = f"[{style}]{row.status}[/]" if style else row.status
-    ports = [str(row.ssh_port), row.console, str(row.pid or "")]
+    ports = [str(row.ssh_port), _socket(row.console), str(row.pid or "")]
     return [name, *([row.host] if pool else []), shown, *ports, boot, note]
 
 

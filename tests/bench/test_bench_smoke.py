@@ -127,7 +127,7 @@ def test_plan_scale_bench() -> None:
     assert "target < 1000 ms: met" in table, table
 
 
-KINDS = ("direct", "splice", "newtlink", "socat")
+KINDS = ("direct", "splice", "newtlink", "newtlink-unix", "socat")
 MODES = ("bulk", "1500B/64K", "1500B", "64B")
 
 
@@ -138,7 +138,7 @@ def test_newtlink_bench() -> None:
     end = next(i for i, line in enumerate(lines) if line.startswith("64B frames/s: "))
     rows = {line.split()[0]: line.split()[1:] for line in lines[1:end]}
     assert set(rows) <= set(KINDS), out
-    assert {"direct", "splice", "newtlink"} <= set(rows), out  # socat when installed
+    assert {"direct", "splice", "newtlink", "newtlink-unix"} <= set(rows), out  # socat if there
     for kind, cells in rows.items():
         assert len(cells) == len(MODES) + 4, f"{kind}: {cells}"
         for cell in cells[: len(MODES) + 3]:  # Gbit/s per mode, RTT p50, p99, unpinned p50
