@@ -155,30 +155,30 @@ def test_autologin_console_sets_the_credentials_password_first() -> None:
     assert outputs == ["password root:p w", "net-up h"]
 
 
+def progress_lines(password: str, values: dict[str, str]) -> list[str]:
+    """The commands deploy's progress shows for an autologin console with ``password``."""
+    console = CONSOLE.model_copy(update={"password": password})
+    steps: list[str] = []
+    asyncio.run(run_against(FakeConsole(autologin=True), values, console=console, steps=steps))
+    return [s for s in steps if not s.startswith("waiting")]
+
+
 def test_progress_shows_each_command_as_typed_without_secrets() -> None:
     """Deploy's progress lines: no template source, no password, the key by its name."""
-    fake = FakeConsole(autologin=True)
-    console = CONSOLE.model_copy(update={"password": "p w"})
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE x@y"
-    steps: list[str] = []
-    values = {"ssh_user": "admin", "hostname": "h", "ssh_pubkey": key}
-    asyncio.run(run_against(fake, values, console=console, steps=steps))
-    commands = [s for s in steps if not s.startswith("waiting")]
+    commands = progress_lines("p w", {"ssh_user": "admin", "hostname": "h", "ssh_pubkey": key})
     assert commands == ["echo password root:******", "echo net-up h", "echo create admin",
                         "echo key <the lab's public key>"]  # fmt: skip
 
 
 def test_a_password_that_is_also_a_word_of_a_command_leaves_the_command_readable() -> None:
     """The host image's password is "newtlab": its commands are newtlab-net-up, …"""
-    fake = FakeConsole(autologin=True)
-    console = CONSOLE.model_copy(update={"password": "newtlab"})
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE newtlab-line3"
-    steps: list[str] = []
     values = {"ssh_user": "admin", "hostname": "newtlab-net-up", "ssh_pubkey": key}
-    asyncio.run(run_against(fake, values, console=console, steps=steps))
-    commands = [s for s in steps if not s.startswith("waiting")]
-    assert commands == ["echo password root:******", "echo net-up newtlab-net-up",
-                        "echo create admin", "echo key <the lab's public key>"]  # fmt: skip
+    assert progress_lines("newtlab", values) == [
+        "echo password root:******", "echo net-up newtlab-net-up",
+        "echo create admin", "echo key <the lab's public key>",
+    ]  # fmt: skip
 
 
 def test_redact_hides_a_secret_standing_as_a_word_of_its_own() -> None:
