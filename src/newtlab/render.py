@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # only named here: `platforms` and `link` need none of the ru
     from .ops.events import Event
     from .ops.prune import Pruned
     from .ops.status import BridgeStatus, LabStatus, NodeStatus, VhostStatus
-    from .plan.model import LinkSettings, Plan, StartupConfigPlan
+    from .plan.model import LinkSettings, PatchPlan, Plan, StartupConfigPlan
 
 # A word too long for its column is folded onto the next line, never cut to an
 # ellipsis: "10.0.1.1…" reads as another address.
@@ -133,6 +133,18 @@ def print_plan(console: Console, plan: Plan, *, auto: bool = False, argv: bool =
     for node in plan.nodes if argv else []:  # one line each: to copy, not to read
         console.print(f"── {node.name}: QEMU command line ──", markup=False, highlight=False)
         console.print(shlex.join(node.qemu_argv), markup=False, highlight=False, soft_wrap=True)
+    for source, (patch, nodes) in _patches(plan).items():
+        console.print(
+            f"── boot patch {source} ({', '.join(nodes)}) ──", markup=False, highlight=False
+        )
+        only = (
+            f" Runs on SONiC {', '.join(patch.sonic_releases)} only."
+            if patch.sonic_releases
+            else ""
+        )
+        console.print(
+            (patch.description or "(no description)") + only, markup=False, highlight=False
+        )
     for node in plan.nodes:
         config = node.startup_config
         if config is not None and config.source:  # verbatim: a configuration is not reflowed
@@ -155,6 +167,15 @@ def print_plan(console: Console, plan: Plan, *, auto: bool = False, argv: bool =
     for use in exposed:
         table.add_row(use.host, use.bind, str(use.port), use.purpose)
     console.print(table)
+
+
+def _patches(plan: Plan) -> dict[str, tuple[PatchPlan, list[str]]]:
+    """Each boot patch once, by its descriptor, with the nodes it applies to."""
+    found: dict[str, tuple[PatchPlan, list[str]]] = {}
+    for node in plan.nodes:
+        for patch in node.patches:
+            found.setdefault(patch.source, (patch, []))[1].append(node.name)
+    return found
 
 
 def _bytes(n: int) -> str:

@@ -147,6 +147,10 @@ class PatchPlan(_Frozen):
     name: str = Field(description="the descriptor's file name")
     source: str = Field(description="the descriptor's path ('built-in:' for newtlab's own)")
     description: str = ""
+    sonic_releases: list[str] = Field(
+        default_factory=list,
+        description="the SONiC releases it was written for; when set, it runs on no other",
+    )
     pre_commands: list[str] = Field(default_factory=list)
     disable_files: list[str] = Field(default_factory=list)
     files: list[PatchFilePlan] = Field(default_factory=list)

@@ -1,8 +1,8 @@
 """Boot patches (docs/design.md): which apply to a node, rendered from the plan alone.
 
-A patch is a JSON descriptor — ``pre_commands``, ``disable_files``,
-``files`` [{``template``, ``dest``}], ``redis`` [{``db``, ``template``}],
-``post_commands`` — next to its template files. The resolution key is the
+A patch is a JSON descriptor — ``sonic_releases``, ``pre_commands``,
+``disable_files``, ``files`` [{``template``, ``dest``}], ``redis`` [{``db``,
+``template``}], ``post_commands`` — next to its template files. The resolution key is the
 platform's ``dataplane``, or its name when it has none: newtlab's own
 ``patches/<key>/always/*.json`` then ``patches/<key>/<release>/*.json``
 (release = ``vm_image_release``), each sorted by file name. A spec dir's
@@ -20,9 +20,9 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path, PurePosixPath
 from shlex import quote
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from ..errors import SpecError
 from ..spec.load import bad_text
@@ -51,8 +51,14 @@ class RedisPatch(_Strict):
     template: str
 
 
+# A release as SONiC's build_version begins: "202505", "master" (a plain word: it goes in a shell
+# `case` pattern).
+Release = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
+
+
 class BootPatch(_Strict):
     description: str = ""
+    sonic_releases: list[Release] = []
     pre_commands: list[str] = []
     disable_files: list[str] = []
     files: list[FilePatch] = []
@@ -158,6 +164,7 @@ def render_patch(
         name=name,
         source=where,
         description=patch.description,
+        sonic_releases=patch.sonic_releases,
         pre_commands=pre,
         disable_files=disable,
         files=files,
@@ -209,6 +216,48 @@ _REDIS = (
     'out=$(redis-cli -n {db}) || exit $?; printf "%s\\n" "$out"; '
     '! printf "%s\\n" "$out" | grep -q "^(error)\\|^ERR "'
 )
+
+
+SONIC_VERSION_FILE = "/etc/sonic/sonic_version.yml"
+# The release is what build_version begins with: "202505.1057313-…" → 202505, "master.0-…" →
+# master; a release tag names its date ("20250510.04" → 202505).
+_RELEASE_CHECK = r"""v=
+if [ -r FILE ]; then
+  while IFS= read -r line; do
+    case $line in
+      build_version:*) v=$(printf %s "${line#build_version:}" | tr -d "\"' \t"); break ;;
+    esac
+  done < FILE
+fi
+r=${v%%.*}
+case $r in [0-9][0-9][0-9][0-9][0-9][0-9]*) r=$(printf %.6s "$r") ;; esac
+case $r in KNOWN) exit 0 ;; esac
+if [ -z "$v" ]; then echo "cannot tell the image's SONiC release: no build_version in FILE"
+else echo "this image is SONiC $r (build_version $v)"; fi
+echo REFUSAL
+exit 1
+"""
+
+
+def release_check(patch: PatchPlan) -> PatchStep | None:
+    """The step that refuses a patch written for other SONiC releases than the image's."""
+    if not patch.sonic_releases:
+        return None
+    known = ", ".join(patch.sonic_releases)
+    if patch.source.startswith("built-in:"):
+        where = f"a copy of it in your spec dir's patches/{patch.source.removeprefix('built-in:')}"
+    else:
+        where = patch.source
+    refusal = (
+        f"{patch.name} was written for SONiC {known} only, so no boot patch was applied: "
+        f"check it against this release, then add the release to sonic_releases in {where}"
+    )
+    script = (
+        _RELEASE_CHECK.replace("FILE", SONIC_VERSION_FILE)
+        .replace("KNOWN", "|".join(patch.sonic_releases))
+        .replace("REFUSAL", quote(refusal))
+    )
+    return PatchStep("sonic_releases", known, f"sh -c {quote(script)}")
 
 
 def patch_steps(patch: PatchPlan) -> list[PatchStep]:
