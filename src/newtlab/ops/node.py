@@ -186,14 +186,16 @@ def _why_not(state: LabState, name: str, vm: NodePlan, status: str, unreachable:
 
 async def require_running(state: LabState, hosts: Hosts, name: str) -> Target:
     """``name`` (a VM or a virtual host) as a target, if its VM runs now (asked of its
-    host); else ``NotRunningError`` saying its state and what to do."""
+    host); else ``NotRunningError`` saying its state and what to do. A node that failed
+    after its VM booted (a boot patch, say) is reachable, to see why."""
     target = resolve_target(state, name)
     vm = target.node
     host = hosts.get(vm.host)
     unreachable = hosts.unreachable.get(vm.host, "")
     view = await look(host, state.name) if host is not None else HostView(unreachable=unreachable)
     status = node_status(state, vm.name, view)
-    if status != "running":
+    failed_but_up = status == "error" and view.vm_alive(vm.name, state.nodes[vm.name].pid)
+    if status != "running" and not failed_but_up:
         raise NotRunningError(_why_not(state, name, vm, status, unreachable))
     return target
 
