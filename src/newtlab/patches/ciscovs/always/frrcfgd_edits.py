@@ -1,0 +1,1 @@
+../../sonic-vs/always/frrcfgd_edits.py
