@@ -1,0 +1,111 @@
+"""Debian's redis-server and python3 for a test guest: fetched over its management NIC.
+
+newtlab's host image has neither; tests that need them (a boot patch's
+``redis`` step, a patch that runs Python) pack Debian 12's packages with the
+libraries the image lacks, and serve the archives on loopback. QEMU's user
+network shows the host's loopback to a guest as 10.0.2.2, so a guest fetches
+one with busybox ``wget`` and unpacks it at ``/``.
+
+redis: ``redis-tools`` (its ``redis-check-rdb`` is the server, ``redis-server``
+a link to it, as in Debian's ``redis-server`` package). python3: Python 3.11
+as Debian's ``python3.11-minimal`` and ``libpython3.11-stdlib`` install it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import tarfile
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from image.build import cache_root
+from newtlab.image import debs
+
+# redis-tools and what its binaries need beyond the host image's own libraries
+PACKAGES = ("redis-tools", "libjemalloc2", "liblzf1", "libatomic1", "libssl3", "libstdc++6",
+            "libgcc-s1")  # fmt: skip
+LIB_DIRS = ("usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu")
+# Python's own packages, whole, and the libraries its interpreter links beyond the image's
+PYTHON = ("python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib")
+PYTHON_LIBS = ("libexpat1", "zlib1g")
+# Left out: a third of the library, which nothing a test guest runs imports
+UNUSED = {"pydoc_data", "test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip",
+          "unittest", "asyncio", "email", "xml", "multiprocessing", "distutils", "venv", "curses",
+          "dbm", "sqlite3", "wsgiref", "xmlrpc", "http", "urllib", "html", "turtle.py", "pydoc.py",
+          "_pydecimal.py", "config-3.11-x86_64-linux-gnu"}  # fmt: skip
+GUEST_HOST = "10.0.2.2"  # the host's loopback, seen from a guest's user-mode NIC
+
+
+def _quiet(line: str) -> None:
+    pass
+
+
+def _unpacked(names: tuple[str, ...], into: Path) -> None:
+    files = debs.download(debs.candidates(names), cache_root() / "downloads" / "debs", _quiet)
+    debs.unpack(files, into)
+
+
+def _link(tar: tarfile.TarFile, name: str, target: str) -> None:
+    link = tarfile.TarInfo(name)
+    link.type, link.linkname = tarfile.SYMTYPE, target
+    tar.addfile(link)
+
+
+def _add_libraries(tar: tarfile.TarFile, root: Path) -> None:
+    for directory in LIB_DIRS:
+        if (root / directory).is_dir():
+            for library in sorted((root / directory).iterdir()):
+                tar.add(library, f"{directory}/{library.name}")
+
+
+def redis_archive(dest: Path) -> Path:
+    """``dest/redis.tgz``: redis-server, redis-cli and their missing libraries."""
+    archive = dest / "redis.tgz"
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        _unpacked(PACKAGES, root)
+        with tarfile.open(archive, "w:gz") as tar:
+            for binary in ("usr/bin/redis-check-rdb", "usr/bin/redis-cli"):
+                tar.add(root / binary, binary)
+            _link(tar, "usr/bin/redis-server", "redis-check-rdb")
+            _add_libraries(tar, root)
+    return archive
+
+
+def python_archive(dest: Path) -> Path:
+    """``dest/python.tgz``: python3 (3.11) with its standard library (no docs)."""
+    archive = dest / "python.tgz"
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        _unpacked(PYTHON + PYTHON_LIBS, root)
+        with tarfile.open(archive, "w:gz") as tar:
+            tar.add(root / "usr/bin/python3.11", "usr/bin/python3.11")
+            _link(tar, "usr/bin/python3", "python3.11")
+            for path in sorted((root / "usr/lib/python3.11").iterdir()):
+                if path.name not in UNUSED:
+                    tar.add(path, f"usr/lib/python3.11/{path.name}")
+            _add_libraries(tar, root)
+    return archive
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serve(directory: Path) -> Iterator[int]:
+    """Serve ``directory`` over HTTP on 127.0.0.1; the port."""
+    handler = functools.partial(_Quiet, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
