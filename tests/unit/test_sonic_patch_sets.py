@@ -9,6 +9,7 @@ import os
 import py_compile
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -113,35 +114,35 @@ def test_a_release_name_is_a_plain_word(tmp_path: Path) -> None:
         Lab.load(spec)
 
 
-def _edits_script(tmp_path: Path) -> Path:
-    """frrcfgd_edits.py as newtlab renders it for a sonic-vs node."""
-    (ebgp,) = [p for p in _patches("1node-vs", "switch1") if p.sonic_releases]
-    script = tmp_path / "frrcfgd_edits.py"
-    script.write_text(ebgp.files[0].content)
-    return script
+@dataclass(frozen=True)
+class Editor:
+    """frrcfgd_edits.py as newtlab renders it for a sonic-vs node, run here with a
+    supervisorctl on PATH that logs its arguments to ``log``."""
 
+    script: Path
+    bin_dir: Path
+    log: Path
 
-def _edit(script: Path, name: str, path: Path, bin_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    argv = [sys.executable, str(script), name, str(path)]
-    return subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    def __call__(self, name: str, path: Path) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PATH": f"{self.bin_dir}:{os.environ['PATH']}"}
+        argv = [sys.executable, str(self.script), name, str(path)]
+        return subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
 
 
 @pytest.fixture
-def fake_supervisorctl(tmp_path: Path) -> tuple[Path, Path]:
-    """A directory with a supervisorctl that logs its arguments; the log."""
-    bin_dir, log = tmp_path / "bin", tmp_path / "supervisorctl.log"
+def edit(tmp_path: Path) -> Editor:
+    (ebgp,) = [p for p in _patches("1node-vs", "switch1") if p.sonic_releases]
+    script, bin_dir, log = tmp_path / "frrcfgd_edits.py", tmp_path / "bin", tmp_path / "log"
+    script.write_text(ebgp.files[0].content)
     bin_dir.mkdir()
     (bin_dir / "supervisorctl").write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
     (bin_dir / "supervisorctl").chmod(0o755)
-    return bin_dir, log
+    return Editor(script, bin_dir, log)
 
 
 def test_the_vrf_vni_edit_goes_in_once_and_restarts_frrcfgd_once(
-    tmp_path: Path, fake_supervisorctl: tuple[Path, Path]
+    tmp_path: Path, edit: Editor
 ) -> None:
-    bin_dir, log = fake_supervisorctl
-    script = _edits_script(tmp_path)
     package = tmp_path / "frrcfgd"
     (package / "__pycache__").mkdir(parents=True)
     target = package / "frrcfgd.py"
@@ -150,7 +151,7 @@ def test_the_vrf_vni_edit_goes_in_once_and_restarts_frrcfgd_once(
     stale = package / "__pycache__" / "frrcfgd.cpython-311.pyc"
     stale.write_bytes(b"old")
 
-    first = _edit(script, "vrf-vni", target, bin_dir)
+    first = edit("vrf-vni", target)
     assert first.returncode == 0 and first.stdout == f"{target}: vrf-vni added\n", first.stderr
     edited = target.read_text()
     assert edited.count("# newtlab: vrf-vni sync") == 1
@@ -159,42 +160,36 @@ def test_the_vrf_vni_edit_goes_in_once_and_restarts_frrcfgd_once(
     assert edited.index("# newtlab: vrf-vni sync") < edited.index("self.config_db.listen()")
     py_compile.compile(str(target), cfile=str(tmp_path / "check.pyc"), doraise=True)
     assert (target.stat().st_mode & 0o777) == 0o644 and not stale.exists()
-    assert log.read_text() == "restart frrcfgd\n"
+    assert edit.log.read_text() == "restart frrcfgd\n"
 
-    again = _edit(script, "vrf-vni", target, bin_dir)
+    again = edit("vrf-vni", target)
     assert again.returncode == 0 and again.stdout == f"{target}: vrf-vni already there\n"
-    assert target.read_text() == edited and log.read_text() == "restart frrcfgd\n"
+    assert target.read_text() == edited and edit.log.read_text() == "restart frrcfgd\n"
 
 
-def test_an_edit_refuses_a_file_it_was_not_written_for(
-    tmp_path: Path, fake_supervisorctl: tuple[Path, Path]
-) -> None:
-    bin_dir, log = fake_supervisorctl
-    script = _edits_script(tmp_path)
+def test_an_edit_refuses_a_file_it_was_not_written_for(tmp_path: Path, edit: Editor) -> None:
     other = tmp_path / "frrcfgd.py"
     text = FRRCFGD.read_text().replace(
         "        self.subscribe_all()\n", "        self.subscribe()\n"
     )
     other.write_text(text)
-    refused = _edit(script, "vrf-vni", other, bin_dir)
-    assert refused.returncode == 1 and other.read_text() == text and not log.exists()
+    refused = edit("vrf-vni", other)
+    assert refused.returncode == 1 and other.read_text() == text and not edit.log.exists()
     assert "appears 0 times, not once: this is not the file of SONiC 202505" in refused.stderr
     doubled = tmp_path / "bgpd.conf.db.j2"
     doubled.write_text(TEMPLATE.read_text() * 2)
-    refused = _edit(script, "ebgp-requires-policy", doubled, bin_dir)
+    refused = edit("ebgp-requires-policy", doubled)
     assert refused.returncode == 1 and "appears 2 times" in refused.stderr
 
 
 def test_the_ebgp_edit_changes_the_template_and_restarts_nothing(
-    tmp_path: Path, fake_supervisorctl: tuple[Path, Path]
+    tmp_path: Path, edit: Editor
 ) -> None:
-    bin_dir, log = fake_supervisorctl
-    script = _edits_script(tmp_path)
     target = tmp_path / "bgpd.conf.db.j2"
     target.write_text(TEMPLATE.read_text())
-    assert _edit(script, "ebgp-requires-policy", target, bin_dir).returncode == 0
-    assert _edit(script, "ebgp-requires-policy", target, bin_dir).stdout.endswith("already there\n")
+    assert edit("ebgp-requires-policy", target).returncode == 0
+    assert edit("ebgp-requires-policy", target).stdout.endswith("already there\n")
     edited = target.read_text()
     assert edited.count("{# newtlab: ebgp_requires_policy #}") == 1
     anchor = " no bgp default ipv4-unicast\n{% endif %}\n{# newtlab: ebgp_requires_policy #}\n"
-    assert anchor in edited and not log.exists()
+    assert anchor in edited and not edit.log.exists()
