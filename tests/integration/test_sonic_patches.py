@@ -256,8 +256,8 @@ def test_shipped_sonic_patches_on_sonic_imitations(make_lab, served: tuple[Path,
         "s2: boot patch built-in:sonic-vs/always/02-frrcfgd-ebgp-policy.json, sonic_releases "
         f"`202505` failed (exit 1): this image is SONiC 202411 (build_version {UNKNOWN}) / "
         "02-frrcfgd-ebgp-policy.json was written for SONiC 202505 only, so no boot patch was "
-        "applied: check it against this release, then add the release to sonic_releases in a "
-        "copy of it in your spec dir's patches/sonic-vs/always/02-frrcfgd-ebgp-policy.json"
+        "applied: check it against this release, then add the release to its sonic_releases in "
+        "a copy in your spec dir's patches/sonic-vs/always/ (copy "
     )
     assert refusal in " ".join(result.stderr.split()), result.stderr
     nodes = {n["name"]: n["status"] for n in status()["nodes"]}

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from newtlab.errors import SpecErrors
 from newtlab.lab import Lab
+from newtlab.plan import patches
 from newtlab.plan.model import PatchPlan
 from newtlab.plan.patches import SONIC_VERSION_FILE, release_check
 from newtlab.render import print_plan
@@ -90,8 +91,10 @@ def test_another_release_is_refused_saying_what_to_do(tmp_path: Path) -> None:
     assert refused.stdout.splitlines() == [
         "this image is SONiC 202411 (build_version 202411.12-abc)",
         "02-x.json was written for SONiC 202505, master only, so no boot patch was applied: "
-        "check it against this release, then add the release to sonic_releases in a copy of it "
-        "in your spec dir's patches/sonic-vs/always/02-x.json",
+        "check it against this release, then add the release to its sonic_releases in a copy "
+        "in your spec dir's patches/sonic-vs/always/ (copy "
+        f"{Path(patches.__file__).parents[1] / 'patches/sonic-vs/always/02-x.json'} and the "
+        "files it names)",
     ]
     unknown = _check(tmp_path, ["202505"], None)
     assert unknown.returncode == 1

@@ -244,13 +244,16 @@ def release_check(patch: PatchPlan) -> PatchStep | None:
     if not patch.sonic_releases:
         return None
     known = ", ".join(patch.sonic_releases)
-    if patch.source.startswith("built-in:"):
-        where = f"a copy of it in your spec dir's patches/{patch.source.removeprefix('built-in:')}"
-    else:
-        where = patch.source
+    where = patch.source
+    if patch.source.startswith("built-in:"):  # a spec dir's file of the same name replaces it
+        tail = patch.source.removeprefix("built-in:")
+        where = (
+            f"a copy in your spec dir's patches/{tail.rsplit('/', 1)[0]}/ (copy "
+            f"{_builtin_root().joinpath(tail)} and the files it names)"
+        )
     refusal = (
         f"{patch.name} was written for SONiC {known} only, so no boot patch was applied: "
-        f"check it against this release, then add the release to sonic_releases in {where}"
+        f"check it against this release, then add the release to its sonic_releases in {where}"
     )
     script = (
         _RELEASE_CHECK.replace("FILE", SONIC_VERSION_FILE)
