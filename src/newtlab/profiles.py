@@ -28,8 +28,12 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def patched_profile(profile: dict[str, Any], node: NodePlan) -> tuple[dict[str, Any], bool]:
-    """The profile with the node's runtime facts; True if credentials were added."""
+def patched_profile(
+    profile: dict[str, Any], node: NodePlan, device: str
+) -> tuple[dict[str, Any], bool]:
+    """The profile of ``device`` (the node, or a virtual host in it) with the node's runtime
+    facts; True if credentials were added. A virtual host is reached through its host VM, and
+    its MAC is its own eth0's."""
     out = dict(profile)
     out["mgmt_ip"] = node.ssh_bind  # where newtron reaches the VM's SSH forward
     out["ssh_port"] = node.ssh_port
@@ -41,7 +45,8 @@ def patched_profile(profile: dict[str, Any], node: NodePlan) -> tuple[dict[str, 
     if added:
         out["ssh_user"] = node.ssh_user
         out["ssh_pass"] = node.ssh_pass
-    out["mac"] = node.mac
+    vhost = next((v for v in node.vhosts if v.name == device), None)
+    out["mac"] = vhost.interfaces[0].mac if vhost and vhost.interfaces else node.mac
     return out, added
 
 
@@ -61,7 +66,7 @@ def patch_profiles(plan: Plan, lab_dir: Path) -> list[ProfilePatch]:
             else:
                 original = saved.read_bytes()
             profile = json.loads(original)
-            new, added = patched_profile(profile, node)
+            new, added = patched_profile(profile, node, device)
             data = (json.dumps(new, indent=4) + "\n").encode()
             atomic_write(path, data)
             records.append(

@@ -36,7 +36,11 @@ def test_patch_then_restore_is_byte_exact(spec: Path, tmp_path: Path) -> None:
     assert "console_port" not in switch1  # a Unix socket: no TCP port to name
     assert switch1["mgmt_ip"] == "127.0.0.1" and switch1["evpn"] == {"peers": ["switch2"]}
     host3 = json.loads((spec / "profiles" / "host3.json").read_text())
-    assert host3["ssh_port"] == plan.node("hostvm-0").ssh_port
+    hostvm = plan.node("hostvm-0")
+    assert host3["ssh_port"] == hostvm.ssh_port
+    # Its MAC is its own NIC's (eth0 in its namespace), not the host VM's management NIC's.
+    (vhost,) = [v for v in hostvm.vhosts if v.name == "host3"]
+    assert host3["mac"] == vhost.interfaces[0].mac != hostvm.mac
     assert {r.device for r in records} == {p.removesuffix(".json") for p in before}
     assert restore_profiles(plan, records, lab_dir) == []
     assert snapshot(spec) == before
