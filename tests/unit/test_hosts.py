@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 
 from newtlab.errors import PlanError
 from newtlab.lab import Lab
-from newtlab.runtime.hosts import resolve_addresses, this_machine, used_hosts
+from newtlab.runtime.hosts import all_settled, resolve_addresses, this_machine, used_hosts
 from specfactory import linked, write_specs
 
 
@@ -44,3 +45,20 @@ def test_names_resolve_once_and_a_bad_one_says_which_server(
     expected = r"server s3: cannot resolve its address 'no\.such\.host' \(Name or service"
     with pytest.raises(PlanError, match=expected):
         resolve_addresses({"s3": "no.such.host"})
+
+
+def test_a_failure_is_raised_only_when_the_others_are_done() -> None:
+    finished: list[str] = []
+
+    async def fails() -> str:
+        raise OSError("No space left on device")
+
+    async def slow(name: str) -> str:
+        await asyncio.sleep(0.05)
+        finished.append(name)
+        return name
+
+    with pytest.raises(OSError, match="No space"):
+        asyncio.run(all_settled([slow("a"), fails(), slow("b")]))
+    assert sorted(finished) == ["a", "b"]  # both ran to their end before the raise
+    assert asyncio.run(all_settled([slow("c"), slow("d")])) == ["c", "d"]

@@ -23,7 +23,7 @@ from ..plan.ports import collect_ports
 from ..plan.qemu_args import UEFI_FIRMWARE
 from ..profiles import patch_profiles
 from ..runtime.host import Host
-from ..runtime.hosts import Hosts, each_host
+from ..runtime.hosts import Hosts, all_settled, each_host
 from ..runtime.ssh import create_key_pair
 from ..runtime.transports.base import Say
 from ..state import LabState, NodeState, save_state, state_path
@@ -157,7 +157,7 @@ async def _disks(plan: Plan, host: Host, state: LabState, upload: bool, progress
         await write_config_iso(host, plan.lab, node, public_key(state))
         state.nodes[node.name].phase = "overlay"
 
-    await asyncio.gather(*(overlay(node) for node in nodes))
+    await all_settled(overlay(node) for node in nodes)  # a failure cleans up after all
 
 
 # Tests only: NEWTLAB_TEST_PAUSE_AT=<phase> makes deploy stop there (writing

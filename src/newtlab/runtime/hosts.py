@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -50,9 +50,20 @@ class Hosts(dict[str, Host]):
         self.unreachable = unreachable or {}
 
 
+async def all_settled(work: Iterable[Awaitable[T]]) -> list[T]:
+    """Each awaited at once and to its end; the results in order. The first failure is
+    raised only when all are done, so nothing still runs while the caller cleans up (a
+    plain gather leaves the others running: one writing into a directory being removed)."""
+    results = await asyncio.gather(*work, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results  # type: ignore[return-value]  # no exception among them
+
+
 async def each_host(hosts: Hosts, work: Callable[[Host], Awaitable[T]]) -> list[T]:
     """``work(host)`` on every host at once; the results in the hosts' order."""
-    return list(await asyncio.gather(*(work(host) for host in hosts.values())))
+    return await all_settled(work(host) for host in hosts.values())
 
 
 def local_addresses() -> set[str]:
