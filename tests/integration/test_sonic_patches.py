@@ -10,8 +10,8 @@ imitation (redis with CONFIG_DB, the bgp container). A spec-dir patch sorted
 first (``00-fake-sonic``) starts a first-boot ``config-setup`` and, on c1,
 swss's readiness key 6 s later. The sonic-vs set's wait is replaced by a
 spec-dir file of the same name. Every file, CONFIG_DB entry and command the
-descriptors promise is checked, then again after a stop and start, when the
-patches meet what they did on the first boot.
+descriptors promise is checked, then again after a stop and start of c1 and
+s1, when the patches meet what they did on the first boot.
 """
 
 from __future__ import annotations
@@ -300,13 +300,13 @@ def test_shipped_sonic_patches_on_sonic_imitations(make_lab, served: tuple[Path,
     writes = "".join(f"redis-cli -n 4 HSET '{k}' {v} >/dev/null && " for k, v in newtron.items())
     ssh("s1", writes + "config save -y")
 
-    # A stop and start: the disk kept what the patches did, and they meet it.
-    for node in ("v1", "c1", "s1"):
+    # A stop and start: the disk kept what the patches did, and they meet it. (v1 is left
+    # out: the vpp set keeps nothing a boot would meet, it writes every file and entry anew.)
+    for node in ("c1", "s1"):
         _save_disk(directory, node)
         assert run_cli("stop", node, "--grace", "0").returncode == 0
         started = run_cli("start", node, timeout=300)
         assert started.returncode == 0, started.stderr
-    _check_vpp(pci)
     # frrcfgd runs from the saved mode at boot: no save, no restart, the edit not added again.
     assert _order("c1") == ["portinit=1"]
     _check_frrcfgd_mode("c1")
