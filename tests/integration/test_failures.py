@@ -151,7 +151,12 @@ def test_boot_timeout_names_the_node_and_leaves_it_for_inspection(
     (spec.path / "platforms.json").write_text(json.dumps(platforms))
     result = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg")
     assert result.returncode == 1
-    assert "r1: the serial console stalled waiting for step 'login' /login:/ (or" in result.stderr
+    said = " ".join(result.stderr.split())
+    assert (
+        "r1: not ready within vm_boot_timeout (4 s): the serial console stalled waiting for "
+        "step 'login' /login:/ (or" in said
+    ), result.stderr
+    assert "raise vm_boot_timeout of platform newtlab-host in platforms.json" in said
     status = json.loads(run_cli("status", spec.lab, "--json").stdout)
     assert {n["status"] for n in status["nodes"]} == {"error"}
     assert len(running_vms(spec.lab)) == 3  # still there to look at

@@ -67,6 +67,24 @@ async def _watch(state: LabState, host: Host, node: NodePlan) -> None:
 async def _reach(state: LabState, host: Host, node: NodePlan, progress: Progress) -> None:
     deadline = state.nodes[node.name].started_at + node.boot_timeout
     deadline = time.monotonic() + max(deadline - time.time(), 1)
+    try:
+        await _reach_by(state, host, node, progress, deadline)
+    except RuntimeFailure as exc:
+        if time.monotonic() < deadline:
+            raise
+        # Whatever step it was in, the cause is the time allowed: say which limit and how
+        # to give more.
+        raise RuntimeFailure(
+            f"not ready within vm_boot_timeout ({node.boot_timeout} s): {exc}\n"
+            "Without KVM, or with many VMs booting at once, a guest may need longer: raise "
+            f"vm_boot_timeout of platform {node.platform} in platforms.json, or boot fewer "
+            "at once (deploy --boot-parallel N)"
+        ) from None
+
+
+async def _reach_by(
+    state: LabState, host: Host, node: NodePlan, progress: Progress, deadline: float
+) -> None:
     values = {
         "ssh_user": node.ssh_user,
         "ssh_pass": node.ssh_pass,
