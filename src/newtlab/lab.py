@@ -29,7 +29,7 @@ from .ops import prune as prune_op
 from .ops.doctor import Check, doctor
 from .ops.events import Progress, no_progress
 from .ops.logs import log_chunks
-from .ops.node import RunResult, require_running, run_command, start_node, stop_node
+from .ops.node import RunResult, require_running, run_command, start_nodes, stop_nodes
 from .ops.provision import ProvisionResult, provision, provision_targets
 from .ops.provision_command import DEFAULT_COMMAND
 from .ops.repair import repair
@@ -169,27 +169,28 @@ class Lab:
 
         return _on_hosts(state.plan, work, partial=True)  # an unreachable server is shown
 
-    def stop(self, node: str, *, grace: float = 30.0, progress: Progress = no_progress) -> None:
-        """Power a node off (its disk and its links' other ends are kept)."""
+    def stop(self, *nodes: str, grace: float = 30.0, progress: Progress = no_progress) -> None:
+        """Power nodes off, together (their disks and their links' other ends are kept)."""
         with lab_lock(self.name):
             state = load_state(self.name)
-            host = node_plan(state, node, "stop").host
+            where = {node_plan(state, node, "stop").host for node in nodes}
             _on_hosts(
                 state.plan,
-                lambda hosts: stop_node(state, hosts[host], node, grace, progress),
-                only={host},
+                lambda hosts: stop_nodes(state, hosts, nodes, grace, progress),
+                only=where,
             )
 
-    def start(self, node: str, *, progress: Progress = no_progress) -> None:
-        """Start a stopped node and wait until it answers SSH; its links come back.
+    def start(self, *nodes: str, progress: Progress = no_progress) -> None:
+        """Start stopped nodes, booting together, and wait until each answers SSH; their
+        links come back.
 
-        The datapath of its host is started again first if it is down.
+        The datapath of their hosts is started again first if it is down.
         """
         with lab_lock(self.name):
             state = load_state(self.name)
-            host = node_plan(state, node, "start").host
+            where = {node_plan(state, node, "start").host for node in nodes}
             _on_hosts(
-                state.plan, lambda hosts: start_node(state, hosts, node, progress), only={host}
+                state.plan, lambda hosts: start_nodes(state, hosts, nodes, progress), only=where
             )
 
     def repair(self, *, progress: Progress = no_progress) -> list[str]:

@@ -76,6 +76,9 @@ OnlyLabArg = Annotated[
     typer.Argument(help="lab name (default: the only one)", autocompletion=complete_lab),
 ]
 NodeArg = Annotated[str, typer.Argument(help="node name", autocompletion=complete_node)]
+NodesArg = Annotated[
+    list[str], typer.Argument(help="node names (together)", autocompletion=complete_node)
+]
 TargetArg = Annotated[
     str, typer.Argument(help="node or virtual host name", autocompletion=complete_target)
 ]

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ..errors import NewtlabError
-from .common import LabOpt, NodeArg, TargetArg, err, lab_of_node, progress
+from .common import LabOpt, NodeArg, NodesArg, TargetArg, err, lab_of_node, progress
 
 
 def _exec_ssh(node: str, lab: str | None, command: list[str], exact: bool) -> None:
@@ -61,21 +61,24 @@ def console(node: NodeArg, lab: LabOpt = None) -> None:
 
 
 def stop(
-    node: NodeArg,
+    nodes: NodesArg,
     lab: LabOpt = None,
     grace: Annotated[float, typer.Option(help="seconds to wait for ACPI powerdown")] = 30.0,
 ) -> None:
-    """Stop one node; its disk is kept and its neighbours stay connected."""
-    target = lab_of_node(node, lab)
-    with progress({node: ""}, False) as view:
-        target.stop(node, grace=grace, progress=view)
+    """Stop nodes, together; their disks are kept and their neighbours stay connected."""
+    nodes = list(dict.fromkeys(nodes))
+    target = lab_of_node(nodes[0], lab)
+    with progress(dict.fromkeys(nodes, ""), False) as view:
+        target.stop(*nodes, grace=grace, progress=view)
 
 
-def start(node: NodeArg, lab: LabOpt = None) -> None:
-    """Start a stopped node and wait until it answers SSH; its links come back."""
-    target = lab_of_node(node, lab)
-    with progress({node: ""}, False) as view:
-        target.start(node, progress=view)
+def start(nodes: NodesArg, lab: LabOpt = None) -> None:
+    """Start stopped nodes, booting together, and wait until each answers SSH; their
+    links come back."""
+    nodes = list(dict.fromkeys(nodes))
+    target = lab_of_node(nodes[0], lab)
+    with progress(dict.fromkeys(nodes, ""), False) as view:
+        target.start(*nodes, progress=view)
 
 
 def logs(

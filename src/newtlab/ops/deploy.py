@@ -29,7 +29,7 @@ from ..runtime.transports.base import Say
 from ..state import LabState, NodeState, save_state, state_path
 from .datapath import start_bridge
 from .events import Event, Progress
-from .node import bring_up, public_key, start_process
+from .node import boot_each, public_key
 from .startup_config import write_config_iso
 
 
@@ -197,7 +197,6 @@ async def _boot_all(
 ) -> list[str]:
     """Start and bring up every VM, at most ``limits[host]`` booting at once on each host;
     one line per node that failed. Each VM's waits count from its own start."""
-    booting = {name: asyncio.Semaphore(limit) for name, limit in limits.items()}
     for name, limit in limits.items():
         waiting = sum(1 for node in plan.nodes if node.host == name) - limit
         if waiting > 0:
@@ -205,18 +204,8 @@ async def _boot_all(
             progress(
                 Event("", "boot", f"{limit} VMs boot at once{where}; {waiting} wait their turn")
             )
-
-    async def boot_one(node: NodePlan) -> None:
-        host = hosts[node.host]
-        async with booting[node.host]:
-            try:
-                await start_process(state, host, node, progress)
-            except RuntimeFailure as exc:
-                raise RuntimeFailure(f"{node.name}: {exc}") from None
-            await bring_up(state, host, node, progress)
-
-    results = await asyncio.gather(*(boot_one(n) for n in plan.nodes), return_exceptions=True)
-    return [str(r) for r in results if isinstance(r, BaseException)]
+    failures = await boot_each(state, hosts, plan.nodes, progress, limits)
+    return list(failures.values())
 
 
 async def deploy(

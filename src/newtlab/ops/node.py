@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shlex
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncssh
 
 from ..access import Target, resolve_target
-from ..errors import NotRunningError, RuntimeFailure
+from ..errors import NotRunningError, RuntimeFailure, listing
 from ..plan.model import NodePlan
 from ..plan.ports import collect_ports
 from ..runtime import console, ssh
@@ -140,9 +142,35 @@ async def bring_up(state: LabState, host: Host, node: NodePlan, progress: Progre
 
 
 async def boot(state: LabState, host: Host, node: NodePlan, progress: Progress) -> None:
-    """Start a stopped node and wait until it answers SSH."""
-    await start_process(state, host, node, progress)
+    """Start a stopped node and wait until it answers SSH; a failure names the node."""
+    try:
+        await start_process(state, host, node, progress)
+    except RuntimeFailure as exc:
+        raise RuntimeFailure(f"{node.name}: {exc}") from None
     await bring_up(state, host, node, progress)
+
+
+async def boot_each(
+    state: LabState,
+    hosts: Hosts,
+    nodes: Sequence[NodePlan],
+    progress: Progress,
+    limits: Mapping[str, int] | None = None,
+) -> dict[str, str]:
+    """Boot ``nodes`` at once, at most ``limits[host]`` at a time on a host; why each
+    that failed did, by name. One failing does not stop the others."""
+    gates = {host: asyncio.Semaphore(limit) for host, limit in (limits or {}).items()}
+
+    async def one(node: NodePlan) -> None:
+        async with gates.get(node.host) or contextlib.nullcontext():
+            await boot(state, hosts[node.host], node, progress)
+
+    results = await asyncio.gather(*(one(n) for n in nodes), return_exceptions=True)
+    return {
+        node.name: str(result)
+        for node, result in zip(nodes, results, strict=True)
+        if isinstance(result, BaseException)
+    }
 
 
 async def stop_process(
@@ -157,28 +185,57 @@ async def stop_process(
     progress(Event(node, "stopped"))
 
 
-async def start_node(state: LabState, hosts: Hosts, name: str, progress: Progress) -> None:
-    """Start stopped node ``name`` and wait until it answers SSH; its host's datapath is
-    started again first if it is down, so its links come back."""
-    node = state.plan.node(name)
-    host = hosts[node.host]
-    if await host.engine.running(state.name, name, state.nodes[name].pid):
-        raise RuntimeFailure(f"{name} is already running")
-    conflicts = await host.probe_ports(u for u in collect_ports(state.plan) if u.node == name)
-    if conflicts:
-        raise RuntimeFailure(f"cannot start {name}: " + "; ".join(conflicts))
-    if node.host in state.plan.bridges:
-        await ensure_bridge(state, hosts, node.host, await look(host, state.name), progress)
-    await boot(state, host, node, progress)
-
-
-async def stop_node(
-    state: LabState, host: Host, name: str, grace: float, progress: Progress
+async def start_nodes(
+    state: LabState, hosts: Hosts, names: Sequence[str], progress: Progress
 ) -> None:
-    """Power running node ``name`` off (its disk and its links' other ends are kept)."""
-    if not await host.engine.running(state.name, name, state.nodes[name].pid):
-        raise RuntimeFailure(f"{name} is not running")
-    await stop_process(state, host, name, grace, progress)
+    """Start stopped nodes ``names`` together and wait until each answers SSH. Each is
+    checked before any starts; a host's datapath is started again first if it is down,
+    so their links come back."""
+    nodes = [state.plan.node(name) for name in names]
+    refusals = []
+    for node in nodes:
+        host = hosts[node.host]
+        if await host.engine.running(state.name, node.name, state.nodes[node.name].pid):
+            refusals.append(f"{node.name} is already running")
+        ports = (u for u in collect_ports(state.plan) if u.node == node.name)
+        conflicts = await host.probe_ports(ports)
+        if conflicts:
+            refusals.append(f"cannot start {node.name}: " + "; ".join(conflicts))
+    _refuse(refusals, "nothing was started", nodes)
+    for name in dict.fromkeys(node.host for node in nodes if node.host in state.plan.bridges):
+        await ensure_bridge(state, hosts, name, await look(hosts[name], state.name), progress)
+    failures = await boot_each(state, hosts, nodes, progress)
+    _refuse(list(failures.values()), "start failed", nodes)
+
+
+async def stop_nodes(
+    state: LabState, hosts: Hosts, names: Sequence[str], grace: float, progress: Progress
+) -> None:
+    """Power running nodes ``names`` off together (their disks and their links' other
+    ends are kept). Each is checked before any stops."""
+    nodes = [state.plan.node(name) for name in names]
+    refusals = [
+        f"{node.name} is not running"
+        for node in nodes
+        if not await hosts[node.host].engine.running(
+            state.name, node.name, state.nodes[node.name].pid
+        )
+    ]
+    _refuse(refusals, "nothing was stopped", nodes)
+    results = await asyncio.gather(
+        *(stop_process(state, hosts[n.host], n.name, grace, progress) for n in nodes),
+        return_exceptions=True,
+    )
+    _refuse([str(r) for r in results if isinstance(r, BaseException)], "stop failed", nodes)
+
+
+def _refuse(reasons: Sequence[str], head: str, nodes: Sequence[NodePlan]) -> None:
+    """Raise one failure: for one node its reason as it is; for several, each reason
+    listed under ``head``."""
+    if len(nodes) == 1 and reasons:
+        raise RuntimeFailure(reasons[0])
+    if reasons:
+        raise RuntimeFailure(listing(head, reasons))
 
 
 def _why_not(state: LabState, name: str, vm: NodePlan, status: str, unreachable: str) -> str:

@@ -9,14 +9,12 @@ stopped.
 
 from __future__ import annotations
 
-import asyncio
-
 from ..errors import RuntimeFailure, listing
 from ..runtime.hosts import Hosts
 from ..state import LabState
 from .datapath import ensure_bridge
 from .events import Event, Progress
-from .node import boot
+from .node import boot_each
 from .status import look_all
 
 
@@ -36,15 +34,12 @@ async def repair(state: LabState, hosts: Hosts, progress: Progress) -> list[str]
     ]
     for node in dead:
         progress(Event(node.name, "repair", "its QEMU had exited: starting it again"))
-    results = await asyncio.gather(
-        *(boot(state, hosts[node.host], node, progress) for node in dead), return_exceptions=True
-    )
-    failures = []
-    for node, result in zip(dead, results, strict=True):
-        if isinstance(result, BaseException):
-            failures.append(str(result))
-        else:
-            actions.append(f"{node.name}: its QEMU had exited: started again, ready")
+    failures = await boot_each(state, hosts, dead, progress)
+    actions += [
+        f"{node.name}: its QEMU had exited: started again, ready"
+        for node in dead
+        if node.name not in failures
+    ]
     if failures:
-        raise RuntimeFailure(listing("repair could not bring back", failures))
+        raise RuntimeFailure(listing("repair could not bring back", failures.values()))
     return actions
