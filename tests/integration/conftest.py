@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labkit import EXAMPLE, SpecDir, kill_leftovers
+from labkit import EXAMPLE, SSH_MUX, SpecDir, close_ssh, kill_leftovers
 
 from image.build import cache_root
 from newtlab.errors import NewtlabError
@@ -31,6 +31,15 @@ _port_blocks = itertools.count()
 def host_image() -> BuiltImage:
     root = cache_root()
     return build_host_image(root / "images", root / "downloads", lambda line: None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_ssh_connections() -> Iterator[None]:
+    """The connections ``labkit.ssh`` keeps end with the run, whatever a test did."""
+    yield
+    close_ssh()
+    with contextlib.suppress(OSError):
+        SSH_MUX.rmdir()
 
 
 @pytest.fixture
@@ -74,6 +83,7 @@ def make_lab(newtlab_home: Path, tmp_path: Path) -> Iterator[Callable[..., SpecD
         return SpecDir(target, lab, ports)
 
     yield make
+    close_ssh()
     for lab in created:
         with contextlib.suppress(NewtlabError):  # a test may have destroyed it already
             destroy_lab(lab, grace=0)

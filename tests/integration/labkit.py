@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 
 import labprocs
 from newtlab.agent import procs
+from newtlab.lab import lab_of_node
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "line3"
@@ -30,11 +32,35 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str
     )
 
 
-def ssh(node: str, command: str) -> str:
-    """``newtlab ssh NODE -- COMMAND``, which must succeed; its output."""
-    result = run_cli("ssh", node, "--", command, timeout=60)
+# Where the shared OpenSSH connections of ``ssh`` listen (one per node), for this run.
+SSH_MUX = Path(tempfile.gettempdir()) / f"newtlab-test-ssh-{os.getpid()}"
+
+
+def ssh(node: str, command: str, timeout: float = 60) -> str:
+    """``command`` run on ``node`` as ``newtlab ssh NODE -- COMMAND`` runs it (the ssh
+    argv that command execs, from the same code), which must succeed; its output.
+
+    One OpenSSH connection per node is kept and shared (ControlMaster): a check costs a
+    round trip, not a Python start and a fresh login. It ends with the VM, or by
+    ``close_ssh``.
+    """
+    SSH_MUX.mkdir(mode=0o700, exist_ok=True)
+    argv = lab_of_node(node).ssh_command(node, [command])
+    argv[1:1] = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=20", "-o", "ControlMaster=auto",
+                 "-o", f"ControlPath={SSH_MUX}/%C", "-o", "ControlPersist=30"]  # fmt: skip
+    result = subprocess.run(
+        argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
+    )
     assert result.returncode == 0, f"ssh {node} {command!r}: {result.stderr}"
     return result.stdout
+
+
+def close_ssh() -> None:
+    """End every connection ``ssh`` keeps."""
+    for socket in SSH_MUX.glob("*") if SSH_MUX.is_dir() else ():
+        subprocess.run(["ssh", "-o", f"ControlPath={socket}", "-O", "exit", "-"],
+                       capture_output=True, timeout=30)  # fmt: skip
+        socket.unlink(missing_ok=True)
 
 
 def ping(node: str, address: str) -> None:

@@ -304,9 +304,13 @@ def test_shipped_sonic_patches_on_sonic_imitations(make_lab, served: tuple[Path,
     # out: the vpp set keeps nothing a boot would meet, it writes every file and entry anew.)
     for node in ("c1", "s1"):
         _save_disk(directory, node)
-        assert run_cli("stop", node, "--grace", "0").returncode == 0
-        started = run_cli("start", node, timeout=300)
-        assert started.returncode == 0, started.stderr
+    assert run_cli("stop", "c1", "s1", "--grace", "0").returncode == 0
+    refused = run_cli("start", "c1", "v1", "s1")  # v1 runs: none of them is started
+    assert refused.returncode == 1
+    assert "nothing was started: v1 is already running" in " ".join(refused.stderr.split())
+    assert {n["name"]: n["status"] for n in status()["nodes"]}["c1"] == "stopped"
+    started = run_cli("start", "c1", "s1", timeout=300)  # both boot at once
+    assert started.returncode == 0, started.stderr
     # frrcfgd runs from the saved mode at boot: no save, no restart, the edit not added again.
     assert _order("c1") == ["portinit=1"]
     _check_frrcfgd_mode("c1")
