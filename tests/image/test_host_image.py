@@ -447,7 +447,7 @@ def test_sftp_scp_and_rsync_have_their_remote_ends_in_the_guest(
     built: BuiltImage, client_key: asyncssh.SSHKey, tmp_path: Path
 ) -> None:
     """What ``scp``, ``scp -O``, ``sftp`` and ``rsync -e ssh`` need on the guest's side;
-    tests/integration/test_file_transfer.py drives them with OpenSSH's own clients."""
+    tests/integration/test_deployed_line3.py drives them with OpenSSH's own clients."""
     vm = Vm("vm0", built.image, tmp_path)
     local = tmp_path / "payload.bin"
     local.write_bytes(os.urandom(256 * 1024 + 7))

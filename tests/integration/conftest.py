@@ -42,21 +42,16 @@ def _shared_ssh_connections() -> Iterator[None]:
         SSH_MUX.rmdir()
 
 
-@pytest.fixture
-def newtlab_home(_isolated_home: Path, host_image: BuiltImage) -> Path:
-    images = _isolated_home / "images"
+def _with_image(home: Path, host_image: BuiltImage) -> Path:
+    images = home / "images"
     images.mkdir(exist_ok=True)
     (images / host_image.image.name).symlink_to(host_image.image)
-    return _isolated_home
+    return home
 
 
-@pytest.fixture
-def make_lab(newtlab_home: Path, tmp_path: Path) -> Iterator[Callable[..., SpecDir]]:
-    """Copy a spec dir (default: the line3 example) with its own port block; destroy at exit.
-
-    The examples address their routers at boot (``configs/``); a copy leaves those out
-    unless ``configs=True``, so a test sets the addresses it needs itself.
-    """
+@contextlib.contextmanager
+def _labs(root: Path) -> Iterator[Callable[..., SpecDir]]:
+    """Copies of spec dirs under ``root`` (``make_lab``'s); each lab destroyed at exit."""
     created: list[str] = []
 
     def make(
@@ -67,7 +62,7 @@ def make_lab(newtlab_home: Path, tmp_path: Path) -> Iterator[Callable[..., SpecD
     ) -> SpecDir:
         block = next(_port_blocks)
         lab = name or f"itest{block}"
-        target = tmp_path / lab
+        target = root / lab
         shutil.copytree(source, target)
         if not configs:
             shutil.rmtree(target / "configs", ignore_errors=True)
@@ -89,3 +84,46 @@ def make_lab(newtlab_home: Path, tmp_path: Path) -> Iterator[Callable[..., SpecD
             destroy_lab(lab, grace=0)
         left = kill_leftovers(lab)
         assert not left, f"processes of {lab} survived destroy: {left}"
+
+
+@pytest.fixture
+def newtlab_home(_isolated_home: Path, host_image: BuiltImage) -> Path:
+    return _with_image(_isolated_home, host_image)
+
+
+@pytest.fixture
+def make_lab(newtlab_home: Path, tmp_path: Path) -> Iterator[Callable[..., SpecDir]]:
+    """Copy a spec dir (default: the line3 example) with its own port block; destroy at exit.
+
+    The examples address their routers at boot (``configs/``); a copy leaves those out
+    unless ``configs=True``, so a test sets the addresses it needs itself.
+    """
+    with _labs(tmp_path) as make:
+        yield make
+
+
+@pytest.fixture(scope="module")
+def module_home(tmp_path_factory: pytest.TempPathFactory, host_image: BuiltImage) -> Iterator[Path]:
+    """A NEWTLAB_HOME for the labs a module's tests share (``make_shared_lab``)."""
+    home = _with_image(tmp_path_factory.mktemp("newtlab-home"), host_image)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NEWTLAB_HOME", str(home))
+        yield home
+
+
+@pytest.fixture(scope="module")
+def make_shared_lab(
+    module_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., SpecDir]]:
+    """``make_lab`` for a module-scoped fixture: one lab deployed once, its read-only
+    checks in several tests, destroyed after the module's last (tests using it take
+    ``in_module_home`` too)."""
+    with _labs(tmp_path_factory.mktemp("specs")) as make:
+        yield make
+
+
+@pytest.fixture
+def in_module_home(module_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The test sees its module's shared labs, not a fresh home of its own."""
+    monkeypatch.setenv("NEWTLAB_HOME", str(module_home))
+    return module_home

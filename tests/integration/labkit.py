@@ -36,22 +36,31 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str
 SSH_MUX = Path(tempfile.gettempdir()) / f"newtlab-test-ssh-{os.getpid()}"
 
 
-def ssh(node: str, command: str, timeout: float = 60) -> str:
-    """``command`` run on ``node`` as ``newtlab ssh NODE -- COMMAND`` runs it (the ssh
-    argv that command execs, from the same code), which must succeed; its output.
+def ssh_run(
+    node: str, command: str | list[str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``command`` run on ``node`` as ``newtlab ssh NODE -- COMMAND`` runs a string (the
+    remote shell reads it) or ``newtlab exec NODE -- ARGV…`` a list (exactly that argv):
+    the ssh argv those commands exec, from the same code. Whatever it exits with.
 
-    One OpenSSH connection per node is kept and shared (ControlMaster): a check costs a
+    One OpenSSH connection per node is kept and shared (ControlMaster): a call costs a
     round trip, not a Python start and a fresh login. It ends with the VM, or by
     ``close_ssh``.
     """
     SSH_MUX.mkdir(mode=0o700, exist_ok=True)
-    argv = lab_of_node(node).ssh_command(node, [command])
+    exact = isinstance(command, list)
+    argv = lab_of_node(node).ssh_command(node, command if exact else [command], exact=exact)
     argv[1:1] = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=20", "-o", "ControlMaster=auto",
                  "-o", f"ControlPath={SSH_MUX}/%C", "-o", "ControlPersist=30"]  # fmt: skip
-    result = subprocess.run(
+    return subprocess.run(
         argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
     )
-    assert result.returncode == 0, f"ssh {node} {command!r}: {result.stderr}"
+
+
+def ssh(node: str, command: str | list[str], timeout: float = 60) -> str:
+    """``ssh_run``, which must succeed; its output."""
+    result = ssh_run(node, command, timeout)
+    assert result.returncode == 0, f"ssh {node} {command!r}: {result.stdout}{result.stderr}"
     return result.stdout
 
 

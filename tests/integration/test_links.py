@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labkit import SpecDir, run_cli, ssh, status, wait_for
+from labkit import SpecDir, run_cli, ssh, ssh_run, status, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ def cli(*args: str) -> str:
 
 def rtts(node: str, address: str, count: int = 4) -> list[float]:
     """Round trips of ``count`` pings (ms); [] when none came back."""
-    result = run_cli("ssh", node, "--", f"ping -c {count} -i 0.3 -W 2 {address}", timeout=60)
+    result = ssh_run(node, f"ping -c {count} -i 0.3 -W 2 {address}")
     return [float(t) for t in re.findall(r"time=([\d.]+) ms", result.stdout)]
 
 

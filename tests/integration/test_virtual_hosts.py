@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncssh
 import pytest
-from labkit import SpecDir, run_cli, status
+from labkit import SpecDir, run_cli, ssh, status
 
 import labprocs
 from newtlab.agent import procs
@@ -45,10 +45,8 @@ HOSTS = {
 
 
 def exec_(node: str, *argv: str, timeout: float = 60) -> str:
-    """``newtlab exec NODE -- ARGV``, which must succeed; its output."""
-    result = run_cli("exec", node, "--", *argv, timeout=timeout)
-    assert result.returncode == 0, f"exec {node} {argv}: {result.stdout}{result.stderr}"
-    return result.stdout
+    """Exactly ``argv`` on ``node``, as ``newtlab exec`` runs it; it must succeed; its output."""
+    return ssh(node, list(argv), timeout)
 
 
 def _edit_topology(topology: dict[str, Any]) -> None:
@@ -134,7 +132,9 @@ def test_2node_virtual_hosts(make_lab, newtlab_home: Path) -> None:  # type: ign
     assert (row["pid"], row["ssh_port"]) == (hostvm["pid"], hostvm["ssh_port"])
     assert asyncio.run(_password_login(row["ssh_port"], "host3", "root")) == "host3"
     # exec runs exactly the argv it is given; ssh lets the remote shell read the words.
-    assert exec_("host2", "sh", "-c", 'echo "$1|$2"', "x", "a b", "$HOME").strip() == "a b|$HOME"
+    quoted = run_cli("exec", "host2", "--", "sh", "-c", 'echo "$1|$2"', "x", "a b", "$HOME")
+    assert quoted.returncode == 0 and quoted.stdout.strip() == "a b|$HOME", quoted.stderr
+    assert run_cli("exec", "host2", "--", "sh", "-c", "exit 7").returncode == 7
     assert run_cli("ssh", "host2", "--", "echo", "$0").stdout.strip() != "$0"
 
     refused = run_cli("stop", "host1")
