@@ -35,13 +35,23 @@ def _nic_device(driver: str, nic: NicPlan) -> str:
     return ",".join(parts)
 
 
+# The controller a disk bus needs on the PCI bus, and the device of the disk on it.
+_CONTROLLERS = {
+    "sata": ("ahci,id=disks", "ide-hd,drive=disk0,bus=disks.0"),
+    "scsi": ("virtio-scsi-pci,id=disks", "scsi-hd,drive=disk0,bus=disks.0"),
+}
+
+
 def _disk(node: NodePlan) -> list[str]:
-    """The overlay on the platform's bus; ``sata`` is an AHCI controller (which QEMU
-    places on the PCI bus itself, like a virtio disk)."""
+    """The overlay on the platform's bus. QEMU places a controller given no address (AHCI
+    for ``sata``, virtio-scsi for ``scsi``), like a virtio disk, in the lowest free slot
+    when its ``-device`` comes: so the argv gives it after every NIC, whose slots the plan
+    chose (``pci``), and after the extra devices, as QEMU orders a virtio disk."""
     overlay = layout.overlay(node.name)
-    if node.disk_driver == "sata":
-        return ["-device", "ahci,id=ahci0", "-drive", f"if=none,id=disk0,file={overlay},"
-                "format=qcow2", "-device", "ide-hd,drive=disk0,bus=ahci0.0"]  # fmt: skip
+    if node.disk_driver in _CONTROLLERS:
+        controller, disk = _CONTROLLERS[node.disk_driver]
+        return ["-device", controller, "-drive", f"if=none,id=disk0,file={overlay},"
+                "format=qcow2", "-device", disk]  # fmt: skip
     return ["-drive", f"file={overlay},if={node.disk_driver},format=qcow2"]
 
 
@@ -60,7 +70,6 @@ def qemu_argv(lab: str, node: NodePlan, accel: Accel) -> list[str]:
         str(node.memory),
         "-smp",
         str(node.cpus),
-        *_disk(node),
         "-display",
         "none",
         "-chardev",
@@ -95,7 +104,7 @@ def qemu_argv(lab: str, node: NodePlan, accel: Accel) -> list[str]:
         argv += ["-device", _nic_device(node.nic_driver, nic)]
     for device in node.extra_devices:
         argv += ["-device", device]
-    return argv + _config_drive(node)
+    return argv + _disk(node) + _config_drive(node)
 
 
 def _console_address(node: NodePlan) -> str:
