@@ -96,6 +96,13 @@ def wait_for(predicate: Callable[[], T], timeout: float = 60) -> T:
     raise AssertionError("condition not met in time")
 
 
+def two_routers(topology: dict[str, Any]) -> None:
+    """line3 without r3: r1 — r2, one link (one boot fewer where a third VM adds nothing)."""
+    devices = topology["devices"]
+    del devices["r3"]
+    del devices["r2"]["interfaces"]["eth2"]
+
+
 def kill_leftovers(lab: str) -> list[int]:
     """Kill anything still tagged with ``lab``; the PIDs that were left."""
     left = list(labprocs.vms(lab)) + procs.find(procs.bridge_tag(lab))

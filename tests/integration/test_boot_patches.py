@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from labkit import SpecDir, run_cli, ssh, status
+from labkit import SpecDir, run_cli, ssh, status, two_routers
 
 from newtlab.state import load_state
 
@@ -19,7 +19,7 @@ BASE = {
     "files": [{"template": "pci.tmpl", "dest": "/tmp/{{ node }}/pci.txt"}],
     "post_commands": [
         "echo post >> /tmp/order",
-        "{% if node == 'r3' %}echo broken on purpose >&2; false{% else %}true{% endif %}",
+        "{% if node == 'r2' %}echo broken on purpose >&2; false{% else %}true{% endif %}",
     ],
 }
 PCI_TEMPLATE = (
@@ -66,7 +66,7 @@ def _check_r1(planned_pci: list[str]) -> None:
 
 
 def test_patches_post_boot_and_a_failing_node(make_lab, newtlab_home: Path) -> None:  # type: ignore[no-untyped-def]
-    spec: SpecDir = make_lab()
+    spec: SpecDir = make_lab(edit=two_routers)  # r1 patched, r2 failing on purpose
     _add_patches(spec)
     planned = run_cli("plan", "-S", str(spec.path), "--no-probe")
     assert "10-base.json" in planned.stdout and "20-release.json" in planned.stdout
@@ -76,10 +76,10 @@ def test_patches_post_boot_and_a_failing_node(make_lab, newtlab_home: Path) -> N
     assert result.returncode != 0
     for probe in ("SSH login", "console shows /newtlab-net-up", "`ip -o link show eth1`"):
         assert f"r1: ready? {probe}" in result.stderr
-    assert "r3: boot patch" in result.stderr and "10-base.json, post_commands" in result.stderr
+    assert "r2: boot patch" in result.stderr and "10-base.json, post_commands" in result.stderr
     assert "broken on purpose" in result.stderr, result.stderr
     nodes = {n["name"]: n["status"] for n in status()["nodes"]}
-    assert nodes == {"r1": "running", "r2": "running", "r3": "error"}
+    assert nodes == {"r1": "running", "r2": "error"}
 
     pci = [n.pci for n in load_state(spec.lab).plan.node("r1").nics[1:]]
     _check_r1(pci)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labkit import SpecDir, run_cli, wait_for
+from labkit import SpecDir, run_cli, two_routers, wait_for
 
 import labprocs
 from newtlab.agent import procs
@@ -40,7 +40,7 @@ def _assert_clean(spec: SpecDir, home: Path, profiles: dict[str, bytes]) -> None
 def test_a_deploy_killed_at_a_phase_boundary_is_fully_destroyable(  # type: ignore[no-untyped-def]
     make_lab, newtlab_home: Path, phase: str
 ) -> None:
-    spec: SpecDir = make_lab()
+    spec: SpecDir = make_lab(edit=two_routers)  # two VMs and a link: a bridge to clean up
     profiles = spec.profiles()
     deploy = _deploy(spec, {PAUSE_ENV: phase})
     marker = newtlab_home / "labs" / spec.lab / f"paused-{phase}"
@@ -58,7 +58,7 @@ def test_a_deploy_killed_at_a_phase_boundary_is_fully_destroyable(  # type: igno
 def test_a_corrupt_state_is_said_and_destroy_still_removes_everything(  # type: ignore[no-untyped-def]
     make_lab, newtlab_home: Path
 ) -> None:
-    spec: SpecDir = make_lab()
+    spec: SpecDir = make_lab(edit=two_routers)
     profiles = spec.profiles()
     assert run_cli("deploy", "-S", str(spec.path), "--accel", "tcg").returncode == 0
     assert spec.profiles() != profiles  # deploy wrote its fields
