@@ -197,6 +197,7 @@ async def start_nodes(
         host = hosts[node.host]
         if await host.engine.running(state.name, node.name, state.nodes[node.name].pid):
             refusals.append(f"{node.name} is already running")
+            continue  # its ports are its own
         ports = (u for u in collect_ports(state.plan) if u.node == node.name)
         conflicts = await host.probe_ports(ports)
         if conflicts:
