@@ -192,14 +192,14 @@ async def start_nodes(
     checked before any starts; a host's datapath is started again first if it is down,
     so their links come back."""
     nodes = [state.plan.node(name) for name in names]
+    uses = collect_ports(state.plan)
     refusals = []
     for node in nodes:
         host = hosts[node.host]
         if await host.engine.running(state.name, node.name, state.nodes[node.name].pid):
             refusals.append(f"{node.name} is already running")
             continue  # its ports are its own
-        ports = (u for u in collect_ports(state.plan) if u.node == node.name)
-        conflicts = await host.probe_ports(ports)
+        conflicts = await host.probe_ports(u for u in uses if u.node == node.name)
         if conflicts:
             refusals.append(f"cannot start {node.name}: " + "; ".join(conflicts))
     _refuse(refusals, "nothing was started", nodes)
