@@ -15,6 +15,7 @@ import pytest
 
 from newtlab.agent import layout
 from newtlab.lab import Lab
+from newtlab.plan.domain_xml import free_slots
 from specfactory import SWITCH_PLATFORM, linked, write_specs
 
 ETHERNET = 0x0200  # PCI class of a NIC
@@ -78,3 +79,8 @@ def test_qemu_puts_the_nics_where_the_plan_says(tmp_path: Path, disk_driver: str
     nics = sorted(f"0000:{d['bus']:02x}:{d['slot']:02x}.0" for d in devices
                   if d["class_info"]["class"] == ETHERNET)  # fmt: skip
     assert nics == sorted(nic.pci for nic in node.nics)
+    # What the argv leaves to QEMU (the extra device, the disk or its controller) is where
+    # the libvirt rendering puts it explicitly.
+    placed = {f"0000:{d['bus']:02x}:{d['slot']:02x}.0" for d in devices}
+    others = placed - set(nics) - {f"0000:00:{s:02x}.0" for s in (0, 1, 2)}
+    assert others == {slot.address for slot in free_slots(node)}

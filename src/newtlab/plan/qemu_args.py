@@ -27,7 +27,7 @@ def cpu_model(features: str, accel: Accel) -> str:
     return ",".join(["max", *kept])
 
 
-def _nic_device(driver: str, nic: NicPlan) -> str:
+def nic_device(driver: str, nic: NicPlan) -> str:
     slot = pci.parse(nic.pci)
     parts = [driver, f"mac={nic.mac}", f"bus={slot.qemu_bus}", f"addr={slot.slot:#x}", "romfile="]
     if nic.index == 0 or nic.listen is not None:
@@ -40,6 +40,11 @@ _CONTROLLERS = {
     "sata": ("ahci,id=disks", "ide-hd,drive=disk0,bus=disks.0"),
     "scsi": ("virtio-scsi-pci,id=disks", "scsi-hd,drive=disk0,bus=disks.0"),
 }
+
+
+def mgmt_netdev(node: NodePlan) -> str:
+    """The management NIC's backend: QEMU's user network, forwarding SSH to the guest."""
+    return f"user,id=mgmt,hostfwd=tcp:{node.ssh_bind}:{node.ssh_port}-:22"
 
 
 def _disk(node: NodePlan) -> list[str]:
@@ -85,7 +90,7 @@ def qemu_argv(lab: str, node: NodePlan, accel: Accel) -> list[str]:
         "-pidfile",
         layout.pidfile(node.name),
         "-netdev",
-        f"user,id=mgmt,hostfwd=tcp:{node.ssh_bind}:{node.ssh_port}-:22",
+        mgmt_netdev(node),
     ]
     if node.firmware == "uefi":
         argv += ["-bios", UEFI_FIRMWARE]
@@ -101,7 +106,7 @@ def qemu_argv(lab: str, node: NodePlan, accel: Accel) -> list[str]:
             # socket in the lab directory: no other user can take the NIC.
             argv += ["-netdev", f"stream,id={nic.netdev_id},server=on,addr.type=unix,"
                      f"addr.path={nic.listen}"]  # fmt: skip
-        argv += ["-device", _nic_device(node.nic_driver, nic)]
+        argv += ["-device", nic_device(node.nic_driver, nic)]
     for device in node.extra_devices:
         argv += ["-device", device]
     return argv + _disk(node) + _config_drive(node)
