@@ -35,7 +35,7 @@ from .ops.provision_command import DEFAULT_COMMAND
 from .ops.repair import repair
 from .ops.status import LabStatus, lab_status, look_all
 from .plan.impairments import Direction, ImpairmentError, impairment
-from .plan.model import LOCAL_HOST, Accel, LinkSettings, Plan
+from .plan.model import LOCAL_HOST, Accel, Engine, LinkSettings, Plan
 from .plan.plan import build_plan, check_lab_name, lab_name_for
 from .runtime.console_client import attach as attach_console
 from .runtime.hosts import Hosts, local_host, open_hosts, resolve_addresses, this_machine
@@ -45,10 +45,11 @@ from .state import LabState, find_lab_for_node, load_state
 T = TypeVar("T")
 
 
-def _plan(specs: Specs, lab: str, accel: Accel) -> Plan:
+def _plan(specs: Specs, lab: str, accel: Accel, engine: Engine | None = None) -> Plan:
     section = specs.topology.newtlab
     servers = {s.name: s.address for s in section.servers} or dict(section.hosts)
-    return build_plan(specs, lab, lab_dir(lab), homes(), accel, resolve_addresses(servers))
+    resolved = resolve_addresses(servers)
+    return build_plan(specs, lab, lab_dir(lab), homes(), accel, resolved, engine)
 
 
 def _on_hosts(
@@ -98,12 +99,19 @@ class Lab:
     specs: Specs | None = None
 
     @classmethod
-    def load(cls, spec_dir: str | Path, name: str | None = None, accel: Accel = "kvm") -> Lab:
-        """Read ``spec_dir`` and plan the lab (no side effects)."""
+    def load(
+        cls,
+        spec_dir: str | Path,
+        name: str | None = None,
+        accel: Accel = "kvm",
+        engine: Engine | None = None,
+    ) -> Lab:
+        """Read ``spec_dir`` and plan the lab (no side effects); ``engine`` runs a lab
+        without servers (else topology.json's ``newtlab.engine``)."""
         directory = Path(spec_dir)
         specs = load_specs(directory)
         lab = check_lab_name(name or lab_name_for(directory))
-        return cls(lab, _plan(specs, lab, accel), specs)
+        return cls(lab, _plan(specs, lab, accel, engine), specs)
 
     @classmethod
     def attach(cls, name: str) -> Lab:

@@ -1,5 +1,6 @@
-"""Domain XML rendered from node plans: valid for libvirt 9.0's schema, with every
-PCI device where the plan (and QEMU, for the argv) puts it."""
+"""Domain XML rendered from node plans: as recorded in tests/golden/domains/ (rerun with
+--update-golden when a change is intended, and read the diff), valid for libvirt 9.0's
+schema, with every PCI device where the plan (and QEMU, for the argv) puts it."""
 
 from __future__ import annotations
 
@@ -19,24 +20,31 @@ REPO = Path(__file__).resolve().parents[2]
 SPECS = sorted((REPO / "examples").iterdir()) + [
     p / "specs" for p in sorted((REPO / "tests/fixtures/specs").iterdir())
 ]
+GOLDEN = REPO / "tests" / "golden" / "domains"
 
 
 def _spec_name(spec: Path) -> str:
     return spec.parent.name if spec.name == "specs" else spec.name
 
 
-def _over_tcp(node: NodePlan) -> NodePlan:
-    """The node as the libvirt engine plans it: linked NICs listening on loopback ports."""
-    nics = [n.model_copy(update={"listen": f"127.0.0.1:{21000 + n.index}"}) if n.listen else n
-            for n in node.nics]  # fmt: skip
-    return node.model_copy(update={"nics": nics})
-
-
 def _rendered(spec: Path) -> list[tuple[NodePlan, str]]:
-    plan = Lab.load(spec, accel="tcg").plan
-    nodes = [_over_tcp(node) for node in plan.nodes]
+    plan = Lab.load(spec, accel="tcg", engine="libvirt").plan
     return [(node, domain_xml(DomainIdentity("0123abcd", plan.lab, node.name, "0"), node, "tcg",
-                              "/labs/x")) for node in nodes]  # fmt: skip
+                              "/labs/x")) for node in plan.nodes]  # fmt: skip
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=_spec_name)
+def test_each_domain_is_the_recorded_one(
+    spec: Path, request: pytest.FixtureRequest, _isolated_home: Path
+) -> None:
+    for node, xml in _rendered(spec):
+        text = xml.replace(str(Path.home()), "<home>")
+        golden = GOLDEN / _spec_name(spec) / f"{node.name}.xml"
+        if request.config.getoption("--update-golden"):
+            golden.parent.mkdir(parents=True, exist_ok=True)
+            golden.write_text(text)
+        assert golden.exists(), f"no {golden}: run with --update-golden"
+        assert text == golden.read_text(), f"the domain of {node.name} changed: {golden}"
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=_spec_name)

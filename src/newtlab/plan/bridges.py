@@ -1,6 +1,7 @@
 """The newtlink bridge of every host, and the config each one is started with.
 
-VMs listen on Unix sockets in the lab directory (QEMU ``-netdev stream,server=on``)
+VMs listen on Unix sockets in the lab directory (QEMU ``-netdev stream,server=on``;
+a libvirt domain on its link end's port on loopback, ``nic_endpoint``)
 and each host's one bridge dials its own VMs, redialling whenever one drops, so neither a VM
 restart nor a bridge restart needs anything done to a VM. A link between two
 servers is one TCP connection bridge to bridge: the link's ``worker_host``
@@ -17,9 +18,11 @@ from typing import Any
 
 from ..agent import layout
 from .model import (
+    LOOPBACK,
     BridgeLinkPlan,
     BridgePlan,
     BridgeSidePlan,
+    Engine,
     HostPlan,
     LinkPlan,
     LinkSettings,
@@ -40,14 +43,23 @@ def trunk_port(link: LinkPlan) -> int:
     return link.z_port if link.a_host == link.worker_host else link.a_port
 
 
+def nic_endpoint(engine: Engine, vm: str, nic: int, port: int) -> str:
+    """Where a linked NIC listens for its host's bridge: a Unix socket in the lab directory
+    (no other user can take the NIC), or, for a libvirt domain, its link end's port on
+    loopback (libvirt 9.0 has no Unix-socket NIC)."""
+    return f"{LOOPBACK}:{port}" if engine == "libvirt" else layout.nic_socket(vm, nic)
+
+
 def _side(link: LinkPlan, end: str, host: str, hosts: Mapping[str, HostPlan]) -> BridgeSidePlan:
-    name, end_host, vm, nic = (
-        (link.a, link.a_host, link.a_vm, link.a_nic)
+    name, end_host, vm, nic, port = (
+        (link.a, link.a_host, link.a_vm, link.a_nic, link.a_port)
         if end == "a"
-        else (link.z, link.z_host, link.z_vm, link.z_nic)
+        else (link.z, link.z_host, link.z_vm, link.z_nic, link.z_port)
     )
-    if end_host == host:  # our own VM, on its NIC's Unix socket
-        return BridgeSidePlan(name=name, dial=f"unix:{layout.nic_socket(vm, nic)}")
+    if end_host == host:  # our own VM, where its NIC listens
+        engine = hosts[host].engine
+        listen = nic_endpoint(engine, vm, nic, port)
+        return BridgeSidePlan(name=name, dial=listen if engine == "libvirt" else f"unix:{listen}")
     trunk = f"{hosts[link.worker_host].ip}:{trunk_port(link)}"
     if host == link.worker_host:  # the far end's bridge connects to us, and only it
         return BridgeSidePlan(name=name, listen=trunk, allow=[hosts[end_host].peer_ip])

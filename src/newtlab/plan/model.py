@@ -16,6 +16,7 @@ from ..agent import layout
 
 Accel = Literal["kvm", "tcg"]
 LOCAL_HOST = "local"
+Engine = Literal["qemu", "libvirt"]
 LOOPBACK = "127.0.0.1"  # where a lab listens unless a server pool needs its host's address
 
 
@@ -34,6 +35,8 @@ class HostPlan(_Frozen):
     ssh_port: int = 22
     identity_file: str = ""
     source_address: str = Field(default="", description="the IP its bridge dials others from")
+    engine: Engine = Field(default="qemu", description="what runs its VMs: qemu or libvirt")
+    libvirt_uri: str = Field(default="", description="its libvirt daemon (engine libvirt)")
 
     @property
     def peer_ip(self) -> str:
@@ -51,8 +54,8 @@ class NicPlan(_Frozen):
     pci: str = Field(default="", description="the guest's PCI address of this NIC, 0000:BB:SS.0")
     listen: str | None = Field(
         default=None,
-        description="the Unix socket (in the lab directory) it listens on for its host's "
-        "bridge (None: unlinked)",
+        description="where it listens for its host's bridge: a Unix socket in the lab "
+        "directory, or 127.0.0.1:PORT for a libvirt domain (None: unlinked)",
     )
     link: str | None = None
 
@@ -208,6 +211,7 @@ class VmSettings(_Frozen):
 class NodePlan(VmSettings):
     name: str
     host: str
+    engine: Engine = Field(default="qemu", description="what runs it (its host's engine)")
     ssh_bind: str = Field(description="where QEMU forwards SSH: loopback, or its server's IP")
     mac: str
     ssh_port: int

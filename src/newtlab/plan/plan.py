@@ -6,13 +6,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..agent import layout
 from ..errors import PlanError, SpecError, SpecErrors
 from ..spec.load import Specs
-from ..spec.models import NewtlabSection, ReadinessProbe
+from ..spec.models import NewtlabSection, ReadinessProbe, ServerConfig
 from ..spec.names import SAFE_NAME_HINT, is_safe_name
 from ..templates import TemplateError
-from .bridges import plan_bridges
+from .bridges import nic_endpoint, plan_bridges
 from .ifmap import interface_name
 from .impairments import plan_link_settings
 from .macs import assign_macs
@@ -20,6 +19,7 @@ from .model import (
     LOCAL_HOST,
     LOOPBACK,
     Accel,
+    Engine,
     HostPlan,
     LinkPlan,
     NicPlan,
@@ -68,6 +68,8 @@ def _pool(
                 ssh_port=s.ssh_port,
                 identity_file=s.identity_file,
                 source_address=s.source_address,
+                engine=s.engine,
+                libvirt_uri=server_libvirt_uri(s) if s.engine == "libvirt" else "",
             )
             for s in section.servers
         ]
@@ -76,6 +78,21 @@ def _pool(
                 for n, a in sorted(section.hosts.items())]  # fmt: skip
     _one_machine_each(pool, field="servers" if section.servers else "hosts")
     return pool
+
+
+LOCAL_LIBVIRT_URI = "qemu:///system"
+
+
+def server_libvirt_uri(server: ServerConfig) -> str:
+    """A server's libvirt daemon: its ``libvirt_uri``, else over OpenSSH with the pool's
+    login for it (user, port and key) and no terminal, so a missing key fails at once
+    instead of prompting for a password."""
+    if server.libvirt_uri:
+        return server.libvirt_uri
+    login = f"{server.user}@" if server.user else ""
+    where = server.address if server.ssh_port == 22 else f"{server.address}:{server.ssh_port}"
+    key = f"keyfile={server.identity_file}&" if server.identity_file else ""
+    return f"qemu+ssh://{login}{where}/system?{key}no_tty=1"
 
 
 def _one_machine_each(pool: list[HostPlan], field: str) -> None:
@@ -97,9 +114,10 @@ def _one_machine_each(pool: list[HostPlan], field: str) -> None:
 
 
 def _placement(
-    specs: Specs, nodes: list[NodeSpec], pool: list[HostPlan]
+    specs: Specs, nodes: list[NodeSpec], pool: list[HostPlan], engine: Engine | None
 ) -> tuple[list[HostPlan], dict[str, str]]:
-    """Where each node runs; a pin (``vm_host``) to no server of the pool names its profile."""
+    """Where each node runs; a pin (``vm_host``) to no server of the pool names its profile.
+    Without a pool, this machine runs them all, with ``engine`` if given (``--engine``)."""
     known = {h.name for h in pool}
     errors = []
     for node in (n for n in nodes if n.pin and n.pin not in known):
@@ -129,7 +147,10 @@ def _placement(
             )
     if pool:
         return pool, place_nodes({n.name: n.pin for n in nodes}, pool)
-    local = HostPlan(name=LOCAL_HOST, address=LOOPBACK, ip=LOOPBACK)
+    section = specs.topology.newtlab
+    engine = engine or section.engine
+    uri = (section.libvirt_uri or LOCAL_LIBVIRT_URI) if engine == "libvirt" else ""
+    local = HostPlan(name=LOCAL_HOST, address=LOOPBACK, ip=LOOPBACK, engine=engine, libvirt_uri=uri)
     return [local], {n.name: LOCAL_HOST for n in nodes}
 
 
@@ -244,7 +265,7 @@ Listens = dict[str, dict[int, tuple[str, str]]]  # VM → NIC index → (listen 
 
 
 def _plan_links(
-    specs: Specs, nodes: list[NodeSpec], host_of: dict[str, str]
+    specs: Specs, nodes: list[NodeSpec], host_of: dict[str, str], engines: Mapping[str, Engine]
 ) -> tuple[list[LinkPlan], Listens]:
     """Each link's two ends (VM, NIC, host, port) and the host running its bridge worker."""
     section = specs.topology.newtlab
@@ -260,7 +281,8 @@ def _plan_links(
         for end, port in zip((link.a, link.z), link_ports(section, i), strict=True):
             vm = node_by_name[vm_of[end.device]]
             nic = vm.nic_of[(end.device, end.interface)]
-            listens[vm.name][nic] = (layout.nic_socket(vm.name, nic), str(link))
+            listen = nic_endpoint(engines[host_of[vm.name]], vm.name, nic, port)
+            listens[vm.name][nic] = (listen, str(link))
             ends.append((vm.name, nic, host_of[vm.name], port))
         (a_vm, a_nic, a_host, a_port), (z_vm, z_nic, z_host, z_port) = ends
         links.append(
@@ -333,6 +355,7 @@ def _plan_node(
         **dict(node.vm),
         name=node.name,
         host=host.name,
+        engine=host.engine,
         ssh_bind=ssh_bind,
         mac=nics[0].mac,
         ssh_port=ssh_port,
@@ -347,6 +370,8 @@ def _plan_node(
         pci_bridges=pci.bridges,
         qemu_argv=[],
     )
+    if host.engine == "libvirt":  # its domain XML is rendered where it runs (its paths)
+        return planned
     # The argv is one rendering of the finished node plan.
     return planned.model_copy(update={"qemu_argv": qemu_argv(lab, planned, accel)})
 
@@ -358,21 +383,23 @@ def build_plan(
     homes: Homes,
     accel: Accel | Mapping[str, Accel] = "kvm",
     resolved: Mapping[str, str] | None = None,
+    engine: Engine | None = None,
 ) -> Plan:
     """The lab's plan.
 
     ``accel`` is one accelerator for every host, or one per host name (each
     server proves KVM for itself); ``resolved`` maps server addresses that
-    are names to their IPs.
+    are names to their IPs; ``engine`` runs a lab without servers (else
+    ``newtlab.engine``).
     """
     check_lab_name(lab)
     section = specs.topology.newtlab
     nodes = resolve_nodes(specs, homes)
     topology = str(specs.directory / "topology.json")
-    hosts, host_of = _placement(specs, nodes, _pool(section, resolved or {}, topology))
+    hosts, host_of = _placement(specs, nodes, _pool(section, resolved or {}, topology), engine)
     server = {h.name: h for h in hosts}
     accels = _accels(hosts, accel)
-    links, listens = _plan_links(specs, nodes, host_of)
+    links, listens = _plan_links(specs, nodes, host_of, {h.name: h.engine for h in hosts})
     links = plan_link_settings(section.links, links, str(specs.directory / "topology.json"))
     topology_file = str(specs.directory / "topology.json")
     check_ranges(section, len(specs.topology.devices), len(specs.links), topology_file)

@@ -3,8 +3,9 @@
 ::
 
     link ports     link_port_base + 2*i (A side), + 1 (Z side)   i = link index
-                   (reserved; only a link between servers listens on one, on its
-                   worker: VM NICs listen on Unix sockets in the lab directory)
+                   (a libvirt domain's NIC listens on its end's, on loopback; a link
+                   between servers on the far end's, on its worker: QEMU's own VM
+                   NICs listen on Unix sockets in the lab directory)
     console ports  console_port_base + d                         d = device index
                    (only with "console": "tcp"; else Unix sockets)
     SSH ports      ssh_port_base + d                             (sorted device names)
@@ -98,14 +99,20 @@ class PortUse:
 
 
 def collect_ports(plan: Plan) -> list[PortUse]:
-    """Every port the plan listens on, per host: SSH, TCP consoles, links between servers
-    (VM NICs and the bridges' stats and control are Unix sockets)."""
+    """Every port the plan listens on, per host: SSH, TCP consoles, libvirt domains' linked
+    NICs, links between servers (QEMU's own VM NICs and the bridges' stats and control are
+    Unix sockets)."""
     uses: list[PortUse] = []
     for node in plan.nodes:
         uses.append(PortUse(node.host, node.ssh_bind, node.ssh_port, f"{node.name} SSH", node.name))
         if node.console_port is not None:
             console = f"{node.name} console"
             uses.append(PortUse(node.host, LOOPBACK, node.console_port, console, node.name))
+        for nic in node.nics:
+            if node.engine == "libvirt" and nic.listen:  # a domain's NIC, for its bridge
+                bind, _, port = nic.listen.rpartition(":")
+                purpose = f"{node.name} {nic.guest} (link {nic.link})"
+                uses.append(PortUse(node.host, bind, int(port), purpose, node.name))
     for bridge in plan.bridges.values():
         for link in bridge.links:
             for side in (link.a, link.z):

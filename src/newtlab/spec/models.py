@@ -306,6 +306,8 @@ class ServerConfig(_Open):
     ssh_port: int = Field(default=22, ge=1, le=65535)
     identity_file: str = ""
     source_address: str = ""  # this server's address towards the others, if it has several
+    engine: Literal["qemu", "libvirt"] = "qemu"  # what runs its VMs
+    libvirt_uri: str = ""  # default: qemu+ssh://USER@ADDRESS:PORT/system with its ssh settings
 
     @field_validator("name")
     @classmethod
@@ -352,6 +354,10 @@ class NewtlabSection(_Open):
     # TCP ports console_port_base + index on loopback (anyone on the machine).
     console: Literal["unix", "tcp"] = "unix"
     ssh_port_base: int = Field(default=40000, ge=1024, le=65535)
+    # What runs the VMs of a lab on this machine (servers say their own): QEMU started by
+    # newtlab, or libvirt domains (libvirt_uri, default qemu:///system).
+    engine: Literal["qemu", "libvirt"] = "qemu"
+    libvirt_uri: str = ""
     hosts: dict[str, str] = Field(default_factory=dict)
     servers: list[ServerConfig] = Field(default_factory=list)
 
