@@ -99,6 +99,18 @@ def remove_caches(paths: list[str]) -> list[str]:
     return caches.remove(paths)
 
 
+@operation
+def lab_path(lab: str) -> str:
+    """The lab's directory here, absolute (what a libvirt domain's XML names)."""
+    return str(lab_dir(lab).absolute())
+
+
+@operation
+def domain_pids(names: list[str]) -> dict[str, int]:
+    """The PIDs of the QEMUs libvirt runs here for these domains."""
+    return procs.libvirt_guests(names)
+
+
 # -- QEMU, started by the agent (the ``qemu`` VM engine) ---------------------------------
 
 

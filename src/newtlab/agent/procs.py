@@ -109,6 +109,18 @@ def find(tag: Tag) -> list[int]:
     return [pid for pid in _pids() if is_ours(pid, tag)]
 
 
+def libvirt_guests(names: Collection[str]) -> dict[str, int]:
+    """The PIDs of the QEMUs libvirt runs for domains ``names`` (its argv names each
+    ``-name guest=NAME,…``; it runs them from ``/``, not from a lab directory)."""
+    wanted, found = set(names), {}
+    for pid in _pids():
+        argv = cmdline(pid)
+        name = qemu_name(argv).removeprefix("guest=") if argv else ""
+        if name in wanted:
+            found[name] = pid
+    return found
+
+
 QEMU_KINDS = ("qemu",)
 NEWTLINK_KINDS = ("supervisor", "bridge")
 

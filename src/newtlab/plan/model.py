@@ -212,6 +212,7 @@ class NodePlan(VmSettings):
     name: str
     host: str
     engine: Engine = Field(default="qemu", description="what runs it (its host's engine)")
+    accel: Accel = Field(default="kvm", description="its accelerator (its host's)")
     ssh_bind: str = Field(description="where QEMU forwards SSH: loopback, or its server's IP")
     mac: str
     ssh_port: int

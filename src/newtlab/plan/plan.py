@@ -370,10 +370,14 @@ def _plan_node(
         pci_bridges=pci.bridges,
         qemu_argv=[],
     )
-    if host.engine == "libvirt":  # its domain XML is rendered where it runs (its paths)
-        return planned
-    # The argv is one rendering of the finished node plan.
-    return planned.model_copy(update={"qemu_argv": qemu_argv(lab, planned, accel)})
+    return _on_accel(lab, planned, accel)
+
+
+def _on_accel(lab: str, node: NodePlan, accel: Accel) -> NodePlan:
+    """``node`` on ``accel``, its QEMU argv rendered from the finished node plan (a libvirt
+    domain's XML is rendered where it runs, with that host's paths)."""
+    argv = qemu_argv(lab, node, accel) if node.engine == "qemu" else []
+    return node.model_copy(update={"accel": accel, "qemu_argv": argv})
 
 
 def build_plan(
@@ -448,9 +452,6 @@ def accelerated(plan: Plan, accels: Mapping[str, Accel]) -> Plan:
     wanted = {host: accels.get(host, accel) for host, accel in plan.accels.items()}
     if wanted == plan.accels:
         return plan
-    nodes = [
-        node.model_copy(update={"qemu_argv": qemu_argv(plan.lab, node, wanted[node.host])})
-        for node in plan.nodes
-    ]
+    nodes = [_on_accel(plan.lab, node, wanted[node.host]) for node in plan.nodes]
     first = wanted[nodes[0].host] if nodes else plan.accel
     return plan.model_copy(update={"nodes": nodes, "accels": wanted, "accel": first})

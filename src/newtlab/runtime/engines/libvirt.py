@@ -1,0 +1,221 @@
+"""``LibvirtEngine``: each VM is a libvirt domain, defined from the node plan.
+
+The domain XML is rendered where the VM runs (``plan.domain_xml``, with that
+host's lab directory); libvirt starts, stops and supervises its QEMU, so the
+VMs show in ``virsh list``, virt-manager and Cockpit. The daemon is reached
+through the ``libvirt-python`` binding (``pip install newtlab[libvirt]``) at
+the host's ``libvirt_uri``: ``qemu:///system`` here, ``qemu+ssh://`` for a
+server (OpenSSH, with the pool's login for it). Its calls block, so each runs
+in a worker thread.
+
+A domain is the lab's when its name is this home's, lab's and node's
+(``DomainIdentity``) and its ``<metadata>`` says so too: a domain of another
+home, or one somebody else defined, is never touched. The agent still makes
+the lab's files on the host (overlays, startup ISOs, sockets) and finds the
+PID libvirt gave a domain's QEMU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from ... import __version__
+from ...agent import layout
+from ...agent.tools import PACKAGES
+from ...errors import RuntimeFailure
+from ...plan.domain_xml import NEWTLAB_NS, DomainIdentity, domain_xml
+from ...plan.model import Accel, NodePlan
+from ..processes import LabProcess
+from ..transports.base import Transport, missing
+from .qemu import QemuEngine
+
+T = TypeVar("T")
+POLL = 0.25  # seconds between looks at a domain powering down
+
+
+def home_id(home: str) -> str:
+    """A short, stable id of a NEWTLAB_HOME (its absolute path) for domain names."""
+    return hashlib.sha256(home.encode()).hexdigest()[:8]
+
+
+def _binding() -> Any:
+    try:
+        import libvirt
+    except ImportError:
+        raise RuntimeFailure(
+            "the libvirt engine needs the libvirt-python binding: pip install 'newtlab[libvirt]' "
+            "(it builds against libvirt-dev: apt-get install libvirt-dev pkg-config gcc)"
+        ) from None
+    return libvirt
+
+
+class LibvirtEngine:
+    def __init__(self, transport: Transport, uri: str, home: str) -> None:
+        self._transport = transport
+        self._uri = uri
+        self._home_id = home_id(home)
+        self._qemu = QemuEngine(transport)  # the KVM probe runs QEMU there all the same
+        self._conn: Any = None
+
+    @property
+    def name(self) -> str:
+        return "libvirt"
+
+    @property
+    def tools(self) -> Mapping[str, str]:
+        return PACKAGES
+
+    async def _call(self, work: Callable[[Any], T]) -> T:
+        """``work(connection)`` in a thread; libvirt's errors as ``RuntimeFailure``."""
+        libvirt = _binding()
+
+        def run() -> T:
+            if self._conn is None:
+                self._conn = libvirt.open(self._uri)
+            return work(self._conn)
+
+        try:
+            return await asyncio.to_thread(run)
+        except libvirt.libvirtError as exc:
+            raise RuntimeFailure(f"libvirt ({self._uri}): {exc.get_error_message()}") from None
+
+    async def problems(self, needs: Sequence[tuple[str, str]] = ()) -> list[str]:
+        found = await missing(self._transport, PACKAGES, needs)
+        try:
+            version = await self._call(lambda conn: conn.getLibVersion())
+        except RuntimeFailure as exc:
+            return [*found, f"{exc} — is libvirtd running there, and may this user use it?"]
+        if version < 9_000_000:
+            found.append(f"libvirt {version // 1_000_000}.{version // 1000 % 1000} is older "
+                         "than 9.0, which the domains are written for")  # fmt: skip
+        return found
+
+    async def choose_accel(self, requested: str) -> tuple[Accel, str]:
+        return await self._qemu.choose_accel(requested)
+
+    def identity(self, lab: str, node: str) -> DomainIdentity:
+        return DomainIdentity(self._home_id, lab, node, __version__)
+
+    async def start(self, lab: str, node: NodePlan) -> int:
+        lab_dir = str(await self._transport.call("lab_path", lab=lab))
+        identity = self.identity(lab, node.name)
+        xml = domain_xml(identity, node, node.accel, lab_dir)
+
+        def define_and_start(conn: Any) -> None:
+            _undefine(conn, identity)  # what a previous start left (stop keeps it)
+            conn.defineXML(xml).create()
+
+        await self._call(define_and_start)
+        pids = await self._transport.call("domain_pids", names=[identity.name])
+        return int(pids.get(identity.name, 0))
+
+    async def stop(self, lab: str, node: str, pid: int, grace: float) -> bool:
+        identity = self.identity(lab, node)
+
+        def power_off(conn: Any) -> bool:
+            domain = _ours(conn, identity)
+            if domain is None or not domain.isActive():
+                return True
+            if grace > 0:
+                domain.shutdown()  # ACPI powerdown
+                deadline = time.monotonic() + grace
+                while domain.isActive() and time.monotonic() < deadline:
+                    time.sleep(POLL)
+            if domain.isActive():
+                domain.destroy()
+            return not domain.isActive()
+
+        return await self._call(power_off)
+
+    async def remove(self, lab: str, node: str) -> None:
+        """Forget the node's domain (after ``stop``): destroy leaves none defined."""
+        identity = self.identity(lab, node)
+        await self._call(lambda conn: _undefine(conn, identity))
+
+    async def running(self, lab: str, node: str, pid: int) -> bool:
+        identity = self.identity(lab, node)
+
+        def active(conn: Any) -> bool:
+            domain = _ours(conn, identity)
+            return domain is not None and bool(domain.isActive())
+
+        return await self._call(active)
+
+    async def processes(self, lab: str | None = None) -> list[LabProcess]:
+        def ours(conn: Any) -> list[DomainIdentity]:
+            found = []
+            for domain in conn.listAllDomains(_binding().VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+                identity = _identity_of(domain.XMLDesc(0))
+                if identity and identity.home_id == self._home_id and lab in (None, identity.lab):
+                    found.append(identity)
+            return found
+
+        identities = await self._call(ours)
+        pids = await self._transport.call("domain_pids", names=[i.name for i in identities])
+        return [LabProcess(int(pids.get(i.name, 0)), "qemu", i.node, i.lab) for i in identities]
+
+    async def set_link(self, lab: str, node: str, netdev: str, up: bool) -> None:
+        identity = self.identity(lab, node)
+
+        def update(conn: Any) -> None:
+            domain = _ours(conn, identity)
+            if domain is None:
+                raise RuntimeFailure(f"{node}: its domain {identity.name} is not defined")
+            root = ET.fromstring(domain.XMLDesc(0))
+            for interface in root.iterfind("devices/interface"):
+                alias = interface.find("alias")
+                if alias is not None and alias.get("name") == f"ua-{netdev}":
+                    link = interface.find("link")
+                    if link is None:
+                        link = ET.SubElement(interface, "link")
+                    link.set("state", "up" if up else "down")
+                    live = _binding().VIR_DOMAIN_AFFECT_LIVE
+                    domain.updateDeviceFlags(ET.tostring(interface, encoding="unicode"), live)
+                    return
+            raise RuntimeFailure(f"{node}: no NIC {netdev} in its domain {identity.name}")
+
+        await self._call(update)
+
+    def log(self, node: str) -> str:
+        return layout.qemu_log(node)
+
+
+def _ours(conn: Any, identity: DomainIdentity) -> Any:
+    """The domain of ``identity`` if it exists and its metadata says it is that node's."""
+    libvirt = _binding()
+    try:
+        domain = conn.lookupByName(identity.name)
+    except libvirt.libvirtError:
+        return None
+    found = _identity_of(domain.XMLDesc(0))
+    if found is None or (found.home_id, found.lab, found.node) != (
+        identity.home_id, identity.lab, identity.node,
+    ):  # fmt: skip
+        raise RuntimeFailure(
+            f"a libvirt domain named {identity.name} exists that newtlab did not define for "
+            f"{identity.lab}/{identity.node}: rename or remove it (virsh undefine)"
+        )
+    return domain
+
+
+def _undefine(conn: Any, identity: DomainIdentity) -> None:
+    domain = _ours(conn, identity)
+    if domain is None:
+        return
+    if domain.isActive():
+        domain.destroy()
+    domain.undefine()
+
+
+def _identity_of(xml: str) -> DomainIdentity | None:
+    """Who a domain belongs to, from newtlab's ``<metadata>`` element (None: not ours)."""
+    mark = ET.fromstring(xml).find(f"metadata/{{{NEWTLAB_NS}}}node")
+    if mark is None:
+        return None
+    return DomainIdentity(mark.get("home", ""), mark.get("lab", ""), mark.get("node", ""),
+                          mark.get("version", ""))  # fmt: skip
