@@ -45,13 +45,14 @@ def plan_tables(plan: Plan, auto: bool = False) -> list[Table]:
     nodes = Table(title=f"Lab {plan.lab} — {len(plan.nodes)} VMs ({accel})", title_justify="left")
     for column in ("NODE", "TYPE", "PLATFORM", "HOST", "SSH", "CONSOLE", "MEM", "CPU", "NICS"):
         nodes.add_column(column, overflow=FOLD)
+    engines = {node.engine for node in plan.nodes} != {"qemu"}  # the default is not shown
     for node in plan.nodes:
         name = node.name + (f" ({', '.join(node.hosts)})" if node.hosts else "")
         nodes.add_row(
             name,
             node.device_type,
             node.platform,
-            node.host,
+            f"{node.host} ({node.engine})" if engines else node.host,
             str(node.ssh_port),
             _socket(node.console_endpoint),
             str(node.memory),

@@ -100,6 +100,12 @@ def remove_caches(paths: list[str]) -> list[str]:
 
 
 @operation
+def home_path() -> str:
+    """This home's directory here, absolute (a libvirt domain's name carries its id)."""
+    return str(home().absolute())
+
+
+@operation
 def lab_path(lab: str) -> str:
     """The lab's directory here, absolute (what a libvirt domain's XML names)."""
     return str(lab_dir(lab).absolute())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -66,6 +66,11 @@ NameOpt = Annotated[
     str | None, typer.Option("--name", help="lab name (default: from the spec directory)")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+EngineOpt = Annotated[
+    Literal["qemu", "libvirt"] | None,
+    typer.Option(help="what runs the VMs of a lab on this machine (default: newtlab.engine, "
+                 "else qemu); servers say their own"),
+]  # fmt: skip
 LabOpt = Annotated[
     str | None,
     typer.Option("--lab", help="lab that has the node", autocompletion=complete_lab),

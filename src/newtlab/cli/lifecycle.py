@@ -11,6 +11,7 @@ from rich.text import Text
 from ..errors import NewtlabError, PortConflictError, RuntimeFailure
 from ..ops.provision_command import DEFAULT_COMMAND
 from .common import (
+    EngineOpt,
     JsonOpt,
     LabArg,
     NameOpt,
@@ -40,13 +41,15 @@ def plan(
         bool, typer.Option("--argv", help="also each VM's exact QEMU command line")
     ] = False,
     no_probe: Annotated[bool, typer.Option("--no-probe", help="skip the local port probe")] = False,
+    engine: EngineOpt = None,
 ) -> None:
     """Show what deploy would do: VMs, NICs and MACs, ports, links (--argv: the QEMU
     command lines; --json: all of it)."""
     from ..lab import Lab
     from ..render import print_plan
 
-    lab = Lab.load(require_specs(specs), name=name, accel="kvm" if accel == "auto" else accel)
+    lab = Lab.load(require_specs(specs), name=name, accel="kvm" if accel == "auto" else accel,
+                   engine=engine)  # fmt: skip
     if json_out:
         sys.stdout.write(lab.plan.to_json())
     else:
@@ -86,6 +89,7 @@ def deploy(
             help="VMs booting at once per host (0: all; default: by its cores and accelerator)",
         ),
     ] = None,
+    engine: EngineOpt = None,
 ) -> None:
     """Deploy the lab of a spec directory: VMs, links, console bootstrap, SSH."""
     from ..lab import Lab
@@ -93,7 +97,7 @@ def deploy(
 
     if accel not in ("auto", "kvm", "tcg"):
         raise NewtlabError(f"--accel must be auto, kvm or tcg (got {accel!r})")
-    lab = Lab.load(require_specs(specs), name=name)
+    lab = Lab.load(require_specs(specs), name=name, engine=engine)
     try:
         with progress(node_hosts(lab), json_out) as view:
             status_data = lab.deploy(

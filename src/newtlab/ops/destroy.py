@@ -32,8 +32,9 @@ async def _stop_host(host: Host, name: str, grace: float, progress: Progress) ->
         return None if gone else f"{node}: QEMU pid {pid} on {host.name} would not stop"
 
     results = await asyncio.gather(*(stop_one(p.pid, p.node) for p in vms))
+    left = [r for r in results if r] + await host.engine.forget(name)
     progress(Event("", "bridge", f"stopping {host.datapath.name} on {host.name}"))
-    return [r for r in results if r] + await host.datapath.stop(name)
+    return left + await host.datapath.stop(name)
 
 
 async def has_leftovers(name: str, hosts: Hosts) -> bool:

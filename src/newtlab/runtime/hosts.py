@@ -20,8 +20,10 @@ import psutil
 
 from ..errors import PlanError, RuntimeFailure
 from ..home import newtlab_home
-from ..plan.model import LOCAL_HOST, HostPlan, Plan
+from ..plan.model import LOCAL_HOST, LOOPBACK, HostPlan, Plan
 from .datapaths.newtlink import NewtlinkDatapath
+from .engines.base import VmEngine
+from .engines.libvirt import LibvirtEngine
 from .engines.qemu import QemuEngine
 from .host import Host
 from .transports.base import Transport
@@ -31,14 +33,18 @@ from .transports.remote import SshTransport
 T = TypeVar("T")
 
 
-def host_for(transport: Transport) -> Host:
-    """The host a transport reaches, with the VM engine and datapath it uses."""
-    return Host(transport, QemuEngine(transport), NewtlinkDatapath(transport))
+def host_for(transport: Transport, plan: HostPlan | None = None) -> Host:
+    """The host a transport reaches, with the VM engine its plan names (QEMU started by
+    newtlab unless it says libvirt) and the datapath it uses."""
+    engine: VmEngine = QemuEngine(transport)
+    if plan is not None and plan.engine == "libvirt":
+        engine = LibvirtEngine(transport, plan.libvirt_uri)
+    return Host(transport, engine, NewtlinkDatapath(transport))
 
 
-def local_host(name: str = LOCAL_HOST) -> Host:
+def local_host(name: str = LOCAL_HOST, plan: HostPlan | None = None) -> Host:
     """This machine, under the plan's name for it."""
-    return host_for(LocalTransport(name))
+    return host_for(LocalTransport(name), plan)
 
 
 class Hosts(dict[str, Host]):
@@ -132,7 +138,8 @@ async def open_hosts(
         )
     used = [h for h in used_hosts(plan) if only is None or h in only]
     servers = [h for h in plan.hosts if h.name in used and h.name not in local]
-    async with _opened([n for n in local if n in used], servers, partial) as hosts:
+    mine = [h for h in plan.hosts if h.name in local and h.name in used]
+    async with _opened(mine, servers, partial) as hosts:
         yield hosts
 
 
@@ -142,22 +149,25 @@ async def open_servers(servers: Collection[HostPlan]) -> AsyncIterator[Hosts]:
     the unreachable ones listed in ``unreachable``."""
     mine = local_addresses()
     others = {s.name: s for s in servers if s.ip not in mine}
-    async with _opened([LOCAL_HOST], list(others.values()), partial=True) as hosts:
+    here = HostPlan(name=LOCAL_HOST, address=LOOPBACK, ip=LOOPBACK)
+    async with _opened([here], list(others.values()), partial=True) as hosts:
         yield hosts
 
 
 @contextlib.asynccontextmanager
-async def _opened(local: list[str], servers: list[HostPlan], partial: bool) -> AsyncIterator[Hosts]:
-    """This machine under the names ``local`` and an SSH connection to each server."""
+async def _opened(
+    local: list[HostPlan], servers: list[HostPlan], partial: bool
+) -> AsyncIterator[Hosts]:
+    """This machine as each of ``local`` and an SSH connection to each server."""
     opened = await asyncio.gather(
         *(SshTransport.open(server, known_hosts_file()) for server in servers),
         return_exceptions=True,
     )
-    found: dict[str, Host] = {name: local_host(name) for name in local}
+    found: dict[str, Host] = {host.name: local_host(host.name, host) for host in local}
     unreachable = {}
     for server, result in zip(servers, opened, strict=True):
         if isinstance(result, SshTransport):
-            found[server.name] = host_for(result)
+            found[server.name] = host_for(result, server)
         elif isinstance(result, RuntimeFailure):
             unreachable[server.name] = str(result)
         else:

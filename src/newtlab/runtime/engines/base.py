@@ -1,8 +1,9 @@
 """What runs the VMs: a ``VmEngine`` starts, stops and finds a host's VMs and controls
 a running one (its NICs' carrier).
 
-``QemuEngine`` (``engines.qemu``) is QEMU started by newtlab's agent; a
-libvirt engine would keep VMs as libvirt domains behind the same interface.
+``QemuEngine`` (``engines.qemu``) is QEMU started by newtlab's agent;
+``LibvirtEngine`` (``engines.libvirt``) keeps VMs as libvirt domains behind the
+same interface.
 Which engine a host gets is chosen in ``runtime.hosts``; ``ops/`` only asks
 for the operation.
 """
@@ -43,6 +44,11 @@ class VmEngine(Protocol):
     async def stop(self, lab: str, node: str, pid: int, grace: float) -> bool:
         """ACPI powerdown (``grace`` s), then harder; True once it is gone. Nothing is
         touched unless ``pid`` is still this node's VM."""
+        ...
+
+    async def forget(self, lab: str) -> list[str]:
+        """Remove what the engine keeps of ``lab`` beyond its running VMs (libvirt's domain
+        definitions), once they are stopped; what could not be removed, one line each."""
         ...
 
     async def running(self, lab: str, node: str, pid: int) -> bool:

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.metadata
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from ... import __version__
 from ...agent import layout
 from ...agent.tools import PACKAGES
 from ...errors import RuntimeFailure
@@ -55,10 +55,10 @@ def _binding() -> Any:
 
 
 class LibvirtEngine:
-    def __init__(self, transport: Transport, uri: str, home: str) -> None:
+    def __init__(self, transport: Transport, uri: str) -> None:
         self._transport = transport
         self._uri = uri
-        self._home_id = home_id(home)
+        self._home_id = ""  # of the home there, asked once
         self._qemu = QemuEngine(transport)  # the KVM probe runs QEMU there all the same
         self._conn: Any = None
 
@@ -98,12 +98,14 @@ class LibvirtEngine:
     async def choose_accel(self, requested: str) -> tuple[Accel, str]:
         return await self._qemu.choose_accel(requested)
 
-    def identity(self, lab: str, node: str) -> DomainIdentity:
-        return DomainIdentity(self._home_id, lab, node, __version__)
+    async def identity(self, lab: str, node: str) -> DomainIdentity:
+        if not self._home_id:
+            self._home_id = home_id(str(await self._transport.call("home_path")))
+        return DomainIdentity(self._home_id, lab, node, importlib.metadata.version("newtlab"))
 
     async def start(self, lab: str, node: NodePlan) -> int:
         lab_dir = str(await self._transport.call("lab_path", lab=lab))
-        identity = self.identity(lab, node.name)
+        identity = await self.identity(lab, node.name)
         xml = domain_xml(identity, node, node.accel, lab_dir)
 
         def define_and_start(conn: Any) -> None:
@@ -115,7 +117,7 @@ class LibvirtEngine:
         return int(pids.get(identity.name, 0))
 
     async def stop(self, lab: str, node: str, pid: int, grace: float) -> bool:
-        identity = self.identity(lab, node)
+        identity = await self.identity(lab, node)
 
         def power_off(conn: Any) -> bool:
             domain = _ours(conn, identity)
@@ -132,13 +134,25 @@ class LibvirtEngine:
 
         return await self._call(power_off)
 
-    async def remove(self, lab: str, node: str) -> None:
-        """Forget the node's domain (after ``stop``): destroy leaves none defined."""
-        identity = self.identity(lab, node)
-        await self._call(lambda conn: _undefine(conn, identity))
+    async def forget(self, lab: str) -> list[str]:
+        mine = (await self.identity(lab, "")).home_id
+
+        def undefine_all(conn: Any) -> list[str]:
+            left = []
+            for domain in conn.listAllDomains(0):
+                identity = _identity_of(domain.XMLDesc(0))
+                if identity is None or (identity.home_id, identity.lab) != (mine, lab):
+                    continue
+                if domain.isActive():
+                    left.append(f"{identity.node}: its domain {domain.name()} still runs")
+                else:
+                    domain.undefine()
+            return left
+
+        return await self._call(undefine_all)
 
     async def running(self, lab: str, node: str, pid: int) -> bool:
-        identity = self.identity(lab, node)
+        identity = await self.identity(lab, node)
 
         def active(conn: Any) -> bool:
             domain = _ours(conn, identity)
@@ -147,11 +161,13 @@ class LibvirtEngine:
         return await self._call(active)
 
     async def processes(self, lab: str | None = None) -> list[LabProcess]:
+        mine = (await self.identity("", "")).home_id
+
         def ours(conn: Any) -> list[DomainIdentity]:
             found = []
             for domain in conn.listAllDomains(_binding().VIR_CONNECT_LIST_DOMAINS_ACTIVE):
                 identity = _identity_of(domain.XMLDesc(0))
-                if identity and identity.home_id == self._home_id and lab in (None, identity.lab):
+                if identity and identity.home_id == mine and lab in (None, identity.lab):
                     found.append(identity)
             return found
 
@@ -160,7 +176,7 @@ class LibvirtEngine:
         return [LabProcess(int(pids.get(i.name, 0)), "qemu", i.node, i.lab) for i in identities]
 
     async def set_link(self, lab: str, node: str, netdev: str, up: bool) -> None:
-        identity = self.identity(lab, node)
+        identity = await self.identity(lab, node)
 
         def update(conn: Any) -> None:
             domain = _ours(conn, identity)

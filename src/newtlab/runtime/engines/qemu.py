@@ -57,6 +57,9 @@ class QemuEngine:
             await self._transport.call("qemu_stop", lab=lab, node=node, pid=pid, grace=grace)
         )
 
+    async def forget(self, lab: str) -> list[str]:
+        return []  # a stopped QEMU leaves nothing but the lab's files
+
     async def running(self, lab: str, node: str, pid: int) -> bool:
         return bool(await self._transport.call("qemu_running", lab=lab, node=node, pid=pid))
 
