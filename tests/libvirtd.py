@@ -1,0 +1,88 @@
+"""A private libvirtd for tests: a real daemon, started here, sharing nothing with the
+machine's own libvirt (newtlab never edits a user's libvirt configuration, nor do its tests).
+
+``private_libvirtd(root)`` runs ``virtlogd`` and ``libvirtd`` in a mount namespace of
+their own where ``/etc/libvirt``, ``/run/libvirt``, ``/var/lib/libvirt``,
+``/var/cache/libvirt`` and ``/var/log/libvirt`` are directories under ``root`` (so two
+daemons never share a socket or pidfile), with a ``qemu.conf`` that lets a TCG domain
+run inside a container (measured: it hangs paused otherwise) and as root (files under a
+0700 ``NEWTLAB_HOME``). It yields the URI that reaches it from outside the namespace:
+``qemu:///system?socket=ROOT/run/libvirt-sock``. At exit every domain it still runs is
+destroyed and both daemons are stopped and reaped, whatever the test did.
+
+Requires root, ``util-linux`` (``unshare``) and Debian's ``libvirt-daemon-system``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+PRIVATE = {"etc": "/etc/libvirt", "run": "/run/libvirt", "lib": "/var/lib/libvirt",
+           "cache": "/var/cache/libvirt", "log": "/var/log/libvirt"}  # fmt: skip
+QEMU_CONF = """
+namespaces = [ ]
+cgroup_controllers = [ ]
+security_driver = "none"
+user = "root"
+group = "root"
+"""
+# The shell stays as the daemons' parent: on TERM it stops them and reaps them.
+SCRIPT = """
+set -e
+{mounts}
+virtlogd -p /run/libvirt/virtlogd.pid & V=$!
+libvirtd -p /run/libvirt/libvirtd.pid & L=$!
+trap 'kill $L $V 2>/dev/null; wait' TERM
+wait
+"""
+
+
+def _virsh(uri: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["virsh", "-c", uri, *args], capture_output=True, text=True, timeout=60)
+
+
+@contextlib.contextmanager
+def private_libvirtd(root: Path) -> Iterator[str]:
+    for name in PRIVATE:
+        (root / name).mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(root / "etc")
+    shutil.copytree("/etc/libvirt", root / "etc", symlinks=True)
+    with (root / "etc" / "qemu.conf").open("a") as conf:
+        conf.write(QEMU_CONF)
+    for target in PRIVATE.values():
+        Path(target).mkdir(parents=True, exist_ok=True)  # where the private ones are mounted
+    mounts = "\n".join(f"mount --bind {root / name} {target}" for name, target in PRIVATE.items())
+    daemons = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         SCRIPT.format(mounts=mounts)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True,
+    )  # fmt: skip
+    uri = f"qemu:///system?socket={root / 'run' / 'libvirt-sock'}"
+    try:
+        deadline = time.monotonic() + 30
+        while _virsh(uri, "version").returncode != 0:
+            assert daemons.poll() is None, f"libvirtd did not start: {daemons.stderr}"
+            assert time.monotonic() < deadline, "libvirtd did not answer in 30 s"
+            time.sleep(0.2)
+        yield uri
+    finally:
+        listed = _virsh(uri, "list", "--name").stdout.split()
+        for domain in listed:
+            _virsh(uri, "destroy", domain)
+        for domain in _virsh(uri, "list", "--all", "--name").stdout.split():
+            _virsh(uri, "undefine", domain)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(daemons.pid, signal.SIGTERM)
+        try:
+            daemons.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(daemons.pid, signal.SIGKILL)
+            daemons.wait()
