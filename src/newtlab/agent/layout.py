@@ -17,17 +17,18 @@ BRIDGE_CONTROL = "newtlink-control.sock"
 LINK_SETTINGS = "links.json"  # the bridge's link settings (impairment, cables pulled)
 BRIDGE_LOG = "logs/newtlink.log"
 SSH_KEY = "ssh/id_ed25519"
-HOST_SUBDIRS = ("disks", "qemu", "logs")
+DISKS = "disks"  # overlays and startup ISOs (a libvirt lab's storage pool)
+HOST_SUBDIRS = (DISKS, "qemu", "logs")
 HOST_FILES = (BRIDGE_CONFIG, BRIDGE_SOCKET, BRIDGE_CONTROL, LINK_SETTINGS)
 
 
 def overlay(node: str) -> str:
-    return f"disks/{node}.qcow2"
+    return f"{DISKS}/{node}.qcow2"
 
 
 def config_iso(node: str) -> str:
     """The node's startup-configuration ISO (config drive or NoCloud seed)."""
-    return f"disks/{node}-config.iso"
+    return f"{DISKS}/{node}-config.iso"
 
 
 def pidfile(node: str) -> str:

@@ -109,6 +109,7 @@ class LibvirtEngine:
         xml = domain_xml(identity, node, node.accel, lab_dir)
 
         def define_and_start(conn: Any) -> None:
+            _ensure_pool(conn, identity, f"{lab_dir}/{layout.DISKS}")
             _undefine(conn, identity)  # what a previous start left (stop keeps it)
             conn.defineXML(xml).create()
 
@@ -147,6 +148,7 @@ class LibvirtEngine:
                     left.append(f"{identity.node}: its domain {domain.name()} still runs")
                 else:
                     domain.undefine()
+            _remove_pool(conn, DomainIdentity(mine, lab, "", ""))
             return left
 
         return await self._call(undefine_all)
@@ -226,6 +228,37 @@ def _undefine(conn: Any, identity: DomainIdentity) -> None:
     if domain.isActive():
         domain.destroy()
     domain.undefine()
+
+
+def _pool_name(identity: DomainIdentity) -> str:
+    return f"newtlab-{identity.home_id}-{identity.lab}"
+
+
+def _ensure_pool(conn: Any, identity: DomainIdentity, disks: str) -> None:
+    """The lab's storage pool: a directory pool over its disks, so each overlay (a qcow2
+    backed by the base image, made by the agent) shows as a volume in virsh and
+    virt-manager. Destroying the pool keeps the files; the lab's removal takes them."""
+    name = _pool_name(identity)
+    libvirt = _binding()
+    try:
+        pool = conn.storagePoolLookupByName(name)
+    except libvirt.libvirtError:
+        xml = f"<pool type='dir'><name>{name}</name><target><path>{disks}</path></target></pool>"
+        pool = conn.storagePoolDefineXML(xml, 0)
+    if not pool.isActive():
+        pool.create(0)
+    pool.refresh(0)
+
+
+def _remove_pool(conn: Any, identity: DomainIdentity) -> None:
+    libvirt = _binding()
+    try:
+        pool = conn.storagePoolLookupByName(_pool_name(identity))
+    except libvirt.libvirtError:
+        return
+    if pool.isActive():
+        pool.destroy()
+    pool.undefine()
 
 
 def _identity_of(xml: str) -> DomainIdentity | None:
