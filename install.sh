@@ -22,11 +22,14 @@ APT_PACKAGES=(
   openssh-server iproute2                       # tests: SSH "servers" in network namespaces
   chromium-headless-shell fonts-dejavu-core     # tests: the graph page drawn by a browser
   graphviz                                      # tests: `newtlab graph --format dot` renders
+  libvirt-daemon-system libvirt-clients         # the libvirt engine (tests run a private libvirtd)
+  libvirt-dev pkg-config gcc                    #   and its Python binding, built against it
 )
 echo "==> installing system packages"
 as_root apt-get update -qq
-# openssh-server is only for the tests' own sshd instances: a policy-rc.d that exits 101
-# ("forbidden") keeps its package scripts from starting a system sshd. One already there stays.
+# openssh-server and libvirt-daemon-system are for the tests' own sshd and libvirtd instances:
+# a policy-rc.d that exits 101 ("forbidden") keeps their package scripts from starting system
+# daemons. Ones already there stay.
 policy=/usr/sbin/policy-rc.d made_policy=
 if [ ! -e "$policy" ]; then
   made_policy=1
@@ -40,7 +43,7 @@ if [ "$made_policy" ]; then as_root rm -f "$policy" && trap - EXIT; fi
 echo "==> creating .venv and installing newtlab"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip >/dev/null
-.venv/bin/pip install -q -e '.[dev]'
+.venv/bin/pip install -q -e '.[dev,libvirt]'
 newtlab=.venv/bin/newtlab
 
 if [ "$mode" = "--no-demo" ]; then
