@@ -63,6 +63,10 @@ async def machine_checks(host: Host) -> list[Check]:
     shown = (*tools, UEFI_FIRMWARE)  # each has a line of its own
     checks += [Check(name, "machine", "FAIL", line) for line in missing
                if not any(f"{item} not found" in line for item in shown)]  # fmt: skip
+    if host.engine.name == "libvirt":  # plain QEMU's tools have lines of their own
+        problems = await host.engine.problems()
+        detail = "; ".join(problems) if problems else await host.engine.describe()
+        checks.append(_check(name, "VM engine", not problems, detail, LIBVIRT_FIX, "FAIL"))
     if all(c.level == "OK" for c in checks):
         accel, note = await host.engine.choose_accel("auto")
         detail = accel + (f" ({note})" if note else "")
@@ -84,6 +88,10 @@ async def machine_checks(host: Host) -> list[Check]:
     return checks
 
 
+LIBVIRT_FIX = (
+    "start libvirtd (and virtlogd) there, let this user manage qemu:///system, and set "
+    "qemu.conf's user/group to one that can open NEWTLAB_HOME (docs/libvirt.md)"
+)
 TCG_FIX = "labs run under TCG, several times slower; a machine with working KVM is faster"
 MEMORY_FIX = "free memory or run fewer VMs (deploy refuses a lab that does not fit)"
 DISK_FIX = "free disk space: overlays grow with what guests write"

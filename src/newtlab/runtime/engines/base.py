@@ -33,6 +33,10 @@ class VmEngine(Protocol):
         pairs in ``needs``, e.g. UEFI firmware), one line each."""
         ...
 
+    async def describe(self) -> str:
+        """What runs the VMs there, in a line (a daemon: its version and what it can run)."""
+        ...
+
     async def choose_accel(self, requested: str) -> tuple[Accel, str]:
         """The accelerator VMs get there (``auto`` proves KVM first) and a note why."""
         ...

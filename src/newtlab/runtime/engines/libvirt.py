@@ -95,6 +95,16 @@ class LibvirtEngine:
                          "than 9.0, which the domains are written for")  # fmt: skip
         return found
 
+    async def describe(self) -> str:
+        def ask(conn: Any) -> str:
+            version = conn.getLibVersion()
+            types = [kind for kind in ("kvm", "qemu") if _runs(conn, kind)]
+            runs = ", ".join(types) or "none: its QEMU driver cannot run an x86_64 pc domain"
+            return (f"libvirt {version // 1_000_000}.{version // 1000 % 1000}.{version % 1000} "
+                    f"at {self._uri}; domain types: {runs}")  # fmt: skip
+
+        return await self._call(ask)
+
     async def choose_accel(self, requested: str) -> tuple[Accel, str]:
         return await self._qemu.choose_accel(requested)
 
@@ -228,6 +238,15 @@ def _undefine(conn: Any, identity: DomainIdentity) -> None:
     if domain.isActive():
         domain.destroy()
     domain.undefine()
+
+
+def _runs(conn: Any, kind: str) -> bool:
+    """Whether the daemon's QEMU driver can run an x86_64 ``pc`` domain of type ``kind``."""
+    try:
+        conn.getDomainCapabilities(None, "x86_64", "pc", kind, 0)
+    except _binding().libvirtError:
+        return False
+    return True
 
 
 def _pool_name(identity: DomainIdentity) -> str:

@@ -38,6 +38,9 @@ class QemuEngine:
     async def problems(self, needs: Sequence[tuple[str, str]] = ()) -> list[str]:
         return await missing(self._transport, PACKAGES, needs)
 
+    async def describe(self) -> str:
+        return "QEMU, started by newtlab"
+
     async def choose_accel(self, requested: str) -> tuple[Accel, str]:
         files = None
         found = probe_files() if requested == "auto" else None
