@@ -10,14 +10,13 @@ process, and a lab of another home with the same name is left alone.
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from labkit import SpecDir, run_cli, ssh, status, wait_for
+from labkit import EXAMPLE, SpecDir, run_cli, ssh, status, wait_for
 
 from libvirtd import private_libvirtd
 from newtlab.state import load_state
@@ -115,8 +114,45 @@ def test_a_cable_pulled_through_libvirt(lab: SpecDir, libvirt_uri: str) -> None:
     assert ssh("r2", "cat /sys/class/net/eth2/carrier").strip() == "1"
 
 
-def test_destroy_leaves_no_domain(lab: SpecDir, libvirt_uri: str) -> None:
+def _another_homes(uri: str, name: str, tmp_path: Path) -> str:
+    """A domain as another home's lab of the same name would define it (its own home id
+    in the name and the metadata), defined and left shut off; its name."""
+    root = ET.fromstring(virsh(uri, "dumpxml", "--inactive", name))
+    root.remove(root.find("uuid"))  # its own
+    mark = next(e for e in root.find("metadata") if e.tag.endswith("}node"))
+    home = mark.get("home", "")
+    other = "f" * len(home)
+    mark.set("home", other)
+    root.find("name").text = name.replace(home, other)
+    path = tmp_path / "other.xml"
+    path.write_text(ET.tostring(root, encoding="unicode"))
+    virsh(uri, "define", str(path))
+    return name.replace(home, other)
+
+
+def test_destroy_leaves_no_domain_and_another_homes_alone(
+    lab: SpecDir, libvirt_uri: str, tmp_path: Path
+) -> None:
+    (r1,) = [n for n in domains(libvirt_uri) if n.endswith("-r1")]
+    other = _another_homes(libvirt_uri, r1, tmp_path)
     destroyed = run_cli("destroy", lab.lab)
     assert destroyed.returncode == 0, destroyed.stderr
+    assert domains(libvirt_uri) == {other: "shut off"}
+    assert "newtlab-" not in virsh(libvirt_uri, "pool-list", "--all")
+    virsh(libvirt_uri, "undefine", other)
+
+
+def test_virtual_hosts_on_libvirt(
+    make_shared_lab: Callable[..., SpecDir], libvirt_uri: str, in_module_home: Path
+) -> None:
+    def on_libvirt(topology: dict[str, Any]) -> None:
+        topology["newtlab"].update(engine="libvirt", libvirt_uri=libvirt_uri)
+
+    spec = make_shared_lab(EXAMPLE.parent / "hosts2", edit=on_libvirt, configs=True)
+    result = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg", timeout=600)
+    assert result.returncode == 0, result.stderr
+    vhosts = {v["name"]: v for v in status()["vhosts"]}
+    peer = vhosts["host2"]["addresses"][0].split("/")[0]
+    ssh("host1", f"ping -c 3 -W 2 {peer} || ping -c 3 -W 2 {peer}")  # across r1
+    assert run_cli("destroy", spec.lab).returncode == 0
     assert domains(libvirt_uri) == {}
-    assert json.loads(run_cli("list", "--json").stdout or "[]") == []
