@@ -1,6 +1,6 @@
 """Deploy chains of N = 1, 2, 4 host VMs and print where the time goes.
 
-Usage: python bench/deploy.py [--sizes 1,2,4] [--servers K] [--json]
+Usage: python bench/deploy.py [--sizes 1,2,4] [--servers K] [--engines] [--json]
 
 For each N, a chain of N newtlab host VMs (r1 — r2 — ... — rN) is deployed
 under TCG and destroyed. Measured per N: deploy's wall time, when each deploy
@@ -16,6 +16,11 @@ the tests use (tests/testservers.py) — the nodes spread over them by
 placement, so each row's overhead includes SSH, shipping newtlink, uploading
 the image (first deploy only) and the cross-server links.
 
+With ``--engines`` (root only) it instead deploys examples/line3 with each VM
+engine, plain QEMU and libvirt (on a private libvirtd it starts, as the tests
+do: tests/libvirtd.py), interleaved three times, and prints each engine's
+median deploy time and libvirt's ratio to plain QEMU (target: at most 1.1).
+
 The README's figures: ``python bench/deploy.py --servers 2`` (as root). The
 host image is built (or reused) in the user's NEWTLAB_HOME first; the labs
 get a temporary one, and ports from 26000 + 100·N up.
@@ -26,6 +31,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -106,14 +113,67 @@ def measure(
     }
 
 
+def line3_on(root: Path, image: Path, engine: str, uri: str, run: int) -> Path:
+    """examples/line3 with this machine's image and ``engine`` (its ports its own)."""
+    spec = root / f"line3-{engine}-{run}"
+    shutil.copytree(REPO / "examples" / "line3", spec)
+    topology = json.loads((spec / "topology.json").read_text())
+    section = topology["newtlab"]
+    section.update(link_port_base=27000, console_port_base=27100, ssh_port_base=27200,
+                   engine=engine)  # fmt: skip
+    if engine == "libvirt":
+        section["libvirt_uri"] = uri
+    (spec / "topology.json").write_text(json.dumps(topology))
+    platforms = json.loads((spec / "platforms.json").read_text())
+    platforms["platforms"]["newtlab-host"]["vm_image"] = str(image)
+    (spec / "platforms.json").write_text(json.dumps(platforms))
+    return spec
+
+
+def compare_engines(image: Path, root: Path, runs: int = 3) -> dict[str, Any]:
+    """line3's deploy time with each engine, interleaved ``runs`` times; the medians."""
+    sys.path.insert(0, str(REPO))
+    from tests.libvirtd import private_libvirtd
+
+    times: dict[str, list[float]] = {"qemu": [], "libvirt": []}
+    with private_libvirtd(root / "libvirt") as uri:
+        for run in range(runs):
+            for engine in times:
+                lab = Lab.load(line3_on(root, image, engine, uri, run), name=f"line3-{engine}",
+                               accel="tcg")  # fmt: skip
+                t0 = time.monotonic()
+                try:
+                    lab.deploy(accel="tcg")
+                    times[engine].append(round(time.monotonic() - t0, 2))
+                finally:
+                    destroy_lab(lab.name, grace=0)
+    medians = {engine: statistics.median(found) for engine, found in times.items()}
+    return {"runs": times, "median_s": medians, "ratio": medians["libvirt"] / medians["qemu"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="1,2,4")
     parser.add_argument("--servers", type=int, default=0, help="also over K SSH servers")
+    parser.add_argument("--engines", action="store_true", help="line3 with QEMU and libvirt")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     # The image is built (or reused) in the user's NEWTLAB_HOME; labs get a scratch one.
     image = build_host_image(images_dir(), cache_dir(), lambda line: None).image
+    if args.engines:
+        with tempfile.TemporaryDirectory() as tmp:
+            os.environ["NEWTLAB_HOME"] = str(Path(tmp) / "home")
+            found = compare_engines(image, Path(tmp))
+        if args.json:
+            json.dump(found, sys.stdout, indent=2)
+            print()
+            return
+        for engine, runs in found["runs"].items():
+            print(f"{engine:<8} deploy of line3: {', '.join(f'{t:.1f}' for t in runs)} s; "
+                  f"median {found['median_s'][engine]:.1f} s")  # fmt: skip
+        verdict = "met" if found["ratio"] <= 1.1 else "MISSED"
+        print(f"libvirt / qemu: {found['ratio']:.2f} (target <= 1.1: {verdict})")
+        return
     sizes = [int(n) for n in args.sizes.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["NEWTLAB_HOME"] = str(Path(tmp) / "home")
