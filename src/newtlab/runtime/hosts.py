@@ -23,7 +23,7 @@ from ..home import newtlab_home
 from ..plan.model import LOCAL_HOST, LOOPBACK, HostPlan, Plan
 from .datapaths.newtlink import NewtlinkDatapath
 from .engines.base import VmEngine
-from .engines.libvirt import LibvirtEngine
+from .engines.libvirt import LibvirtEngine, checked_ssh
 from .engines.qemu import QemuEngine
 from .host import Host
 from .transports.base import Transport
@@ -38,7 +38,7 @@ def host_for(transport: Transport, plan: HostPlan | None = None) -> Host:
     newtlab unless it says libvirt) and the datapath it uses."""
     engine: VmEngine = QemuEngine(transport)
     if plan is not None and plan.engine == "libvirt":
-        engine = LibvirtEngine(transport, plan.libvirt_uri)
+        engine = LibvirtEngine(transport, checked_ssh(plan.libvirt_uri, known_hosts_file()))
     return Host(transport, engine, NewtlinkDatapath(transport))
 
 

@@ -20,9 +20,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.metadata
+import shlex
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from ...agent import layout
@@ -41,6 +43,23 @@ POLL = 0.25  # seconds between looks at a domain powering down
 def home_id(home: str) -> str:
     """A short, stable id of a NEWTLAB_HOME (its absolute path) for domain names."""
     return hashlib.sha256(home.encode()).hexdigest()[:8]
+
+
+def checked_ssh(uri: str, known_hosts: Path) -> str:
+    """``uri``, its OpenSSH made to check the server's host key against newtlab's own record
+    (which newtlab's own connection to the server filled on first contact). libvirt's ssh
+    transport has no known-hosts parameter; its ``command`` names the ssh it runs, so that is
+    a script of newtlab's running ssh with the record, strictly, and never a prompt."""
+    if not uri.startswith("qemu+ssh://") or "command=" in uri:
+        return uri
+    script = known_hosts.parent / "cache" / "libvirt-ssh"
+    text = ("#!/bin/sh\nexec ssh -o BatchMode=yes -o StrictHostKeyChecking=yes "
+            f"-o UserKnownHostsFile={shlex.quote(str(known_hosts))} \"$@\"\n")  # fmt: skip
+    if not script.exists() or script.read_text() != text:
+        script.parent.mkdir(parents=True, exist_ok=True)
+        script.write_text(text)
+        script.chmod(0o755)
+    return f"{uri}{'&' if '?' in uri else '?'}command={script}"
 
 
 def _binding() -> Any:
