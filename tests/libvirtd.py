@@ -23,6 +23,10 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from testservers import TestServer
 
 PRIVATE = {"etc": "/etc/libvirt", "run": "/run/libvirt", "lib": "/var/lib/libvirt",
            "cache": "/var/cache/libvirt", "log": "/var/log/libvirt"}  # fmt: skip
@@ -42,6 +46,34 @@ libvirtd -p /run/libvirt/libvirtd.pid & L=$!
 trap 'kill $L $V 2>/dev/null; wait' TERM
 wait
 """
+
+
+# The same daemon inside a test server (tests/testservers.py): its mount namespace is already
+# its own, so the private directories are mounted over libvirt's there, and its init reaps.
+SERVER_SCRIPT = """
+set -e
+R=/run/newtlab-test-libvirt
+mkdir -p $R/lib $R/cache $R/log /run/libvirt
+cp -a /etc/libvirt $R/etc
+cat >> $R/etc/qemu.conf <<'CONF'
+{qemu_conf}
+CONF
+mount --bind $R/etc /etc/libvirt
+mount --bind $R/lib /var/lib/libvirt
+mount --bind $R/cache /var/cache/libvirt
+mount --bind $R/log /var/log/libvirt
+virtlogd -d -p /run/libvirt/virtlogd.pid
+libvirtd -d -p /run/libvirt/libvirtd.pid
+for i in $(seq 100); do [ -S /run/libvirt/libvirt-sock ] && exit 0; sleep 0.1; done
+echo "libvirtd did not make its socket" >&2; exit 1
+"""
+
+
+def start_in_server(server: TestServer) -> None:
+    """A private libvirtd in ``server``, at libvirt's usual socket there (so
+    ``qemu+ssh://root@ADDRESS/system`` reaches it); it ends with the server."""
+    done = server.run(["sh", "-c", SERVER_SCRIPT.format(qemu_conf=QEMU_CONF)], timeout=60)
+    assert done.returncode == 0, f"libvirtd in {server.name}: {done.stderr}"
 
 
 def _virsh(uri: str, *args: str) -> subprocess.CompletedProcess[str]:

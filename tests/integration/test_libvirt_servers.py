@@ -1,0 +1,60 @@
+"""A server of the pool with the libvirt engine, reached over qemu+ssh:// (OpenSSH, with the
+pool's key and newtlab's own record of its host key), beside a server running plain QEMU:
+examples/line3 with r1 and r2 as domains on s1 and r3 a QEMU of s2's, one link across."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from labkit import SpecDir, run_cli, ssh, status
+
+from libvirtd import start_in_server
+from testservers import TestServer, servers
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> Iterator[list[TestServer]]:
+    with servers(2, tmp_path / "servers") as found:
+        start_in_server(found[0])
+        yield found
+
+
+def domains(server: TestServer) -> list[str]:
+    listed = server.run(["virsh", "-c", "qemu:///system", "list", "--all", "--name"])
+    assert listed.returncode == 0, listed.stderr
+    return listed.stdout.split()
+
+
+def test_a_libvirt_server_beside_a_qemu_server(make_lab, pool: list[TestServer]) -> None:  # type: ignore[no-untyped-def]
+    s1, s2 = pool
+
+    def edit(topology: dict[str, Any]) -> None:
+        topology["newtlab"]["servers"] = [
+            {"name": s.name, "address": s.address, "user": s.user,
+             "identity_file": str(s.identity_file), "engine": engine}
+            for s, engine in ((s1, "libvirt"), (s2, "qemu"))
+        ]  # fmt: skip
+
+    spec: SpecDir = make_lab(edit=edit, configs=True)
+    for node, server in (("r1", "s1"), ("r2", "s1"), ("r3", "s2")):
+        path = spec.path / "profiles" / f"{node}.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "vm_host": server}))
+    planned = run_cli("plan", "-S", str(spec.path), "--no-probe")
+    assert "s1 (libvirt)" in planned.stdout and "s2 (qemu)" in planned.stdout, planned.stdout
+    deployed = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg", timeout=600)
+    assert deployed.returncode == 0, deployed.stderr
+    assert sorted(domains(s1)) == sorted(n for n in domains(s1) if n.endswith(("-r1", "-r2")))
+    assert len(domains(s1)) == 2 and domains(s2) == []
+    assert {n["name"]: n["status"] for n in status()["nodes"]} == dict.fromkeys(
+        ("r1", "r2", "r3"), "running"
+    )
+    ssh("r1", "ping -c 3 -W 2 10.0.23.3 || ping -c 3 -W 2 10.0.23.3")  # s1's domains to s2's QEMU
+    assert run_cli("destroy", spec.lab).returncode == 0
+    assert domains(s1) == []
+    assert "newtlab-" not in s1.run(["virsh", "-c", "qemu:///system", "pool-list", "--all"]).stdout
