@@ -80,6 +80,7 @@ class LibvirtEngine:
         self._home_id = ""  # of the home there, asked once
         self._qemu = QemuEngine(transport)  # the KVM probe runs QEMU there all the same
         self._conn: Any = None
+        self._pool_lock = asyncio.Lock()
 
     @property
     def name(self) -> str:
@@ -138,10 +139,11 @@ class LibvirtEngine:
         xml = domain_xml(identity, node, node.accel, lab_dir)
 
         def define_and_start(conn: Any) -> None:
-            _ensure_pool(conn, identity, f"{lab_dir}/{layout.DISKS}")
             _undefine(conn, identity)  # what a previous start left (stop keeps it)
             conn.defineXML(xml).create()
 
+        async with self._pool_lock:  # nodes start at once: one of them makes the pool
+            await self._call(lambda conn: _ensure_pool(conn, identity, f"{lab_dir}/{layout.DISKS}"))
         await self._call(define_and_start)
         pids = await self._transport.call("domain_pids", names=[identity.name])
         return int(pids.get(identity.name, 0))
