@@ -6,8 +6,9 @@ their own where ``/etc/libvirt``, ``/run/libvirt``, ``/var/lib/libvirt``,
 ``/var/cache/libvirt`` and ``/var/log/libvirt`` are directories under ``root`` (so two
 daemons never share a socket or pidfile), with a ``qemu.conf`` that lets a TCG domain
 run inside a container (measured: it hangs paused otherwise) and as root (files under a
-0700 ``NEWTLAB_HOME``). It yields the URI that reaches it from outside the namespace:
-``qemu:///system?socket=ROOT/run/libvirt-sock``. At exit every domain it still runs is
+0700 ``NEWTLAB_HOME``). It yields a ``Libvirtd``: the URI that reaches it from outside
+the namespace (``qemu:///system?socket=ROOT/run/libvirt-sock``), and how to run a command
+inside it (where ``/var/log/libvirt`` is its own). At exit every domain it still runs is
 destroyed and both daemons are stopped and reaped, whatever the test did.
 
 Requires root, ``util-linux`` (``unshare``) and Debian's ``libvirt-daemon-system``.
@@ -21,7 +22,8 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,8 +82,18 @@ def _virsh(uri: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["virsh", "-c", uri, *args], capture_output=True, text=True, timeout=60)
 
 
+@dataclass(frozen=True)
+class Libvirtd:
+    uri: str
+    pid: int  # of the shell that is the daemons' parent, in their mount namespace
+
+    def inside(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` run in the daemons' mount namespace."""
+        return ["nsenter", "-t", str(self.pid), "-m", "--", *argv]
+
+
 @contextlib.contextmanager
-def private_libvirtd(root: Path) -> Iterator[str]:
+def private_libvirtd(root: Path) -> Iterator[Libvirtd]:
     for name in PRIVATE:
         (root / name).mkdir(parents=True, exist_ok=True)
     shutil.rmtree(root / "etc")
@@ -104,7 +116,7 @@ def private_libvirtd(root: Path) -> Iterator[str]:
             assert daemons.poll() is None, f"libvirtd did not start: {daemons.stderr}"
             assert time.monotonic() < deadline, "libvirtd did not answer in 30 s"
             time.sleep(0.2)
-        yield uri
+        yield Libvirtd(uri, daemons.pid)
     finally:
         listed = _virsh(uri, "list", "--name").stdout.split()
         for domain in listed:

@@ -2,40 +2,51 @@
 a private libvirtd this test starts (``tests/libvirtd.py``), shared by the checks below.
 
 SSH to every node and pings on every link; the defined domains carry what newtlab set
-(name, metadata, MACs, PCI addresses, link ports); stop/start of r2 leaves its neighbours'
-domains untouched; a domain destroyed with ``virsh destroy`` is shown exited and brought
-back by ``repair``; a pulled cable goes through libvirt; destroy leaves no domain and no
-process, and a lab of another home with the same name is left alone.
+(name, metadata, MACs, PCI addresses, link ports); ``logs --qemu`` reads libvirt's log of
+the domain; stop/start of r2 leaves its neighbours' domains untouched; a domain destroyed
+with ``virsh destroy`` is shown exited and brought back by ``repair``; a pulled cable goes
+through libvirt; the bridge killed is healed; destroy leaves no domain, pool or process, and
+a lab of another home with the same name is left alone. hosts2 on domains: its virtual
+hosts answer, and once its state is lost, prune finds its domains and destroy removes them.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from labkit import EXAMPLE, SpecDir, run_cli, ssh, status, wait_for
 
-from libvirtd import private_libvirtd
-from newtlab.state import load_state
+from libvirtd import Libvirtd, private_libvirtd
+from newtlab.state import load_state, state_path
 
 pytestmark = pytest.mark.integration
 
 
 def virsh(uri: str, *args: str) -> str:
-    import subprocess
-
     done = subprocess.run(["virsh", "-c", uri, *args], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, f"virsh {' '.join(args)}: {done.stderr}"
     return done.stdout
 
 
 @pytest.fixture(scope="module")
-def libvirt_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with private_libvirtd(tmp_path_factory.mktemp("libvirt")) as uri:
-        yield uri
+def libvirtd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Libvirtd]:
+    with private_libvirtd(tmp_path_factory.mktemp("libvirt")) as daemon:
+        yield daemon
+
+
+@pytest.fixture(scope="module")
+def libvirt_uri(libvirtd: Libvirtd) -> str:
+    return libvirtd.uri
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +71,15 @@ def domains(uri: str) -> dict[str, str]:
     return {words[1]: " ".join(words[2:]) for words in map(str.split, listed) if words}
 
 
+def domain_qemus() -> list[int]:
+    """PIDs of every QEMU libvirt runs for a newtlab domain on this machine."""
+    return [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if any(a.startswith("guest=newtlab-") for a in p.info["cmdline"] or [])
+    ]
+
+
 def test_a_lab_of_domains_answers_and_forwards(lab: SpecDir, libvirt_uri: str) -> None:
     for node in ("r1", "r2", "r3"):
         assert ssh(node, "hostname").strip() == node
@@ -81,6 +101,17 @@ def test_a_lab_of_domains_answers_and_forwards(lab: SpecDir, libvirt_uri: str) -
             )
             assert f"127.0.0.1:{interface.find('source').get('port')}" == nic.listen
         assert root.find("title").text == f"newtlab lab {lab.lab}, node {node.name}"
+
+
+def test_logs_of_a_domain_are_libvirts(lab: SpecDir, libvirtd: Libvirtd) -> None:
+    # libvirt keeps the domain's log in its own /var/log/libvirt: here the private daemon's.
+    argv = libvirtd.inside([sys.executable, "-m", "newtlab", "logs", "r1", "--qemu"])
+    shown = subprocess.run(argv, capture_output=True, text=True, env=os.environ.copy(), timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    (r1,) = [n for n in domains(libvirtd.uri) if n.endswith("-r1")]
+    assert f"-name guest={r1}," in shown.stdout  # the command line libvirt ran
+    outside = run_cli("logs", "r1", "--qemu")  # not this daemon's /var/log/libvirt
+    assert outside.returncode == 1 and "no log yet for r1" in outside.stderr
 
 
 def test_stop_start_virsh_destroy_and_repair(lab: SpecDir, libvirt_uri: str) -> None:
@@ -114,6 +145,16 @@ def test_a_cable_pulled_through_libvirt(lab: SpecDir, libvirt_uri: str) -> None:
     assert ssh("r2", "cat /sys/class/net/eth2/carrier").strip() == "1"
 
 
+def test_the_bridge_killed_heals_between_domains(lab: SpecDir) -> None:
+    # The domains listen for their links (type='server'); a new bridge dials them again.
+    (bridge,) = status()["bridges"]
+    os.kill(bridge["bridge_pid"], signal.SIGKILL)
+    wait_for(lambda: status()["bridges"][0]["restarts"] == bridge["restarts"] + 1)
+    wait_for(lambda: all(link["connected"] for link in status()["links"]))
+    ssh("r2", "ping -c 3 -W 2 10.0.12.1 || ping -c 3 -W 2 10.0.12.1")
+    ssh("r2", "ping -c 3 -W 2 10.0.23.3 || ping -c 3 -W 2 10.0.23.3")
+
+
 def _another_homes(uri: str, name: str, tmp_path: Path) -> str:
     """A domain as another home's lab of the same name would define it (its own home id
     in the name and the metadata), defined and left shut off; its name."""
@@ -139,6 +180,7 @@ def test_destroy_leaves_no_domain_and_another_homes_alone(
     assert destroyed.returncode == 0, destroyed.stderr
     assert domains(libvirt_uri) == {other: "shut off"}
     assert "newtlab-" not in virsh(libvirt_uri, "pool-list", "--all")
+    assert domain_qemus() == []
     virsh(libvirt_uri, "undefine", other)
 
 
@@ -154,5 +196,14 @@ def test_virtual_hosts_on_libvirt(
     vhosts = {v["name"]: v for v in status()["vhosts"]}
     peer = vhosts["host2"]["addresses"][0].split("/")[0]
     ssh("host1", f"ping -c 3 -W 2 {peer} || ping -c 3 -W 2 {peer}")  # across r1
-    assert run_cli("destroy", spec.lab).returncode == 0
+
+    # Its state lost, its domains are still found: by prune, and by destroy.
+    state_path(spec.lab).unlink()
+    pruned = json.loads(run_cli("prune", "--json").stdout)
+    (orphan,) = pruned["orphans"]
+    assert (orphan["lab"], orphan["kind"]) == (spec.lab, "processes")
+    destroyed = run_cli("destroy", spec.lab)
+    assert destroyed.returncode == 0, destroyed.stderr
     assert domains(libvirt_uri) == {}
+    assert "newtlab-" not in virsh(libvirt_uri, "pool-list", "--all")
+    assert domain_qemus() == []

@@ -56,6 +56,9 @@ def test_a_libvirt_server_beside_a_qemu_server(make_lab, pool: list[TestServer])
         ("r1", "r2", "r3"), "running"
     )
     ssh("r1", "ping -c 3 -W 2 10.0.23.3 || ping -c 3 -W 2 10.0.23.3")  # s1's domains to s2's QEMU
+    (r1,) = [name for name in domains(s1) if name.endswith("-r1")]
+    logged = run_cli("logs", "r1", "--qemu")  # libvirt's log on s1, read by the agent there
+    assert logged.returncode == 0 and f"-name guest={r1}," in logged.stdout, logged.stderr
     assert run_cli("destroy", spec.lab).returncode == 0
     assert domains(s1) == []
     assert "newtlab-" not in s1.run(["virsh", "-c", "qemu:///system", "pool-list", "--all"]).stdout

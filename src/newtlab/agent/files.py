@@ -189,9 +189,30 @@ def write_file(lab: str, relative: str, data: bytes) -> None:
 
 def read_file(lab: str, relative: str, offset: int = 0) -> bytes | None:
     """A lab file's bytes from ``offset`` on; None if there is no such file."""
+    return _read_from(lab_dir(lab) / relative, offset)
+
+
+def _read_from(path: Path, offset: int) -> bytes | None:
     try:
-        with (lab_dir(lab) / relative).open("rb") as handle:
+        with path.open("rb") as handle:
             handle.seek(offset)
             return handle.read()
     except FileNotFoundError:
         return None
+
+
+# Where libvirtd's QEMU driver keeps each domain's log (QEMU's own output): the system
+# daemon's, and a user's session daemon's.
+LIBVIRT_LOGS = {"system": Path("/var/log/libvirt/qemu"),
+                "session": Path.home() / ".cache/libvirt/qemu/log"}  # fmt: skip
+
+
+def read_libvirt_log(domain: str, daemon: str, offset: int = 0) -> bytes | None:
+    """A libvirt domain's log here from ``offset`` on; None if it has none yet."""
+    if not domain or "/" in domain or domain.startswith(".") or daemon not in LIBVIRT_LOGS:
+        raise AgentError(f"not a domain's log: {daemon} {domain!r}")
+    path = LIBVIRT_LOGS[daemon] / f"{domain}.log"
+    try:
+        return _read_from(path, offset)
+    except PermissionError:
+        raise AgentError(f"{path}: permission denied (libvirt's logs are root's)") from None

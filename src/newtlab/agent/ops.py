@@ -117,6 +117,12 @@ def domain_pids(names: list[str]) -> dict[str, int]:
     return procs.libvirt_guests(names)
 
 
+@operation
+def libvirt_log(domain: str, daemon: str, offset: int = 0) -> bytes | None:
+    """A libvirt domain's QEMU log (``daemon``: system or session) from ``offset`` on."""
+    return files.read_libvirt_log(domain, daemon, offset)
+
+
 # -- QEMU, started by the agent (the ``qemu`` VM engine) ---------------------------------
 
 

@@ -46,13 +46,17 @@ async def log_chunks(
     """The log's bytes in chunks as they are read; ``follow``: keep waiting for more
     (until the consumer stops), else stop at its end; ``raw``: as the guest wrote
     them, terminal queries included."""
-    relative = host.engine.log(node) if qemu else layout.console_log(node)
+    relative = layout.console_log(node)
     clean = QueryFilter()
     offset = 0
     while True:
-        data = await host.read_file(lab, relative, offset)
+        if qemu:
+            data = await host.engine.read_log(lab, node, offset)
+        else:
+            data = await host.read_file(lab, relative, offset)
         if data is None:
-            raise RuntimeFailure(f"no log yet for {node} ({relative} on {host.name})")
+            what = "its VM's log" if qemu else relative
+            raise RuntimeFailure(f"no log yet for {node} ({what} on {host.name})")
         offset += len(data)
         if not data and not follow:
             if clean.held and not raw:

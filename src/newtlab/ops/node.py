@@ -36,9 +36,12 @@ def public_key(state: LabState) -> str:
 
 async def exit_message(host: Host, lab: str, node: str) -> str:
     """Why a node's QEMU is gone, from the end of its log."""
-    log = await host.read_file(lab, host.engine.log(node))
+    try:
+        log = await host.engine.read_log(lab, node)
+    except RuntimeFailure:
+        log = None  # the message stands without its tail
     tail = "\n".join((log or b"").decode(errors="replace").strip().splitlines()[-5:])
-    where = f"logs/{node}.log on {host.name}, or `newtlab logs {node} --qemu`"
+    where = f"`newtlab logs {node} --qemu`"
     return f"QEMU for {node} is not running (see {where})" + (f":\n{tail}" if tail else "")
 
 

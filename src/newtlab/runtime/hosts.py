@@ -1,9 +1,10 @@
 """Which ``Host`` runs each part of a plan, and what each host is made of.
 
 This is where the seams are chosen: a host's transport (this machine, or a
-server over SSH), its VM engine and its datapath. Today every host runs its
-VMs with ``QemuEngine`` and joins its links with ``NewtlinkDatapath``; another
-engine or datapath is one more choice in ``host_for``.
+server over SSH), its VM engine and its datapath. A host runs its VMs with
+``QemuEngine`` unless its plan says libvirt (``LibvirtEngine``), and joins its
+links with ``NewtlinkDatapath``; another engine or datapath is one more choice
+in ``host_for``.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import psutil
 
 from ..errors import PlanError, RuntimeFailure
 from ..home import newtlab_home
-from ..plan.model import LOCAL_HOST, LOOPBACK, HostPlan, Plan
+from ..plan.model import LOCAL_HOST, HostPlan, Plan
 from .datapaths.newtlink import NewtlinkDatapath
 from .engines.base import VmEngine
+from .engines.every import EveryEngine
 from .engines.libvirt import LibvirtEngine, checked_ssh
 from .engines.qemu import QemuEngine
 from .host import Host
@@ -44,7 +46,39 @@ def host_for(transport: Transport, plan: HostPlan | None = None) -> Host:
 
 def local_host(name: str = LOCAL_HOST, plan: HostPlan | None = None) -> Host:
     """This machine, under the plan's name for it."""
+    if plan is not None and plan.engine == "libvirt":
+        remember_libvirt(plan.libvirt_uri)
     return host_for(LocalTransport(name), plan)
+
+
+def libvirt_record() -> Path:
+    """The libvirt daemons this home's labs have used on this machine, a URI a line: where
+    a lab whose state is lost may still have domains."""
+    return newtlab_home() / "libvirt-uris"
+
+
+def remember_libvirt(uri: str) -> None:
+    record = libvirt_record()
+    known = record.read_text().split() if record.exists() else []
+    if uri not in known:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        with record.open("a") as handle:
+            handle.write(uri + "\n")
+
+
+def any_engine_host() -> Host:
+    """This machine with every engine that may run a VM of this home here: newtlab's QEMUs
+    and each libvirt daemon its labs used (for destroy without a plan, and prune)."""
+    transport = LocalTransport(LOCAL_HOST)
+    record = libvirt_record()
+    uris = record.read_text().split() if record.exists() else []
+    if not uris:
+        return host_for(transport)
+    engines: list[VmEngine] = [
+        QemuEngine(transport),
+        *(LibvirtEngine(transport, uri) for uri in uris),
+    ]
+    return Host(transport, EveryEngine(engines), NewtlinkDatapath(transport))
 
 
 class Hosts(dict[str, Host]):
@@ -149,21 +183,23 @@ async def open_servers(servers: Collection[HostPlan]) -> AsyncIterator[Hosts]:
     the unreachable ones listed in ``unreachable``."""
     mine = local_addresses()
     others = {s.name: s for s in servers if s.ip not in mine}
-    here = HostPlan(name=LOCAL_HOST, address=LOOPBACK, ip=LOOPBACK)
-    async with _opened([here], list(others.values()), partial=True) as hosts:
+    async with _opened([], list(others.values()), partial=True, any_engine=True) as hosts:
         yield hosts
 
 
 @contextlib.asynccontextmanager
 async def _opened(
-    local: list[HostPlan], servers: list[HostPlan], partial: bool
+    local: list[HostPlan], servers: list[HostPlan], partial: bool, any_engine: bool = False
 ) -> AsyncIterator[Hosts]:
-    """This machine as each of ``local`` and an SSH connection to each server."""
+    """This machine as each of ``local`` (``any_engine``: as ``any_engine_host``) and an
+    SSH connection to each server."""
     opened = await asyncio.gather(
         *(SshTransport.open(server, known_hosts_file()) for server in servers),
         return_exceptions=True,
     )
     found: dict[str, Host] = {host.name: local_host(host.name, host) for host in local}
+    if any_engine:
+        found[LOCAL_HOST] = any_engine_host()
     unreachable = {}
     for server, result in zip(servers, opened, strict=True):
         if isinstance(result, SshTransport):
@@ -182,5 +218,5 @@ async def _opened(
 
 @contextlib.asynccontextmanager
 async def open_local() -> AsyncIterator[Hosts]:
-    """This machine alone: for a lab whose state (and so its plan) is lost."""
-    yield Hosts({LOCAL_HOST: local_host()})
+    """This machine alone, with every engine: for a lab whose state (and plan) is lost."""
+    yield Hosts({LOCAL_HOST: any_engine_host()})

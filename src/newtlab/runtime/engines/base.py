@@ -67,6 +67,6 @@ class VmEngine(Protocol):
         """Turn the carrier of one NIC of a running VM on or off (its guest sees it)."""
         ...
 
-    def log(self, node: str) -> str:
-        """The lab-relative path of the VM's own log (what the hypervisor said)."""
+    async def read_log(self, lab: str, node: str, offset: int = 0) -> bytes | None:
+        """The VM's own log (what QEMU said) from ``offset`` on; None if it has none yet."""
         ...

@@ -26,6 +26,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from ...agent import layout
 from ...agent.tools import PACKAGES
@@ -230,8 +231,15 @@ class LibvirtEngine:
 
         await self._call(update)
 
-    def log(self, node: str) -> str:
-        return layout.qemu_log(node)
+    async def read_log(self, lab: str, node: str, offset: int = 0) -> bytes | None:
+        """libvirtd's log of the domain, on the daemon's machine (read by newtlab's agent
+        there: the domain's QEMU writes it through virtlogd)."""
+        identity = await self.identity(lab, node)
+        daemon = "session" if urlsplit(self._uri).path.rstrip("/") == "/session" else "system"
+        data: bytes | None = await self._transport.call(
+            "libvirt_log", domain=identity.name, daemon=daemon, offset=offset
+        )
+        return data
 
 
 def _ours(conn: Any, identity: DomainIdentity) -> Any:

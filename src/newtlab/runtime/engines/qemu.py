@@ -72,5 +72,8 @@ class QemuEngine:
     async def set_link(self, lab: str, node: str, netdev: str, up: bool) -> None:
         await self._transport.call("qemu_set_link", lab=lab, node=node, netdev=netdev, up=up)
 
-    def log(self, node: str) -> str:
-        return layout.qemu_log(node)
+    async def read_log(self, lab: str, node: str, offset: int = 0) -> bytes | None:
+        data: bytes | None = await self._transport.call(
+            "read_file", lab=lab, relative=layout.qemu_log(node), offset=offset
+        )
+        return data
