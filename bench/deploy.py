@@ -136,11 +136,11 @@ def compare_engines(image: Path, root: Path, runs: int = 3) -> dict[str, Any]:
     from tests.libvirtd import private_libvirtd
 
     times: dict[str, list[float]] = {"qemu": [], "libvirt": []}
-    with private_libvirtd(root / "libvirt") as uri:
+    with private_libvirtd(root / "libvirt") as daemon:
         for run in range(runs):
-            for engine in times:
-                lab = Lab.load(line3_on(root, image, engine, uri, run), name=f"line3-{engine}",
-                               accel="tcg")  # fmt: skip
+            for engine in sorted(times, reverse=run % 2 == 1):  # each goes first in turn
+                spec = line3_on(root, image, engine, daemon.uri, run)
+                lab = Lab.load(spec, name=f"line3-{engine}", accel="tcg")
                 t0 = time.monotonic()
                 try:
                     lab.deploy(accel="tcg")
