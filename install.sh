@@ -23,6 +23,7 @@ APT_PACKAGES=(
   chromium-headless-shell fonts-dejavu-core     # tests: the graph page drawn by a browser
   graphviz                                      # tests: `newtlab graph --format dot` renders
   libvirt-daemon-system libvirt-clients         # the libvirt engine (tests run a private libvirtd)
+  libxml2-utils                                 #   xmllint, which virt-xml-validate runs
   libvirt-dev pkg-config gcc                    #   and its Python binding, built against it
 )
 echo "==> installing system packages"

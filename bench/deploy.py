@@ -45,7 +45,7 @@ from newtlab.lab import Lab, destroy_lab
 from newtlab.ops.events import Event
 
 if TYPE_CHECKING:
-    from tests.testservers import TestServer
+    from testservers import TestServer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -132,8 +132,8 @@ def line3_on(root: Path, image: Path, engine: str, uri: str, run: int) -> Path:
 
 def compare_engines(image: Path, root: Path, runs: int = 3) -> dict[str, Any]:
     """line3's deploy time with each engine, interleaved ``runs`` times; the medians."""
-    sys.path.insert(0, str(REPO))
-    from tests.libvirtd import private_libvirtd
+    sys.path.insert(0, str(REPO / "tests"))  # its helpers, as pytest finds them
+    from libvirtd import private_libvirtd
 
     times: dict[str, list[float]] = {"qemu": [], "libvirt": []}
     with private_libvirtd(root / "libvirt") as daemon:
@@ -179,8 +179,8 @@ def main() -> None:
         os.environ["NEWTLAB_HOME"] = str(Path(tmp) / "home")
         results = [measure(n, image, Path(tmp)) for n in sizes]
         if args.servers:
-            sys.path.insert(0, str(REPO))
-            from tests.testservers import servers
+            sys.path.insert(0, str(REPO / "tests"))  # its helpers, as pytest finds them
+            from testservers import servers
 
             with servers(args.servers, Path(tmp) / "servers") as pool:
                 results += [measure(n, image, Path(tmp), pool) for n in sizes]

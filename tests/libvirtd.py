@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from testservers import mount_points, mount_propagation
+
 if TYPE_CHECKING:
-    from tests.testservers import TestServer
+    from testservers import TestServer
 
 PRIVATE = {"etc": "/etc/libvirt", "run": "/run/libvirt", "lib": "/var/lib/libvirt",
            "cache": "/var/cache/libvirt", "log": "/var/log/libvirt"}  # fmt: skip
@@ -103,9 +105,9 @@ def private_libvirtd(root: Path) -> Iterator[Libvirtd]:
     for target in PRIVATE.values():
         Path(target).mkdir(parents=True, exist_ok=True)  # where the private ones are mounted
     mounts = "\n".join(f"mount --bind {root / name} {target}" for name, target in PRIVATE.items())
+    before = mount_points()
     daemons = subprocess.Popen(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-         SCRIPT.format(mounts=mounts)],
+        ["unshare", "--mount", *mount_propagation(), "sh", "-c", SCRIPT.format(mounts=mounts)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         start_new_session=True,
     )  # fmt: skip
@@ -113,9 +115,13 @@ def private_libvirtd(root: Path) -> Iterator[Libvirtd]:
     try:
         deadline = time.monotonic() + 30
         while _virsh(uri, "version").returncode != 0:
-            assert daemons.poll() is None, f"libvirtd did not start: {daemons.stderr}"
+            if daemons.poll() is not None:
+                why = daemons.stderr.read().decode(errors="replace") if daemons.stderr else ""
+                raise AssertionError(f"libvirtd did not start: {why}")
             assert time.monotonic() < deadline, "libvirtd did not answer in 30 s"
             time.sleep(0.2)
+        leaked = mount_points() - before  # unshare in a chroot keeps the mounts' propagation
+        assert not leaked, f"the test libvirtd's mounts reached this namespace: {sorted(leaked)}"
         yield Libvirtd(uri, daemons.pid)
     finally:
         listed = _virsh(uri, "list", "--name").stdout.split()

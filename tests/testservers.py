@@ -209,7 +209,7 @@ def servers(count: int, tmp: Path, *, ready_timeout: float = 10.0) -> Iterator[l
     init_py = tmp / "testserver_init.py"
     init_py.write_text(_INIT_PY)
 
-    mounts_before = _mount_points()
+    mounts_before = mount_points()
     suffix = secrets.token_hex(3)
     names = [f"s{i}" for i in range(1, count + 1)]
     res = _Resources(
@@ -253,7 +253,7 @@ def servers(count: int, tmp: Path, *, ready_timeout: float = 10.0) -> Iterator[l
             result.append(server)
         _wait_ready(result, wrappers, ready_timeout)
         leaked = {  # /run/netns and the namespaces in it are iproute2's, not the servers'
-            m for m in _mount_points() - mounts_before if m.split("/")[:3] != ["", "run", "netns"]
+            m for m in mount_points() - mounts_before if m.split("/")[:3] != ["", "run", "netns"]
         }
         if leaked:  # a server's private mounts showed up here: unsafe, stop now
             raise TestServerError(f"test servers' mounts reached this namespace: {sorted(leaked)}")
@@ -315,7 +315,7 @@ def _start(server: TestServer, tmp: Path, init_py: Path, home: Path) -> subproce
         ],
     }
     (state / "init.json").write_text(json.dumps(config))
-    argv = [*_in_netns(server.netns), "unshare", "--mount", *_propagation(), "--uts", "--pid"]
+    argv = [*_in_netns(server.netns), "unshare", "--mount", *mount_propagation(), "--uts", "--pid"]
     argv += ["--fork", "--mount-proc", PYTHON, str(init_py), str(state / "init.json")]
     with open(server.log, "wb") as log:  # unshare's and init's errors too
         # Own session: a Ctrl-C at the terminal reaches pytest (which tears down), not the servers.
@@ -325,12 +325,12 @@ def _start(server: TestServer, tmp: Path, init_py: Path, home: Path) -> subproce
 
 
 @functools.cache
-def _propagation() -> list[str]:
-    """``unshare`` options for the servers' mount namespaces.
+def mount_propagation() -> list[str]:
+    """``unshare`` options for a private mount namespace (the servers', a test libvirtd's).
 
     By default unshare makes every mount private, which needs ``/`` to be a mount
-    point. In a chroot it is not: there the mounts keep their propagation, and
-    ``servers`` checks that none of the servers' mounts reached this namespace.
+    point. In a chroot it is not: there the mounts keep their propagation, and the
+    callers check that none of their mounts reached this namespace.
     """
     probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True, text=True)
     if probe.returncode != 0 and "propagation" in probe.stderr:
@@ -338,7 +338,7 @@ def _propagation() -> list[str]:
     return []
 
 
-def _mount_points() -> set[str]:
+def mount_points() -> set[str]:
     with open("/proc/self/mountinfo") as handle:
         return {line.split()[4] for line in handle}
 
