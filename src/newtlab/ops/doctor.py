@@ -61,10 +61,12 @@ async def machine_checks(host: Host) -> list[Check]:
     missing = await host.check_machine([(UEFI_FIRMWARE, "ovmf")])
     has_uefi = not any(f"{UEFI_FIRMWARE} not found" in line for line in missing)
     shown = (*tools, UEFI_FIRMWARE)  # each has a line of its own
+    daemon = host.engine.name == "libvirt"  # plain QEMU's tools have lines of their own
+    problems = await host.engine.problems() if daemon else []  # the VM engine line's
     checks += [Check(name, "machine", "FAIL", line) for line in missing
-               if not any(f"{item} not found" in line for item in shown)]  # fmt: skip
-    if host.engine.name == "libvirt":  # plain QEMU's tools have lines of their own
-        problems = await host.engine.problems()
+               if not any(f"{item} not found" in line for item in shown)
+               and line.removeprefix(f"{name}: ") not in problems]  # fmt: skip
+    if daemon:
         detail = "; ".join(problems) if problems else await host.engine.describe()
         checks.append(_check(name, "VM engine", not problems, detail, LIBVIRT_FIX, "FAIL"))
     if all(c.level == "OK" for c in checks):

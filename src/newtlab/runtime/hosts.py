@@ -35,25 +35,25 @@ from .transports.remote import SshTransport
 T = TypeVar("T")
 
 
-def host_for(transport: Transport, plan: HostPlan | None = None) -> Host:
+def host_for(transport: Transport, plan: HostPlan | None = None, *, here: bool = False) -> Host:
     """The host a transport reaches, with the VM engine its plan names (QEMU started by
-    newtlab unless it says libvirt) and the datapath it uses."""
+    newtlab unless it says libvirt) and the datapath it uses; ``here``: it is this
+    machine, whose libvirt daemons are remembered once they hold a domain."""
     engine: VmEngine = QemuEngine(transport)
     if plan is not None and plan.engine == "libvirt":
-        engine = LibvirtEngine(transport, checked_ssh(plan.libvirt_uri, known_hosts_file()))
+        uri = checked_ssh(plan.libvirt_uri, known_hosts_file())
+        engine = LibvirtEngine(transport, uri, remember_libvirt if here else None)
     return Host(transport, engine, NewtlinkDatapath(transport))
 
 
 def local_host(name: str = LOCAL_HOST, plan: HostPlan | None = None) -> Host:
     """This machine, under the plan's name for it."""
-    if plan is not None and plan.engine == "libvirt":
-        remember_libvirt(plan.libvirt_uri)
-    return host_for(LocalTransport(name), plan)
+    return host_for(LocalTransport(name), plan, here=True)
 
 
 def libvirt_record() -> Path:
-    """The libvirt daemons this home's labs have used on this machine, a URI a line: where
-    a lab whose state is lost may still have domains."""
+    """The libvirt daemons of this machine where this home's labs defined a domain, a URI a
+    line: where a lab whose state is lost may still have domains."""
     return newtlab_home() / "libvirt-uris"
 
 

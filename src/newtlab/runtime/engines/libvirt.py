@@ -82,9 +82,12 @@ def _quiet(context: object, error: object) -> None:
 
 
 class LibvirtEngine:
-    def __init__(self, transport: Transport, uri: str) -> None:
+    def __init__(
+        self, transport: Transport, uri: str, remember: Callable[[str], None] | None = None
+    ) -> None:
         self._transport = transport
         self._uri = uri
+        self._remember = remember  # told the URI before a domain is defined there
         self._home_id = ""  # of the home there, asked once
         self._qemu = QemuEngine(transport)  # the KVM probe runs QEMU there all the same
         self._conn: Any = None
@@ -104,7 +107,13 @@ class LibvirtEngine:
 
         def run() -> T:
             if self._conn is None:
-                self._conn = libvirt.open(self._uri)
+                try:
+                    self._conn = libvirt.open(self._uri)
+                except libvirt.libvirtError as exc:
+                    raise RuntimeFailure(
+                        f"libvirt ({self._uri}): {exc.get_error_message()} — is libvirtd "
+                        "running there, and may this user use it? (`newtlab doctor` checks it)"
+                    ) from None
             return work(self._conn)
 
         try:
@@ -117,7 +126,7 @@ class LibvirtEngine:
         try:
             version = await self._call(lambda conn: conn.getLibVersion())
         except RuntimeFailure as exc:
-            return [*found, f"{exc} — is libvirtd running there, and may this user use it?"]
+            return [*found, str(exc)]
         if version < 9_000_000:
             found.append(f"libvirt {version // 1_000_000}.{version // 1000 % 1000} is older "
                          "than 9.0, which the domains are written for")  # fmt: skip
@@ -150,6 +159,8 @@ class LibvirtEngine:
             _undefine(conn, identity)  # what a previous start left (stop keeps it)
             conn.defineXML(xml).create()
 
+        if self._remember is not None:
+            self._remember(self._uri)
         async with self._pool_lock:  # nodes start at once: one of them makes the pool
             await self._call(lambda conn: _ensure_pool(conn, identity, f"{lab_dir}/{layout.DISKS}"))
         await self._call(define_and_start)
