@@ -90,8 +90,9 @@ class Libvirtd:
     pid: int  # of the shell that is the daemons' parent, in their mount namespace
 
     def inside(self, argv: Sequence[str]) -> list[str]:
-        """``argv`` run in the daemons' mount namespace."""
-        return ["nsenter", "-t", str(self.pid), "-m", "--", *argv]
+        """``argv`` run in the daemons' mount namespace, from their root and directory (in a
+        chroot, entering a mount namespace alone puts a process at the machine's real root)."""
+        return ["nsenter", "-t", str(self.pid), "-m", "-r", "-w", "--", *argv]
 
 
 @contextlib.contextmanager
