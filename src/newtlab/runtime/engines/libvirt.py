@@ -163,7 +163,15 @@ class LibvirtEngine:
             self._remember(self._uri)
         async with self._pool_lock:  # nodes start at once: one of them makes the pool
             await self._call(lambda conn: _ensure_pool(conn, identity, f"{lab_dir}/{layout.DISKS}"))
-        await self._call(define_and_start)
+        try:
+            await self._call(define_and_start)
+        except RuntimeFailure as exc:
+            if "Permission denied" not in str(exc):
+                raise
+            raise RuntimeFailure(
+                f"{exc} — the QEMU libvirt runs cannot open this home's files: set user and "
+                "group in the daemon's qemu.conf to the user running newtlab (docs/libvirt.md)"
+            ) from None
         pids = await self._transport.call("domain_pids", names=[identity.name])
         return int(pids.get(identity.name, 0))
 
