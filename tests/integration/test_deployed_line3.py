@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labkit import SpecDir, ping, run_cli, ssh
+from labkit import SpecDir, ping, run_cli, ssh, status
 
 from newtlab.state import load_state
 
@@ -92,7 +93,21 @@ def _run(argv: list[str], what: str) -> str:
     result = subprocess.run(
         argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120
     )
-    assert result.returncode == 0, f"{what} failed ({result.returncode}): {result.stderr}"
+    if result.returncode != 0:  # what the node said meanwhile: its console's last lines
+        console = run_cli("logs", NODE).stdout.splitlines()[-15:]
+        state = status()["nodes"]
+        config = re.search(r"-F (\S+)", " ".join(argv))  # ssh's own, or rsync's -e
+        versions = [  # rsync 3.2.7 at both ends failed so, now and then (3.5.0 never has)
+            subprocess.run([*prefix, "rsync --version"], capture_output=True, text=True,
+                           timeout=60).stdout.split("\n")[0]
+            for prefix in (["sh", "-c"], ["ssh", "-F", config.group(1), NODE])
+        ] if config else []  # fmt: skip
+        raise AssertionError(
+            f"{what} failed ({result.returncode}): {result.stderr}\n{NODE}'s console:\n"
+            + "\n".join(console)
+            + f"\nnodes: {[(n['name'], n['status'], n['pid']) for n in state]}"
+            + f"\nrsync here, on {NODE}: {versions}"
+        )
     return result.stdout
 
 
