@@ -57,10 +57,14 @@ def libvirt_record() -> Path:
     return newtlab_home() / "libvirt-uris"
 
 
-def remember_libvirt(uri: str) -> None:
+def remembered_libvirt() -> list[str]:
     record = libvirt_record()
-    known = record.read_text().split() if record.exists() else []
-    if uri not in known:
+    return record.read_text().split() if record.exists() else []
+
+
+def remember_libvirt(uri: str) -> None:
+    if uri not in remembered_libvirt():
+        record = libvirt_record()
         record.parent.mkdir(parents=True, exist_ok=True)
         with record.open("a") as handle:
             handle.write(uri + "\n")
@@ -70,8 +74,7 @@ def any_engine_host() -> Host:
     """This machine with every engine that may run a VM of this home here: newtlab's QEMUs
     and each libvirt daemon its labs used (for destroy without a plan, and prune)."""
     transport = LocalTransport(LOCAL_HOST)
-    record = libvirt_record()
-    uris = record.read_text().split() if record.exists() else []
+    uris = remembered_libvirt()
     if not uris:
         return host_for(transport)
     engines: list[VmEngine] = [
