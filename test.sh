@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: lint, format and type checks, the import layers, the docs build, then
-# pytest: unit tests, the benches at their smallest, integration tests with real VMs.
+# pytest: unit tests (on every core), the benches at their smallest, integration tests with
+# real VMs.
 # Extra arguments go to pytest (e.g. ./test.sh -m slow, ./test.sh tests/unit).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -13,4 +14,8 @@ layers="$(.venv/bin/lint-imports --no-cache 2>&1)" || { echo "$layers"; exit 1; 
 # nav: each fails), into a temporary directory removed on exit. Not --quiet: it hides the
 # warnings that --strict counts.
 site="$(mktemp -d)" && trap 'rm -rf "$site"' EXIT && NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir "$site"
-.venv/bin/pytest "$@"
+if [ $# -gt 0 ]; then .venv/bin/pytest "$@"; exit; fi
+# The whole suite in two runs: the unit tests (no VM, each busy on one core) spread over every
+# core, then the rest one test at a time: their VMs take the cores.
+.venv/bin/pytest -n auto tests/unit
+.venv/bin/pytest --ignore=tests/unit

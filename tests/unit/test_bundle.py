@@ -51,9 +51,11 @@ def test_bundle_is_the_agent_and_newtlink_only() -> None:
 
 
 @pytest.mark.skipif(SYSTEM_PYTHON is None, reason="no system python3")
-def test_shipped_agent_runs_a_supervised_bridge(tmp_path: Path) -> None:
+def test_shipped_agent_runs_a_supervised_bridge(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     shipped = ship(tmp_path / "runtime")
-    home = tmp_path / "home"
+    home = tmp_path_factory.mktemp("home")  # short: the bridge's Unix sockets live in it
     assert agent(shipped, home, "prepare_lab", lab="shiptest") == {"result": None}
     assert (home / "labs" / "shiptest" / "disks").is_dir()
     unknown = agent(shipped, home, "check_image", image=str(tmp_path / "none.qcow2"))
