@@ -261,44 +261,74 @@ def bootstrap(vm: Vm, key: asyncssh.SSHKey, hostname: str) -> dict[str, float]:
     return {"shell": shell_at, "bootstrap": bootstrapped_at, "ssh": vm.elapsed()}
 
 
+def bootstrap_together(
+    machines: tuple[Vm, ...], key: asyncssh.SSHKey
+) -> dict[str, dict[str, float]]:
+    """bootstrap() on every machine at once, each named as its VM; timings by name."""
+    times: dict[str, dict[str, float]] = {}
+    errors: list[BaseException] = []
+
+    def up(vm: Vm) -> None:
+        try:
+            times[vm.name] = bootstrap(vm, key, vm.name)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=up, args=(vm,)) for vm in machines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    if errors:
+        raise errors[0]
+    return times
+
+
+def _check_bootstrapped(vm: Vm, key: asyncssh.SSHKey) -> None:
+    """NICs named in QEMU order and up, hostname, data NICs configurable, a password
+    login; then ACPI power-off."""
+    links = ssh_ok(vm, "ip -o link", key)
+    macs = dict(re.findall(r"\d+: (eth\d+): .* link/ether ([0-9a-f:]+)", links))
+    assert macs == {f"eth{i}": mac(vm.index, i) for i in range(len(vm.drivers))}
+    up = dict(re.findall(r"\d+: (eth\d+): <([^>]*)>", links))
+    assert all("UP" in up[f"eth{i}"].split(",") for i in range(len(vm.drivers)))
+    assert ssh_ok(vm, "hostname", key).strip() == vm.name
+    # Data NICs: up, no address, configurable over SSH.
+    assert ssh_ok(vm, "ip -o -4 addr show dev eth1", key).strip() == ""
+    ssh_ok(vm, "ip addr add 192.0.2.1/24 dev eth1 && ip link set eth1 up", key)
+    assert "192.0.2.1/24" in ssh_ok(vm, "ip -o addr show dev eth1", key)
+    # A client with asyncssh's default preferences (RSA first) and a password.
+    result = ssh(vm, "id -u", password=ROOT_PASSWORD, host_key_algs=None)
+    assert (result.exit_status, str(result.stdout).strip()) == (0, "0")
+    print(f"{vm.name}: QEMU RSS at -m {vm.memory}: {_rss_mib(vm):.0f} MiB")
+    # ACPI power button: a clean shutdown, and QEMU exits (-no-reboot).
+    started = time.monotonic()
+    vm.qmp("system_powerdown")
+    assert vm.proc is not None
+    assert vm.proc.wait(30) == 0
+    print(f"{vm.name}: system_powerdown -> QEMU exit: {time.monotonic() - started:.1f} s")
+    log = vm.console_log.read_text(errors="replace")
+    assert "The system is going down" in log and "reboot: Power down" in log
+    assert "login: " not in log and "Password: " not in log  # autologin: never a prompt
+
+
 @integration
 @pytest.mark.parametrize("mgmt", ["virtio-net-pci", "e1000"])
 def test_console_bootstrap_then_ssh_with_nics_in_qemu_order(
     built: BuiltImage, client_key: asyncssh.SSHKey, tmp_path: Path, mgmt: str
 ) -> None:
-    drivers = [mgmt, "e1000", "virtio-net-pci", "e1000"]  # a mix: named by PCI order
-    vm = Vm("vm0", built.image, tmp_path, drivers=drivers)
+    """One VM alone (the timings are a single boot's), its mgmt NIC ``mgmt`` and a mix of
+    drivers after it, named by PCI order."""
+    drivers = [mgmt, "e1000", "virtio-net-pci", "e1000"]
+    vm = Vm("alpha", built.image, tmp_path, drivers=drivers)
     with vms(vm):
-        times = bootstrap(vm, client_key, "alpha")
+        times = bootstrap(vm, client_key, vm.name)
         print(
             f"\nmgmt {mgmt}: QEMU start -> shell prompt {times['shell']:.1f} s, "
             f"bootstrapped {times['bootstrap']:.1f} s, SSH login {times['ssh']:.1f} s"
         )
         assert times["ssh"] < 60
-        links = ssh_ok(vm, "ip -o link", client_key)
-        macs = dict(re.findall(r"\d+: (eth\d+): .* link/ether ([0-9a-f:]+)", links))
-        assert macs == {f"eth{i}": mac(0, i) for i in range(len(drivers))}
-        up = dict(re.findall(r"\d+: (eth\d+): <([^>]*)>", links))
-        assert all("UP" in up[f"eth{i}"].split(",") for i in range(len(drivers)))
-        assert ssh_ok(vm, "hostname", client_key).strip() == "alpha"
-        # Data NICs: up, no address, configurable over SSH.
-        assert ssh_ok(vm, "ip -o -4 addr show dev eth1", client_key).strip() == ""
-        ssh_ok(vm, "ip addr add 192.0.2.1/24 dev eth1 && ip link set eth1 up", client_key)
-        assert "192.0.2.1/24" in ssh_ok(vm, "ip -o addr show dev eth1", client_key)
-        # A client with asyncssh's default preferences (RSA first) and a password.
-        result = ssh(vm, "id -u", password=ROOT_PASSWORD, host_key_algs=None)
-        assert (result.exit_status, str(result.stdout).strip()) == (0, "0")
-        rss = _rss_mib(vm)
-        print(f"QEMU RSS at -m {vm.memory}: {rss:.0f} MiB")
-        # ACPI power button: a clean shutdown, and QEMU exits (-no-reboot).
-        started = time.monotonic()
-        vm.qmp("system_powerdown")
-        assert vm.proc is not None
-        assert vm.proc.wait(30) == 0
-        print(f"system_powerdown -> QEMU exit: {time.monotonic() - started:.1f} s")
-    log = vm.console_log.read_text(errors="replace")
-    assert "The system is going down" in log and "reboot: Power down" in log
-    assert "login: " not in log and "Password: " not in log  # autologin: never a prompt
+        _check_bootstrapped(vm, client_key)
 
 
 def _rss_mib(vm: Vm) -> float:
@@ -367,32 +397,9 @@ NETNS_STEPS = (
      " 5; do iperf3 -c 127.0.0.1 -t 1 -f m 2>/dev/null && break; sleep 0.3; done'",
      r"(?s)iperf 3\..*[0-9.]+ Mbits/sec +receiver"),
     ("ip netns delete h1 && ip netns list", r"\A\Z"),
-    # Plain DHCP on the (still down) mgmt NIC, with the image's default script.
+    # Plain DHCP on the mgmt NIC again, with the image's default script.
     ("udhcpc -i eth0 -n -q >/dev/null && ip -4 -o addr show dev eth0", r"inet 10\.0\.2\.15/24"),
 )  # fmt: skip
-
-
-@integration
-def test_network_namespaces_with_iproute2_tcpdump_and_iperf3(
-    built: BuiltImage, tmp_path: Path
-) -> None:
-    vm = Vm("vm0", built.image, tmp_path)
-    with vms(vm):
-        console = Console(vm)
-        try:
-            shell(console)
-            console.bootstrap(console_values("delta"), ("set_password",))
-            assert console.run("hostname delta")[0] == 0
-            for command, expected in NETNS_STEPS:
-                started = time.monotonic()
-                status, output = console.run(command)
-                assert status == 0 and re.search(expected, output, re.M), (command, output)
-                if "iperf3 -c" in command:
-                    rate = re.findall(r"([0-9.]+ Mbits/sec) +receiver", output)
-                    print(f"\niperf3 on a namespace's loopback: {rate[0]}", end="")
-                print(f"\n{time.monotonic() - started:4.1f} s  {command[:60]}", end="")
-        finally:
-            console.close()
 
 
 # -- file transfer: the remote ends of sftp, scp and rsync -----------------------------------
@@ -442,53 +449,61 @@ async def _transfers(vm: Vm, key: asyncssh.SSHKey, local: Path) -> dict[str, flo
     return took
 
 
+def _namespaces_at_the_console(vm: Vm) -> None:
+    """NETNS_STEPS at the console, each's output checked; timings printed."""
+    console = Console(vm)
+    try:
+        shell(console)
+        for command, expected in NETNS_STEPS:
+            started = time.monotonic()
+            status, output = console.run(command)
+            assert status == 0 and re.search(expected, output, re.M), (command, output)
+            if "iperf3 -c" in command:
+                rate = re.findall(r"([0-9.]+ Mbits/sec) +receiver", output)
+                print(f"\niperf3 on a namespace's loopback: {rate[0]}", end="")
+            print(f"\n{time.monotonic() - started:4.1f} s  {command[:60]}", end="")
+    finally:
+        console.close()
+
+
 @integration
-def test_sftp_scp_and_rsync_have_their_remote_ends_in_the_guest(
+def test_remote_ends_of_transfers_then_network_namespaces_in_one_guest(
     built: BuiltImage, client_key: asyncssh.SSHKey, tmp_path: Path
 ) -> None:
-    """What ``scp``, ``scp -O``, ``sftp`` and ``rsync -e ssh`` need on the guest's side;
-    tests/integration/test_deployed_line3.py drives them with OpenSSH's own clients."""
-    vm = Vm("vm0", built.image, tmp_path)
+    """What ``scp``, ``scp -O``, ``sftp`` and ``rsync -e ssh`` need on the guest's side
+    (tests/integration/test_deployed_line3.py drives them with OpenSSH's own clients);
+    then, in the same guest, network namespaces with iproute2, tcpdump and iperf3."""
+    vm = Vm("delta", built.image, tmp_path)
     local = tmp_path / "payload.bin"
     local.write_bytes(os.urandom(256 * 1024 + 7))
     with vms(vm):
-        bootstrap(vm, client_key, "echo")
+        bootstrap(vm, client_key, vm.name)
         took = asyncio.run(_transfers(vm, client_key, local))
-    print("\n" + "\n".join(f"{what}: {seconds:.2f} s" for what, seconds in took.items()))
+        print("\n" + "\n".join(f"{what}: {seconds:.2f} s" for what, seconds in took.items()))
+        _namespaces_at_the_console(vm)
 
 
 # -- two VMs and a link ---------------------------------------------------------------------
 
 
 @integration
-@pytest.mark.parametrize("driver", ["virtio-net-pci", "e1000"])
 def test_two_vms_ping_across_a_link(
-    built: BuiltImage, client_key: asyncssh.SSHKey, tmp_path: Path, driver: str
+    built: BuiltImage, client_key: asyncssh.SSHKey, tmp_path: Path
 ) -> None:
+    """virtio-net on one end of the link, e1000 on the other: each driver sends and
+    receives."""
     relay = Relay()
-    a = Vm("a", built.image, tmp_path, 1, [driver, driver], {1: relay.ports[0]})
-    b = Vm("b", built.image, tmp_path, 2, [driver, driver], {1: relay.ports[1]})
+    drivers = {"a": "virtio-net-pci", "b": "e1000"}
+    a = Vm("a", built.image, tmp_path, 1, [drivers["a"]] * 2, {1: relay.ports[0]})
+    b = Vm("b", built.image, tmp_path, 2, [drivers["b"]] * 2, {1: relay.ports[1]})
     try:
         with vms(a, b):
-            times: dict[str, dict[str, float]] = {}
-            errors: list[BaseException] = []
-
-            def up(vm: Vm) -> None:
-                try:
-                    times[vm.name] = bootstrap(vm, client_key, vm.name)
-                except BaseException as exc:
-                    errors.append(exc)
-
-            threads = [threading.Thread(target=up, args=(vm,)) for vm in (a, b)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(120)
-            if errors:
-                raise errors[0]
+            times = bootstrap_together((a, b), client_key)
             print(
-                f"\n{driver}, two VMs at once: SSH after "
-                + ", ".join(f"{name} {t['ssh']:.1f} s" for name, t in sorted(times.items()))
+                "\ntwo VMs at once: SSH after "
+                + ", ".join(
+                    f"{n} ({drivers[n]}) {t['ssh']:.1f} s" for n, t in sorted(times.items())
+                )
             )
             ssh_ok(a, "ip addr add 10.0.0.1/24 dev eth1", client_key)
             ssh_ok(b, "ip addr add 10.0.0.2/24 dev eth1", client_key)
