@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labkit import SpecDir, run_cli, wait_for
+from labkit import SpecDir, run_cli, two_routers, wait_for
 
 import labprocs
 from newtlab.agent import procs
@@ -61,23 +61,23 @@ def test_every_bad_image_of_every_node_at_once(make_lab, newtlab_home: Path) -> 
 def test_a_lab_too_big_for_the_machine_starts_nothing_unless_overcommitted(  # type: ignore[no-untyped-def]
     make_lab, newtlab_home: Path
 ) -> None:
-    spec: SpecDir = make_lab()
+    spec: SpecDir = make_lab(edit=two_routers)  # a third VM would show nothing more
     with open("/proc/meminfo") as meminfo:
         available = next(int(line.split()[1]) // 1024 for line in meminfo
                          if line.startswith("MemAvailable:"))  # fmt: skip
-    each = available // 3 + 256  # three VMs: more than the machine has, QEMU aside
+    each = available // 2 + 256  # two VMs: more than the machine has, QEMU aside
     platforms = json.loads((spec.path / "platforms.json").read_text())
     platforms["platforms"]["newtlab-host"]["vm_memory"] = each
     (spec.path / "platforms.json").write_text(json.dumps(platforms))
     refused = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg")
     assert refused.returncode == 1
-    assert f"3 VMs need {3 * (each + 200)} MiB ({3 * each} of guest memory" in refused.stderr
+    assert f"2 VMs need {2 * (each + 200)} MiB ({2 * each} of guest memory" in refused.stderr
     assert "`--overcommit` deploys anyway" in refused.stderr
     assert not (newtlab_home / "labs" / spec.lab).exists() and labprocs.vms(spec.lab) == {}
     # Guests touch little of their memory: overcommitted, the lab runs.
     result = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg", "--overcommit")
     assert result.returncode == 0, result.stderr
-    assert len(labprocs.vms(spec.lab)) == 3
+    assert len(labprocs.vms(spec.lab)) == 2
 
 
 def test_port_already_taken(make_lab, newtlab_home: Path) -> None:  # type: ignore[no-untyped-def]
@@ -102,11 +102,11 @@ def running_vms(lab: str) -> dict[int, str]:
 
 
 def test_qemu_dies_during_boot(make_lab, newtlab_home: Path) -> None:  # type: ignore[no-untyped-def]
-    spec: SpecDir = make_lab()
+    spec: SpecDir = make_lab(edit=two_routers)
     profiles = spec.profiles()
     deploy = background_deploy(spec, subprocess.PIPE)
     try:
-        vms = wait_for(lambda: len(running_vms(spec.lab)) == 3 and running_vms(spec.lab))
+        vms = wait_for(lambda: len(running_vms(spec.lab)) == 2 and running_vms(spec.lab))
         victim = next(pid for pid, node in vms.items() if node == "r2")
         os.kill(victim, signal.SIGKILL)
         _, stderr = deploy.communicate(timeout=120)

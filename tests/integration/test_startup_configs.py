@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from labkit import SpecDir, run_cli, ssh
+from labkit import SpecDir, run_cli, ssh, two_routers
 
 from newtlab.agent import layout
 from newtlab.home import lab_dir
@@ -81,8 +81,9 @@ def test_nocloud_seed_console_push_and_config_iso(make_lab) -> None:  # type: ig
 
 
 def test_a_refused_config_line_fails_its_node(make_lab) -> None:  # type: ignore[no-untyped-def]
-    spec: SpecDir = make_lab()
+    spec: SpecDir = make_lab(edit=two_routers)  # r2 pushed from the console, r1 seeded
     _configure(spec)
+    (spec.path / "configs" / "r3.cfg").unlink()  # no r3
     (spec.path / "configs" / "r2.cfg").write_text("echo fine\nno-such-command --really\n")
     result = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg")
     assert result.returncode == 1
