@@ -18,6 +18,7 @@ import contextlib
 import functools
 import http.server
 import py_compile
+import re
 import sys
 import tarfile
 import tempfile
@@ -79,19 +80,17 @@ def redis_archive(dest: Path) -> Path:
     return archive
 
 
-def _compile(path: Path, guest_dir: str) -> None:
-    """Byte-code for a module or package of the standard library, as Debian's postinst
-    would make it: without, each boot's first Python runs in the guest compile what they
+def _compile(library: Path) -> None:
+    """Byte-code for the standard library the archive ships, as Debian's postinst would
+    make it: without, each boot's first Python runs in the guest compile what they
     import, under TCG most of their time. Unchecked hashes: valid whatever the files'
     times. Made only by a Python 3.11, whose byte-code the guest's 3.11 reads."""
     if sys.version_info[:2] != (3, 11):
         return
+    left_out = re.compile("/(" + "|".join(map(re.escape, sorted(UNUSED))) + ")(/|$)")
     unchecked = py_compile.PycInvalidationMode.UNCHECKED_HASH
-    if path.is_dir():
-        compileall.compile_dir(path, ddir=f"{guest_dir}/{path.name}", quiet=2,
-                               invalidation_mode=unchecked)  # fmt: skip
-    elif path.suffix == ".py":
-        compileall.compile_file(path, ddir=guest_dir, quiet=2, invalidation_mode=unchecked)
+    compileall.compile_dir(library, ddir="/usr/lib/python3.11", rx=left_out, quiet=2,
+                           invalidation_mode=unchecked)  # fmt: skip
 
 
 def python_archive(dest: Path) -> Path:
@@ -104,10 +103,8 @@ def python_archive(dest: Path) -> Path:
             tar.add(root / "usr/bin/python3.11", "usr/bin/python3.11")
             _link(tar, "usr/bin/python3", "python3.11")
             library = root / "usr/lib/python3.11"
-            used = [path for path in sorted(library.iterdir()) if path.name not in UNUSED]
-            for path in used:
-                _compile(path, "/usr/lib/python3.11")
-            for path in sorted(library.iterdir()):  # with the top level's __pycache__ now
+            _compile(library)
+            for path in sorted(library.iterdir()):
                 if path.name not in UNUSED:
                     tar.add(path, f"usr/lib/python3.11/{path.name}")
             _add_libraries(tar, root)
