@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .access import Target, node_plan, resolve_target, ssh_argv
-from .errors import RuntimeFailure
+from .errors import LabStateError, RuntimeFailure, UsageError
 from .export.graph import Graph, build_graph
 from .export.inventory import ansible_inventory
 from .export.inventory import entries as inventory_entries
@@ -34,13 +34,16 @@ from .ops.provision import ProvisionResult, provision, provision_targets
 from .ops.provision_command import DEFAULT_COMMAND
 from .ops.repair import repair
 from .ops.status import LabStatus, lab_status, look_all
+from .ops.validate import CheckResult, ValidationReport
+from .ops.validate import validate as validate_op
 from .plan.impairments import Direction, ImpairmentError, impairment
-from .plan.model import LOCAL_HOST, Accel, Engine, LinkSettings, Plan
+from .plan.model import LOCAL_HOST, Accel, CheckPlan, Engine, LinkSettings, Plan
 from .plan.plan import build_plan, check_lab_name, lab_name_for
 from .runtime.console_client import attach as attach_console
 from .runtime.hosts import Hosts, local_host, open_hosts, resolve_addresses, this_machine
 from .spec.load import Specs, load_specs
 from .state import LabState, find_lab_for_node, load_state
+from .suggest import did_you_mean
 
 T = TypeVar("T")
 
@@ -218,6 +221,62 @@ class Lab:
         state = load_state(self.name)
         targets = provision_targets(state, devices)
         return asyncio.run(provision(state, local_host(), targets, command, parallel, progress))
+
+    # -- declared tests ---------------------------------------------------------------
+
+    def checks(self, tests: Collection[str] = (), nodes: Collection[str] = ()) -> list[CheckPlan]:
+        """The plan's declared tests (``newtlab.validate``), each on each of its nodes;
+        only ``tests`` and ``nodes`` when given (a name that is none is a ``UsageError``)."""
+        checks = self.plan.checks
+        declared = list(dict.fromkeys(c.test for c in checks))
+        on = list(dict.fromkeys(c.node for c in checks))
+        for name in tests:
+            if name not in declared:
+                raise UsageError(f"no test {name!r} is declared{did_you_mean(name, declared)} "
+                                 f"(tests: {', '.join(declared) or 'none'})")  # fmt: skip
+        for name in nodes:
+            if name not in on:
+                raise UsageError(f"no declared test runs on {name!r}{did_you_mean(name, on)} "
+                                 f"(nodes with tests: {', '.join(on) or 'none'})")  # fmt: skip
+        return [c for c in checks
+                if (not tests or c.test in tests) and (not nodes or c.node in nodes)]  # fmt: skip
+
+    def validate(
+        self,
+        tests: Collection[str] = (),
+        nodes: Collection[str] = (),
+        *,
+        progress: Progress = no_progress,
+    ) -> ValidationReport:
+        """Run the declared tests on the deployed lab (in the order written, each on its
+        nodes at once); every result, failures included. A lab loaded from its spec dir
+        runs the tests as the files say now, an attached one as they were deployed."""
+        return self.run_checks(self.checks(tests, nodes), progress=progress)
+
+    def run_checks(
+        self, checks: Collection[CheckPlan], *, progress: Progress = no_progress
+    ) -> ValidationReport:
+        """Run these planned checks (``checks()``) on the deployed lab."""
+        state = load_state(self.name)
+        names = set(state.node_names())
+        missing = sorted({c.node for c in checks} - names)
+        if missing:
+            raise LabStateError(
+                f"the tests run on {', '.join(missing)}, which lab {self.name} does not have "
+                f"(its nodes: {', '.join(sorted(names))}); deploy the spec dir again"
+            )
+        where = {resolve_target(state, c.node).node.host for c in checks}
+        results = _on_hosts(
+            state.plan,
+            lambda hosts: validate_op(state, hosts, list(checks), progress),
+            only=where,
+            partial=True,
+        ) if checks else []  # fmt: skip
+        return ValidationReport(self.name, results)
+
+    def check(self, check: CheckPlan) -> CheckResult:
+        """Run one planned check (one test on one node) on the deployed lab."""
+        return self.run_checks([check]).results[0]
 
     # -- reaching nodes ----------------------------------------------------------------
 

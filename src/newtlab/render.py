@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import time
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Self
 
 from rich.console import Console
 from rich.live import Live
@@ -14,13 +14,15 @@ from rich.table import Table
 from .plan.bridges import trunk_port
 from .plan.impairments import describe
 from .plan.ports import collect_ports
+from .plan.verdict import wanted
 
 if TYPE_CHECKING:  # only named here: `platforms` and `link` need none of the runtime
     from .ops.doctor import Check
     from .ops.events import Event
     from .ops.prune import Pruned
     from .ops.status import BridgeStatus, LabStatus, NodeStatus, VhostStatus
-    from .plan.model import LinkSettings, PatchPlan, Plan, StartupConfigPlan
+    from .ops.validate import ValidationReport
+    from .plan.model import CheckPlan, LinkSettings, PatchPlan, Plan, StartupConfigPlan
 
 # A word too long for its column is folded onto the next line, never cut to an
 # ellipsis: "10.0.1.1…" reads as another address.
@@ -115,7 +117,94 @@ def plan_tables(plan: Plan, auto: bool = False) -> list[Table]:
             assert config is not None
             table.add_row(node.name, _delivery(config), config.source)
         tables.append(table)
+    if plan.checks:
+        tables.append(checks_plan_table(plan))
     return tables
+
+
+class _Live:
+    """A view that draws live while its ``with`` lasts (when ``live`` is set: a terminal)."""
+
+    live: Live | None
+
+    def __enter__(self) -> Self:
+        if self.live is not None:
+            self.live.__enter__()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.live is not None:
+            self.live.__exit__(kind, exc, tb)
+
+
+def checks_plan_table(plan: Plan) -> Table:
+    """The declared tests each node runs (``newtlab validate``), in the order they run."""
+    table = Table(title=f"Tests (`newtlab validate`): {len(plan.checks)} on their nodes, in "
+                  "this order", title_justify="left")  # fmt: skip
+    for column in ("TEST", "NODE", "RUNS", "MUST HOLD"):
+        table.add_column(column, overflow=FOLD)
+    for check in plan.checks:
+        table.add_row(check.test, check.node, check.command, wanted(check))
+    return table
+
+
+def validation_table(report: ValidationReport) -> Table:
+    """``newtlab validate``'s final table: each test on each node, and the evidence."""
+    failed = len(report.failed)
+    verdict = "[green]all passed[/]" if not failed else f"[red]{failed} failed[/]"
+    count = len(report.results)
+    checks = "1 check" if count == 1 else f"{count} checks"
+    table = Table(title=f"Lab {report.lab}: {checks}, {verdict}",
+                  title_justify="left")  # fmt: skip
+    for column in ("TEST", "NODE", "RESULT", "TIME", "EVIDENCE"):
+        table.add_column(column, overflow=FOLD)
+    for r in report.results:
+        result = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
+        tries = f" ({r.attempts} tries)" if r.attempts > 1 else ""
+        evidence = r.evidence if r.passed else f"{r.message}"
+        table.add_row(r.test, r.node, result, f"{r.seconds:.1f}s{tries}", evidence)
+    return table
+
+
+class ValidateView(_Live):
+    """A live line per test while ``newtlab validate`` runs (its nodes and how each is
+    doing), printed for good when the test is done; plain lines when not on a terminal."""
+
+    def __init__(self, console: Console, checks: list[CheckPlan]) -> None:
+        self.console = console
+        self.tests: dict[str, dict[str, str]] = {}
+        for check in checks:
+            self.tests.setdefault(check.test, {})[check.id] = "waiting"
+        self.live = Live("", console=console, refresh_per_second=8, transient=True) \
+            if console.is_terminal else None  # fmt: skip
+
+    def _line(self, test: str) -> str:
+        marks = {"passed": "[green]✓[/]", "failed": "[red]✗[/]", "trying again": "[yellow]…[/]"}
+        nodes = self.tests[test]
+        shown = " ".join(f"{marks.get(s, '·')} {i.removeprefix(test)[1:-1]}"
+                         for i, s in nodes.items())  # fmt: skip
+        return f"{test}: {shown}"
+
+    def __call__(self, event: Event) -> None:
+        test = event.node.split("[", 1)[0]
+        nodes = self.tests.get(test)
+        if nodes is None:
+            return
+        nodes[event.node] = event.phase
+        done = all(s in ("passed", "failed") for s in nodes.values())
+        if done:
+            failed = sum(s == "failed" for s in nodes.values())
+            verdict = f"[red]{failed} failed[/]" if failed else "[green]passed[/]"
+            if self.live is not None:
+                self.live.update("")
+            self.console.print(f"{self._line(test)} — {verdict}", highlight=False)
+        elif self.live is not None:
+            self.live.update(self._line(test))
+        elif event.phase == "trying again":
+            self.console.print(f"{event.node}: trying again ({event.detail})", highlight=False,
+                               markup=False)  # fmt: skip
 
 
 def _delivery(config: StartupConfigPlan) -> str:
@@ -283,7 +372,7 @@ def bridge_line(lab: str, bridge: BridgeStatus) -> str:
     return line
 
 
-class ProgressView:
+class ProgressView(_Live):
     """Live per-node progress while a command runs (plain lines when not on a terminal)."""
 
     def __init__(self, console: Console, nodes: dict[str, str]) -> None:
@@ -329,17 +418,6 @@ class ProgressView:
         else:
             self.lab_line = f"{event.phase}: {event.detail}" if event.detail else event.phase
         self.live.update(self._table())
-
-    def __enter__(self) -> ProgressView:
-        if self.live is not None:
-            self.live.__enter__()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self.live is not None:
-            self.live.__exit__(kind, exc, tb)
 
 
 def catalog_table(entries: dict[str, dict[str, Any]]) -> Table:

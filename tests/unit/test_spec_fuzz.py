@@ -869,7 +869,8 @@ def test_a_timeout_of_infinity(tmp_path: Path) -> None:
     longer read back (``1e999`` is how JSON writes a number too large for a float)."""
     platforms = _serialize(RICH["platforms.json"]).replace(b'"timeout": 60', b'"timeout": 1e999')
     message = _error(_rich(tmp_path, ("platforms.json", (), Raw(platforms))))
-    assert "platforms.sw.vm_console.login[0].timeout: Input should be a finite number" in message
+    step = "platforms.sw.vm_console.login[0] (user).timeout"  # a step is named by its name
+    assert f"{step}: Input should be a finite number" in message
     assert "platforms.sw.vm_startup_config.timeout: Input should be a finite number" in message
 
 
@@ -939,7 +940,7 @@ def test_a_server_address_that_is_no_address(tmp_path: Path, address: str) -> No
     empty"); an address starting with "-" would have reached ssh's command line."""
     server = ("newtlab", "servers", 1, "address")
     message = _error(_rich(tmp_path, ("topology.json", server, address)))
-    assert "topology.json: newtlab.servers[1].address: server address" in message
+    assert "topology.json: newtlab.servers[1] (s2).address: server address" in message
 
 
 @pytest.mark.parametrize(

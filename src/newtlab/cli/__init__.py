@@ -18,7 +18,7 @@ import typer
 from rich.text import Text
 
 from ..errors import NewtlabError
-from . import export, lifecycle, links, machine, nodes
+from . import export, lifecycle, links, machine, nodes, validate
 from .common import err
 from .options import lift
 
@@ -57,6 +57,7 @@ for command, name, settings in (
     (nodes.logs, None, None),
     (lifecycle.repair, None, None),
     (lifecycle.provision, "provision", None),
+    (validate.validate, None, None),
     (machine.platforms, None, None),
     (machine.doctor, None, None),
     (export.graph, None, None),

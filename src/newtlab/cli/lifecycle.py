@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 from rich.text import Text
 
-from ..errors import NewtlabError, PortConflictError, RuntimeFailure
+from ..errors import NewtlabError, PortConflictError, RuntimeFailure, UsageError
 from ..ops.provision_command import DEFAULT_COMMAND
 from .common import (
     EngineOpt,
@@ -90,6 +90,13 @@ def deploy(
         ),
     ] = None,
     engine: EngineOpt = None,
+    validate_after: Annotated[
+        bool,
+        typer.Option(
+            "--validate",
+            help="run the declared tests after deploy (exit 1 if one fails; the lab stays)",
+        ),
+    ] = False,
 ) -> None:
     """Deploy the lab of a spec directory: VMs, links, console bootstrap, SSH."""
     from ..lab import Lab
@@ -98,6 +105,9 @@ def deploy(
     if accel not in ("auto", "kvm", "tcg"):
         raise NewtlabError(f"--accel must be auto, kvm or tcg (got {accel!r})")
     lab = Lab.load(require_specs(specs), name=name, engine=engine)
+    if validate_after and not lab.plan.checks:  # said before anything starts
+        raise UsageError(f"--validate: {lab.plan.spec_dir}/topology.json declares no tests "
+                         "(newtlab.validate)")  # fmt: skip
     try:
         with progress(node_hosts(lab), json_out) as view:
             status_data = lab.deploy(
@@ -118,10 +128,21 @@ def deploy(
             markup=False,
         )
         raise typer.Exit(130) from None
-    if json_out:
-        print_json(status_data.to_json())
-    else:
+    if not validate_after:
+        if json_out:
+            print_json(status_data.to_json())
+        else:
+            print_status(out, status_data)
+        return
+    if not json_out:
         print_status(out, status_data)
+    from .validate import run
+
+    report = run(lab, lab.plan.checks, err if json_out else out, table=not json_out)
+    if json_out:
+        print_json({**status_data.to_json(), "validation": report.to_json()})
+    if not report.passed:
+        raise typer.Exit(1)
 
 
 def destroy(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from ..agent import layout
 
@@ -313,6 +313,43 @@ class BridgePlan(_Frozen):
     links: list[BridgeLinkPlan]
 
 
+class QueryPlan(_Frozen):
+    """A JMESPath ``query`` over a command's JSON output and the ``test`` its result
+    must pass: ``equals`` / ``contains`` ``value``, ``count`` items, or be ``true``."""
+
+    query: str
+    test: Literal["equals", "contains", "count", "true"] = "true"
+    value: JsonValue = None
+
+
+class CheckPlan(_Frozen):
+    """One declared test (``newtlab.validate``) on one node, rendered for it.
+
+    ``command`` is what runs over the node's SSH login, exactly: a ping's or an
+    ``exec`` argv quoted word by word, an ``ssh`` line as written.
+    """
+
+    test: str = Field(description="the test's name")
+    node: str = Field(description="where it runs: a VM or a virtual host")
+    kind: Literal["ping", "exec", "ssh"]
+    description: str = ""
+    command: str
+    ping_to: str = Field(default="", description="ping: the address pinged")
+    loss: float = Field(default=0, description="ping: the most loss allowed, in percent")
+    exit: list[int] | None = Field(default_factory=lambda: [0], description="None: any status")
+    match: str = ""
+    no_match: str = ""
+    query: QueryPlan | None = None
+    timeout: float = Field(default=30, description="seconds one run may take")
+    wait: float = Field(default=0, description="seconds to keep trying until it holds")
+    interval: float = 2
+    fail: str = Field(default="", description="what it means when it fails")
+
+    @property
+    def id(self) -> str:
+        return f"{self.test}[{self.node}]"
+
+
 class Plan(_Frozen):
     lab: str
     spec_dir: str
@@ -323,6 +360,9 @@ class Plan(_Frozen):
     nodes: list[NodePlan]
     links: list[LinkPlan]
     bridges: dict[str, BridgePlan]
+    checks: list[CheckPlan] = Field(
+        default_factory=list, description="newtlab.validate: each test on each of its nodes"
+    )
 
     def node(self, name: str) -> NodePlan:
         for node in self.nodes:

@@ -35,6 +35,7 @@ from .placement import place_nodes, place_workers
 from .ports import check_ranges, device_ports, link_ports
 from .qemu_args import qemu_argv
 from .startup import check_config_files, config_variables, plan_startup_config
+from .validation import plan_checks
 from .vhosts import plan_vhosts
 
 
@@ -443,6 +444,7 @@ def build_plan(
         nodes=node_plans,
         links=links,
         bridges=plan_bridges(links, server),
+        checks=plan_checks(specs, lab, node_plans, section.validate_),
     )
 
 

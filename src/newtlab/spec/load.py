@@ -50,13 +50,20 @@ class Specs:
         return f"topology.json's default, as profiles/{device}.json names none"
 
 
-def _json_path(loc: tuple[int | str, ...]) -> str:
+def _json_path(loc: tuple[int | str, ...], data: Any = None) -> str:
+    """``loc`` as a JSON path; an item of a list that has a ``name`` (a test of
+    ``newtlab.validate``) is shown with it, as users find it in their file."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+            data = data[part] if isinstance(data, list) and part < len(data) else None
+            name = data.get("name") if isinstance(data, dict) else None
+            if isinstance(name, str) and name:
+                out += f" ({name})"
         else:
             out += f".{part}" if out else str(part)
+            data = data.get(part) if isinstance(data, dict) else None
     return out or "(top level)"
 
 
@@ -67,7 +74,7 @@ _FIXES = {
 }
 
 
-def _validation_errors(file: str, exc: ValidationError) -> SpecErrors:
+def _validation_errors(file: str, exc: ValidationError, data: Any = None) -> SpecErrors:
     errors: list[SpecError] = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
@@ -76,10 +83,13 @@ def _validation_errors(file: str, exc: ValidationError) -> SpecErrors:
         message = err["msg"]
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]
-        if err["type"] not in ("missing",):
+        # a whole object (a model-level rule) is not worth repeating
+        if err["type"] != "missing" and not isinstance(err.get("input"), dict):
             message = f"{message} (got {json.dumps(err.get('input'))[:60]})"
         errors.append(
-            SpecError(file, _json_path(loc), message, _FIXES.get(err["type"], "fix the value"))
+            SpecError(
+                file, _json_path(loc, data), message, _FIXES.get(err["type"], "fix the value")
+            )
         )
     return SpecErrors(errors)
 
@@ -155,7 +165,7 @@ def parse_model(model: type[M], path: Path, what: str) -> tuple[bytes, M]:
     try:
         return raw, model.model_validate(data)
     except ValidationError as exc:
-        raise _validation_errors(str(path), exc) from None
+        raise _validation_errors(str(path), exc, data) from None
 
 
 def load_specs(directory: str | Path) -> Specs:

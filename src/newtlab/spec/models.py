@@ -20,6 +20,7 @@ from .names import (
     is_ip_address,
     is_safe_name,
 )
+from .validation import ValidateTest
 
 InterfaceMapKind = Literal["sequential", "stride-4", "custom", "linux"]
 DeviceType = Literal["switch", "router", "host"]
@@ -360,6 +361,7 @@ class NewtlabSection(_Open):
     libvirt_uri: str = ""
     hosts: dict[str, str] = Field(default_factory=dict)
     servers: list[ServerConfig] = Field(default_factory=list)
+    validate_: list[ValidateTest] = Field(default_factory=list, alias="validate")  # the lab's tests
 
     @field_validator("hosts")
     @classmethod
