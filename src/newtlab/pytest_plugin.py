@@ -8,12 +8,15 @@ per session (``scope="module"`` on the marker, or ``newtlab_scope = module``,
 deploys it for each module instead) and destroyed afterwards, also when the
 tests fail or are interrupted. A deploy that fails makes every test using it
 fail with the deploy's own message; the lab is not deployed again.
+
+A module that imports ``test_declared`` runs the lab's declared tests
+(``newtlab.validate``) as its items, one per test and node.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +25,7 @@ import pytest
 
 if TYPE_CHECKING:
     from .lab import Lab
+    from .plan.model import CheckPlan
 
 SCOPES = ("session", "module")
 
@@ -109,12 +113,11 @@ def newtlab_labs(pytestconfig: pytest.Config) -> Iterator[_Labs]:
         labs.release_all()
 
 
-def _wanted(request: pytest.FixtureRequest) -> tuple[Path, str]:
-    """The spec directory and scope this module asks for (marker, else ini)."""
-    config = request.config
-    marker = request.node.get_closest_marker("newtlab")
+def _wanted(node: pytest.Item | pytest.Collector, config: pytest.Config) -> tuple[Path, str]:
+    """The spec directory and scope ``node`` asks for (marker, else ini)."""
+    marker = node.get_closest_marker("newtlab")
     args: tuple[Any, ...] = marker.args if marker else ()
-    kwargs: dict[str, Any] = marker.kwargs if marker else {}
+    kwargs: Mapping[str, Any] = marker.kwargs if marker else {}
     specs = str(args[0] if args else kwargs.get("specs") or config.getini("newtlab_specs"))
     scope = str(kwargs.get("scope") or config.getini("newtlab_scope"))
     if not specs:
@@ -132,10 +135,34 @@ def _wanted(request: pytest.FixtureRequest) -> tuple[Path, str]:
 @pytest.fixture(scope="module")
 def newtlab_lab(request: pytest.FixtureRequest, newtlab_labs: _Labs) -> Iterator[Lab]:
     """The deployed lab of this module's spec directory (see the module's docstring)."""
-    specs, scope = _wanted(request)
+    specs, scope = _wanted(request.node, request.config)
     key = request.node.nodeid if scope == "module" else ""
     try:
         yield newtlab_labs.get(specs, key)
     finally:
         if scope == "module":
             newtlab_labs.release(specs, key)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test taking ``newtlab_check`` runs once for each declared test (newtlab.validate in
+    the spec dir's topology.json) on each of its nodes: ``test_declared[links@r1]``."""
+    if "newtlab_check" not in metafunc.fixturenames:
+        return
+    from .errors import NewtlabError
+    from .lab import Lab
+
+    specs, _ = _wanted(metafunc.definition, metafunc.config)
+    try:
+        checks = Lab.load(specs).plan.checks
+    except NewtlabError as exc:
+        pytest.fail(f"newtlab: cannot plan {specs}: {exc}", pytrace=False)
+    metafunc.parametrize("newtlab_check", checks, ids=[f"{c.test}@{c.node}" for c in checks])
+
+
+def test_declared(newtlab_lab: Lab, newtlab_check: CheckPlan) -> None:
+    """One declared test on one node of the deployed lab: import this into a module marked
+    with the spec dir (``from newtlab.pytest_plugin import test_declared``)."""
+    result = newtlab_lab.check(newtlab_check)
+    if not result.passed:
+        pytest.fail(result.message, pytrace=False)

@@ -42,6 +42,15 @@ def test_the_same_lab_serves_the_next_test(newtlab_lab):
 """
 
 
+DECLARED = """
+import pytest
+
+from newtlab.pytest_plugin import test_declared
+
+pytestmark = pytest.mark.newtlab({spec!r})
+"""
+
+
 def inner_pytest(directory: Path) -> tuple[dict[str, str], str]:
     """Run pytest on ``directory``: each test's outcome (passed, failed, error) and the output."""
     junit = directory / "junit.xml"
@@ -68,14 +77,23 @@ def docs_example() -> str:
 def test_the_fixture_deploys_once_and_destroys(
     make_lab: Callable[..., SpecDir], tmp_path: Path
 ) -> None:
-    """The docs' example and a module of its own share one deploy (session scope)."""
+    """The docs' example, a module of its own and the lab's declared tests as items (one per
+    test and node) share one deploy (session scope)."""
     spec = make_lab(configs=True)  # the example pings r3 from r1: routed at boot
     suite = tmp_path / "suite"
     shutil.copytree(spec.path, suite / "specs" / "line3")
     (suite / "test_docs_example.py").write_text(docs_example())
     (suite / "test_lab.py").write_text(TESTS.format(spec="specs/line3", scope=""))
+    (suite / "test_tests.py").write_text(DECLARED.format(spec="specs/line3"))
     outcomes, output = inner_pytest(suite)
-    assert list(outcomes.values()) == ["passed"] * 4, output
+    declared = [name.split(".", 1)[1] for name in outcomes if name.startswith("test_tests.")]
+    assert declared == [
+        "test_declared[links@r1]", "test_declared[links@r2]", "test_declared[links@r3]",
+        "test_declared[across@r1]", "test_declared[across@r3]", "test_declared[forwarding@r2]",
+        "test_declared[addresses@r1]", "test_declared[addresses@r2]",
+        "test_declared[addresses@r3]",
+    ], output  # fmt: skip
+    assert list(outcomes.values()) == ["passed"] * 13, output
     assert list_labs() == [] and labprocs.home_labs() == {}, output
 
 

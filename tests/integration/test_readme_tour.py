@@ -84,6 +84,9 @@ def test_the_readme_tour_keeps_its_promises(
     def pinged(done: Done) -> None:  # r1 → r2 → r3 (ping exits 0 once a reply came)
         assert re.search(r"\b[1-3] packets received", done.stdout), done.stdout
 
+    def validated(done: Done) -> None:  # each declared test on each of its nodes
+        assert "Lab line3: 9 checks, all passed" in done.stdout, done.stdout
+
     def restarted(done: Done) -> None:  # r1 and r3 kept running, every link back
         assert pids("r1", "r3") == before["neighbours"]
         assert all(link["connected"] for link in status()["links"])
@@ -110,6 +113,7 @@ def test_the_readme_tour_keeps_its_promises(
         "newtlab status": shown,
         "newtlab ssh r1 -- ip addr": addressed,
         "newtlab ssh r1 -- ping": pinged,
+        "newtlab validate": validated,
         "newtlab stop r2 && newtlab start r2": restarted,
         "newtlab repair": repaired,
         "newtlab console": console,
