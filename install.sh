@@ -62,6 +62,8 @@ trap cleanup EXIT
 
 echo "==> r1 pings r3 through r2 (each router addressed itself at boot: examples/line3/configs)"
 $newtlab ssh r1 -- ping -c 3 -W 2 10.0.23.3
+echo "==> the tests examples/line3/topology.json declares (newtlab validate)"
+$newtlab validate line3
 $newtlab status
 if [ "$mode" = "--keep" ]; then
   echo "==> lab line3 left running: 'newtlab destroy line3' removes it"

@@ -12,8 +12,10 @@ from typing import Any
 import junitparser
 import pytest
 
+from newtlab.errors import NotRunningError
 from newtlab.export.junit import junit_xml
-from newtlab.ops.validate import CheckResult, ValidationReport, until_holds
+from newtlab.ops.events import Event
+from newtlab.ops.validate import CheckResult, ValidationReport, run_check, until_holds
 from newtlab.plan.model import CheckPlan, QueryPlan
 from newtlab.plan.verdict import Verdict, judge
 
@@ -179,3 +181,20 @@ def test_junit_read_back_by_a_junit_parser(tmp_path: Path) -> None:
     assert failure.message == "r2 is cut off"
     assert "100% of pings were lost" in (failure.text or "")
     assert "$ ping -c 3 x" in (failed.system_out or "")
+
+
+class DownNode:
+    """Logins to a node whose VM is stopped: the runner's only way to learn it."""
+
+    async def connection(self, name: str) -> None:
+        raise NotRunningError(f"{name} is stopped — `newtlab start {name}` starts it")
+
+
+def test_a_test_that_could_not_run_says_why_not_what_a_failure_would_mean() -> None:
+    events: list[Event] = []
+    ping = check(kind="ping", ping_to="10.0.12.2", fail="r1 is cut off")
+    done = asyncio.run(run_check(ping, DownNode(), events.append))  # type: ignore[arg-type]
+    assert not done.passed and done.attempts == 1
+    assert done.fail == "" and done.evidence == "(not run)"
+    assert done.message == "r1 is stopped — `newtlab start r1` starts it (`x` on r1: (not run))"
+    assert [(e.node, e.phase) for e in events] == [("t[r1]", "running"), ("t[r1]", "failed")]

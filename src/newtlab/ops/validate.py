@@ -46,7 +46,7 @@ class CheckResult:
     attempts: int
     evidence: str
     reason: str = ""  # why it failed
-    fail: str = ""  # the test's own words on what a failure means
+    fail: str = ""  # the test's own words on what a failure means (when it ran)
     command: str = ""
 
     @property
@@ -157,16 +157,18 @@ async def attempt(check: CheckPlan, logins: Logins) -> Verdict:
     try:
         conn = await logins.connection(check.node)
     except NewtlabError as exc:  # the node is not running: said how and what to do
-        return Verdict(False, "(not run)", str(exc))
+        return Verdict(False, "(not run)", str(exc), ran=False)
     except (TimeoutError, OSError, asyncssh.Error) as exc:
-        return Verdict(False, "(not run)", f"no SSH login to {check.node}: {exc or type(exc)}")
+        why = f"no SSH login to {check.node}: {exc or type(exc).__name__}"
+        return Verdict(False, "(not run)", why, ran=False)
     try:
         done = await asyncio.wait_for(conn.run(check.command, check=False), check.timeout)
     except TimeoutError:
         return Verdict(False, "(still running)", f"it did not finish within {check.timeout:g} s")
     except (OSError, asyncssh.Error) as exc:
         logins.forget(check.node)
-        return Verdict(False, "(not run)", f"the SSH session to {check.node} broke: {exc!r}")
+        why = f"the SSH session to {check.node} broke: {exc!r}"
+        return Verdict(False, "(not run)", why, ran=False)
     code = done.exit_status if done.exit_status is not None else 255  # ended by a signal
     return judge(check, code, str(done.stdout or ""), str(done.stderr or ""))
 
@@ -197,7 +199,7 @@ async def run_check(
         attempts=tries,
         evidence=verdict.evidence,
         reason=verdict.reason,
-        fail=check.fail if not verdict.passed else "",
+        fail=check.fail if verdict.ran and not verdict.passed else "",  # it ran and did not hold
         command=check.command,
     )
     progress(Event(check.id, "passed" if result.passed else "failed", result.evidence,

@@ -27,6 +27,7 @@ class Verdict:
     passed: bool
     evidence: str = ""  # one line, shortened
     reason: str = ""  # why it failed ('' when it passed)
+    ran: bool = True  # False: the command could not run (the node is down, no login)
 
 
 def query_problem(query: str) -> str | None:
