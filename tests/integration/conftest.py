@@ -59,6 +59,7 @@ def _labs(root: Path) -> Iterator[Callable[..., SpecDir]]:
         name: str | None = None,
         edit: Callable[[dict[str, Any]], None] | None = None,
         configs: bool = False,
+        declared: bool = False,
     ) -> SpecDir:
         block = next(_port_blocks)
         lab = name or f"itest{block}"
@@ -71,6 +72,8 @@ def _labs(root: Path) -> Iterator[Callable[..., SpecDir]]:
         base = 24000 + (block % 40) * 200
         ports = {"link_port_base": base, "console_port_base": base + 40, "ssh_port_base": base + 70}
         topology.setdefault("newtlab", {}).update(ports)
+        if not declared:  # the example's tests (newtlab.validate) name what edits may remove
+            topology["newtlab"].pop("validate", None)
         if edit:
             edit(topology)
         topo_path.write_text(json.dumps(topology, indent=2))
@@ -96,7 +99,8 @@ def make_lab(newtlab_home: Path, tmp_path: Path) -> Iterator[Callable[..., SpecD
     """Copy a spec dir (default: the line3 example) with its own port block; destroy at exit.
 
     The examples address their routers at boot (``configs/``); a copy leaves those out
-    unless ``configs=True``, so a test sets the addresses it needs itself.
+    unless ``configs=True``, so a test sets the addresses it needs itself. It leaves out the
+    example's declared tests too unless ``declared=True``.
     """
     with _labs(tmp_path) as make:
         yield make

@@ -79,7 +79,7 @@ def test_the_fixture_deploys_once_and_destroys(
 ) -> None:
     """The docs' example, a module of its own and the lab's declared tests as items (one per
     test and node) share one deploy (session scope)."""
-    spec = make_lab(configs=True)  # the example pings r3 from r1: routed at boot
+    spec = make_lab(configs=True, declared=True)  # the example pings r3 from r1: routed at boot
     suite = tmp_path / "suite"
     shutil.copytree(spec.path, suite / "specs" / "line3")
     (suite / "test_docs_example.py").write_text(docs_example())

@@ -1,12 +1,14 @@
 """`newtlab validate` on real guests: examples/hosts2 deployed with `deploy --validate`, its
-declared tests passing (pings from virtual hosts, a JSON query over `ip -j route`), JUnit XML
-read back by a JUnit parser, then a pulled cable failing a ping test with its own message
-and exit status 1, and the tests passing again once the cable is back."""
+declared tests passing (pings from virtual hosts, a JSON query over `ip -j route`, a line for
+the router's login shell), JUnit XML read back by a JUnit parser, then a pulled cable failing
+a ping test with its own message and exit status 1, and the tests passing again once the
+cable is back."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import junitparser
 import pytest
@@ -15,14 +17,21 @@ from labkit import REPO, SpecDir, run_cli
 pytestmark = pytest.mark.integration
 
 HOSTS2 = REPO / "examples" / "hosts2"
+# An ssh test's line is read by the login's shell as it is (the expansions prove it).
+LOGIN = {"name": "login", "nodes": ["r1"], "ssh": "echo $((6 * 7)) $(hostname)",
+         "expect": {"match": "^42 {{ node.name }}$"}}  # fmt: skip
 CHECKS = [("gateway", "host1"), ("gateway", "host2"), ("host-to-host", "host1"),
-          ("default-route", "host1"), ("default-route", "host2")]  # fmt: skip
+          ("default-route", "host1"), ("default-route", "host2"), ("login", "r1")]  # fmt: skip
+
+
+def _with_login_test(topology: dict[str, Any]) -> None:
+    topology["newtlab"]["validate"].append(LOGIN)
 
 
 def test_declared_tests_pass_fail_on_a_pulled_cable_and_pass_again(
     make_lab, newtlab_home: Path, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    spec: SpecDir = make_lab(HOSTS2, configs=True)
+    spec: SpecDir = make_lab(HOSTS2, configs=True, declared=True, edit=_with_login_test)
     deployed = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg", "--validate",
                        "--json", timeout=600)  # fmt: skip
     assert deployed.returncode == 0, deployed.stderr
@@ -31,11 +40,12 @@ def test_declared_tests_pass_fail_on_a_pulled_cable_and_pass_again(
     assert [(r["test"], r["node"]) for r in report["results"]] == CHECKS
     route = next(r for r in report["results"] if r["test"] == "default-route")
     assert route["evidence"] == '[0].gateway → "10.0.1.1"'  # host1's gateway, from r1:eth1
+    assert report["results"][-1]["evidence"] == "42 r1"
 
     junit = tmp_path / "junit.xml"
     passed = run_cli("validate", spec.lab, "--junit", str(junit))
     assert passed.returncode == 0, passed.stderr + passed.stdout
-    assert f"Lab {spec.lab}: 5 checks, all passed" in passed.stdout
+    assert f"Lab {spec.lab}: 6 checks, all passed" in passed.stdout
     cases = [(case.classname, case.name, case.is_passed)
              for suite in junitparser.JUnitXml.fromfile(str(junit)) for case in suite]  # fmt: skip
     assert cases == [(f"{spec.lab}.{test}", node, True) for test, node in CHECKS]
