@@ -30,10 +30,19 @@ from newtlab.runtime.console import fill
 _ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free now and not handed out before in this run: the kernel may give a port
+    just released again, and a VM's QEMU binds its ports only once it runs."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def mac(vm: int, nic: int) -> str:
@@ -156,6 +165,11 @@ class Vm:
             start_new_session=True,
         )
 
+    def stderr_tail(self) -> str:
+        path = self.workdir / f"{self.name}.stderr"
+        said = path.read_text(errors="replace").strip() if path.exists() else ""
+        return said[-500:] or "(nothing on stderr)"
+
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
@@ -191,6 +205,8 @@ class Console:
                 self.sock = socket.create_connection(("127.0.0.1", vm.console_port), timeout=2)
                 break
             except OSError:
+                if vm.proc is not None and vm.proc.poll() is not None:
+                    raise RuntimeError(f"QEMU of {vm.name} exited: {vm.stderr_tail()}") from None
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
