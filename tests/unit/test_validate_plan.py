@@ -169,6 +169,9 @@ def test_validate_needs_a_deployed_lab_and_declared_tests(tmp_path: Path) -> Non
     """Exit 2: nothing was judged (a lab that is not there, no tests to run)."""
     missing = run_cli("validate", "nolab")
     assert missing.returncode == 2 and "lab 'nolab' is not deployed" in missing.stderr
+    line3 = str(EXAMPLES / "line3")
+    apart = run_cli("validate", "-S", line3, "--test", "forwarding", "--node", "r1")
+    assert apart.returncode == 2 and "none of the tests chosen runs on the nodes" in apart.stderr
     bare = with_tests(tmp_path, "line3", [])
     refused = run_cli("deploy", "-S", str(bare), "--validate")
     assert refused.returncode == 2, refused.stderr

@@ -75,6 +75,9 @@ def run(
     the results' table there; the report. No checks is a usage error: nothing would be validated."""
     from ..render import ValidateView, validation_table
 
+    if not checks and lab.plan.checks:
+        raise UsageError("none of the tests chosen runs on the nodes chosen (`newtlab plan` "
+                         "lists each node's tests)")  # fmt: skip
     if not checks:
         raise UsageError(f"lab {lab.name} declares no tests: add a \"validate\" list to the "
                          f"newtlab section of {lab.plan.spec_dir}/topology.json")  # fmt: skip
