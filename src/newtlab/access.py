@@ -5,11 +5,15 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import RuntimeFailure
 from .plan.model import NodePlan, VirtualHostPlan
 from .state import LabState
 from .suggest import did_you_mean
+
+if TYPE_CHECKING:
+    from .runtime.ssh import SSHTarget
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,17 @@ class Target:
     def user(self) -> str:
         """A virtual host is a login of its own in the host VM, named after it."""
         return self.vhost.name if self.vhost else self.node.ssh_user
+
+    @property
+    def password(self) -> str:
+        """A virtual host's login takes the lab's key only."""
+        return "" if self.vhost else self.node.ssh_pass
+
+    def login(self, address: str, port: int, key_path: str) -> SSHTarget:
+        """Its SSH login at ``address``:``port`` (where its VM's SSH port is reached)."""
+        from .runtime.ssh import SSHTarget  # asyncssh: not for the exports that need no login
+
+        return SSHTarget(address, port, self.user, self.password, key_path)
 
 
 def resolve_target(state: LabState, name: str) -> Target:

@@ -33,7 +33,7 @@ def entries(state: LabState) -> list[dict[str, Any]]:
             "address": node.ssh_bind,
             "port": node.ssh_port,
             "user": target.user,
-            "password": "" if target.vhost else node.ssh_pass,
+            "password": target.password,
             "key": state.ssh_key_path,
             "server": node.host if pooled else "",
             "vm": node.name if target.vhost else "",

@@ -295,9 +295,8 @@ async def run_command(
     with the lab's key; its exit status and output."""
     target = await require_running(state, hosts, name)
     node = target.node
-    password = "" if target.vhost else node.ssh_pass
     async with hosts[node.host].reach(node.ssh_port, node.ssh_bind) as (address, port):
-        login = ssh.SSHTarget(address, port, target.user, password, state.ssh_key_path)
+        login = target.login(address, port, state.ssh_key_path)
         try:
             done = await ssh.run(login, shlex.join(argv), timeout=timeout)
         except (TimeoutError, OSError, asyncssh.Error) as exc:

@@ -22,7 +22,6 @@ import asyncssh
 from ..errors import NewtlabError
 from ..plan.model import CheckPlan
 from ..plan.verdict import Verdict, judge
-from ..runtime import ssh
 from ..runtime.hosts import Hosts
 from ..state import LabState
 from .events import Event, Progress
@@ -132,8 +131,7 @@ class Logins:
         node = target.node
         reach = self.hosts[node.host].reach(node.ssh_port, node.ssh_bind)
         address, port = await self.stack.enter_async_context(reach)
-        password = "" if target.vhost else node.ssh_pass
-        login = ssh.SSHTarget(address, port, target.user, password, self.state.ssh_key_path)
+        login = target.login(address, port, self.state.ssh_key_path)
         async with self.gates.setdefault(node.name, asyncio.Semaphore(LOGINS_AT_ONCE)):
             conn = await asyncssh.connect(**login.options(15))
         self.stack.push_async_callback(_close, conn)
