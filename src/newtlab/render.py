@@ -174,25 +174,24 @@ class ValidateView(_Live):
 
     def __init__(self, console: Console, checks: list[CheckPlan]) -> None:
         self.console = console
-        self.tests: dict[str, dict[str, str]] = {}
+        self.where = {check.id: (check.test, check.node) for check in checks}
+        self.tests: dict[str, dict[str, str]] = {}  # test → node → how it is doing
         for check in checks:
-            self.tests.setdefault(check.test, {})[check.id] = "waiting"
+            self.tests.setdefault(check.test, {})[check.node] = "waiting"
         self.live = Live("", console=console, refresh_per_second=8, transient=True) \
             if console.is_terminal else None  # fmt: skip
 
     def _line(self, test: str) -> str:
         marks = {"passed": "[green]✓[/]", "failed": "[red]✗[/]", "trying again": "[yellow]…[/]"}
-        nodes = self.tests[test]
-        shown = " ".join(f"{marks.get(s, '·')} {i.removeprefix(test)[1:-1]}"
-                         for i, s in nodes.items())  # fmt: skip
+        shown = " ".join(f"{marks.get(s, '·')} {n}" for n, s in self.tests[test].items())
         return f"{test}: {shown}"
 
     def __call__(self, event: Event) -> None:
-        test = event.node.split("[", 1)[0]
-        nodes = self.tests.get(test)
-        if nodes is None:
+        if event.node not in self.where:
             return
-        nodes[event.node] = event.phase
+        test, node = self.where[event.node]
+        nodes = self.tests[test]
+        nodes[node] = event.phase
         done = all(s in ("passed", "failed") for s in nodes.values())
         if done:
             failed = sum(s == "failed" for s in nodes.values())
