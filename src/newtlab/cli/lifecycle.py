@@ -128,20 +128,17 @@ def deploy(
             markup=False,
         )
         raise typer.Exit(130) from None
-    if not validate_after:
-        if json_out:
-            print_json(status_data.to_json())
-        else:
-            print_status(out, status_data)
-        return
     if not json_out:
         print_status(out, status_data)
-    from .validate import run
+    report = None
+    if validate_after:  # the declared tests, shown as `newtlab validate` shows them
+        from .validate import run
 
-    report = run(lab, lab.plan.checks, err if json_out else out, table=not json_out)
+        report = run(lab, lab.plan.checks, err if json_out else out, table=not json_out)
     if json_out:
-        print_json({**status_data.to_json(), "validation": report.to_json()})
-    if not report.passed:
+        extra = {"validation": report.to_json()} if report is not None else {}
+        print_json({**status_data.to_json(), **extra})
+    if report is not None and not report.passed:
         raise typer.Exit(1)
 
 
