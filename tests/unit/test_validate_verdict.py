@@ -131,9 +131,12 @@ def tries(verdicts: list[bool], wait: float, interval: float = 2) -> Iterator[An
         clock.now += 0.5  # each run takes half a second
         return Verdict(next(answers))
 
+    retried: list[Verdict] = []
     verdict, count = asyncio.run(
-        until_holds(check(wait=wait, interval=interval), attempt, clock, clock.sleep)
-    )
+        until_holds(check(wait=wait, interval=interval), attempt, clock, clock.sleep,
+                    retried.append)
+    )  # fmt: skip
+    assert len(retried) == count - 1  # told of each try that is followed by another
     yield from (verdict.passed, count, clock.slept, clock.now - 100)
 
 

@@ -89,10 +89,15 @@ class ValidationReport:
 
 
 async def until_holds(
-    check: CheckPlan, attempt: Callable[[], Awaitable[Verdict]], clock: Clock, sleep: Sleep
+    check: CheckPlan,
+    attempt: Callable[[], Awaitable[Verdict]],
+    clock: Clock,
+    sleep: Sleep,
+    retrying: Callable[[Verdict], None] = lambda _: None,
 ) -> tuple[Verdict, int]:
     """``attempt`` once, or with ``check.wait`` again every ``check.interval`` until it
-    holds or no time is left for another try; the last verdict and the tries made."""
+    holds or no time is left for another try (``retrying`` hears each verdict that is
+    tried again); the last verdict and the tries made."""
     deadline = clock() + check.wait
     tries = 0
     while True:
@@ -100,6 +105,7 @@ async def until_holds(
         verdict = await attempt()
         if verdict.passed or clock() + check.interval > deadline:
             return verdict, tries
+        retrying(verdict)
         await sleep(check.interval)
 
 
@@ -181,13 +187,12 @@ async def run_check(
     progress(Event(check.id, "running", check.command))
     started = clock()
 
-    async def once() -> Verdict:
-        verdict = await attempt(check, logins)
-        if not verdict.passed and check.wait:
-            progress(Event(check.id, "trying again", verdict.reason))
-        return verdict
+    def retrying(verdict: Verdict) -> None:
+        progress(Event(check.id, "trying again", verdict.reason))
 
-    verdict, tries = await until_holds(check, once, clock, sleep)
+    verdict, tries = await until_holds(
+        check, lambda: attempt(check, logins), clock, sleep, retrying
+    )
     result = CheckResult(
         test=check.test,
         node=check.node,
