@@ -66,3 +66,19 @@ def test_a_broken_or_foreign_elf_is_an_error() -> None:
         elf.parse(data[:100])
     with pytest.raises(elf.ElfError, match="64-bit little-endian"):
         elf.parse(elf.MAGIC + bytes([1, 1]) + data[6:])  # claims 32-bit
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+@pytest.mark.parametrize("tags", ["--enable-new-dtags", "--disable-new-dtags"])
+def test_the_search_path_is_read_from_runpath_or_rpath(tmp_path: Path, tags: str) -> None:
+    # --enable-new-dtags writes DT_RUNPATH (as FRR's daemons have), --disable- the older DT_RPATH.
+    source = tmp_path / "main.c"
+    source.write_text("int main(void) { return 0; }\n")
+    binary = tmp_path / "main"
+    subprocess.run(
+        ["gcc", "-o", str(binary), str(source), f"-Wl,{tags},-rpath,/opt/a:$ORIGIN/../lib"],
+        check=True,
+    )
+    info = elf.read(binary)
+    assert info is not None and info.runpath == ("/opt/a", "$ORIGIN/../lib")
+    assert elf.read(LS) is not None and elf.read(LS).runpath == ()  # type: ignore[union-attr]

@@ -1,5 +1,6 @@
 """Just enough of ELF64 to know what a binary needs to run: its dynamic loader
-(``PT_INTERP``) and the shared libraries it names (``DT_NEEDED``).
+(``PT_INTERP``), the shared libraries it names (``DT_NEEDED``) and where it
+asks the loader to look for them first (``DT_RUNPATH``, or the older ``DT_RPATH``).
 
 Pure Python so that building the guest needs no binutils: the image builder
 follows these names through the unpacked Debian packages and copies exactly
@@ -16,7 +17,7 @@ MAGIC = b"\x7fELF"
 ELFCLASS64 = 2
 ELFDATA2LSB = 1
 PT_LOAD, PT_DYNAMIC, PT_INTERP = 1, 2, 3
-DT_NULL, DT_NEEDED, DT_STRTAB = 0, 1, 5
+DT_NULL, DT_NEEDED, DT_STRTAB, DT_RPATH, DT_RUNPATH = 0, 1, 5, 15, 29
 _HEADER = struct.Struct("<16xHHIQQQIHHHHHH")  # e_type .. e_shstrndx after e_ident
 _PHDR = struct.Struct(
     "<IIQQQQQQ"
@@ -32,6 +33,9 @@ class ElfError(ValueError):
 class Dynamic:
     interpreter: str | None  # PT_INTERP, e.g. /lib64/ld-linux-x86-64.so.2; None if static
     needed: tuple[str, ...]  # DT_NEEDED sonames, in the file's order
+    # DT_RUNPATH (else DT_RPATH) directories, in order, $ORIGIN unexpanded; FRR's
+    # daemons find libfrr in /usr/lib/x86_64-linux-gnu/frr this way.
+    runpath: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,11 +79,13 @@ def _file_offset(segments: list[_Segment], vaddr: int) -> int:
     raise ElfError(f"address {vaddr:#x} is in no loaded segment")
 
 
-def _needed(data: bytes, segments: list[_Segment]) -> tuple[str, ...]:
+def _dynamic(data: bytes, segments: list[_Segment]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The DT_NEEDED names and the search path (DT_RUNPATH, else DT_RPATH)."""
     dynamic = next((s for s in segments if s.type == PT_DYNAMIC), None)
     if dynamic is None:
-        return ()  # statically linked (or not an executable at all, e.g. a kernel module)
+        return (), ()  # statically linked (or not an executable at all, e.g. a kernel module)
     names: list[int] = []
+    paths: dict[int, int] = {}
     strtab = None
     for offset in range(dynamic.offset, dynamic.offset + dynamic.filesz, _DYN.size):
         tag, value = _unpack(_DYN, data, offset)
@@ -87,12 +93,17 @@ def _needed(data: bytes, segments: list[_Segment]) -> tuple[str, ...]:
             break
         if tag == DT_NEEDED:
             names.append(value)
+        elif tag in (DT_RPATH, DT_RUNPATH):
+            paths[tag] = value
         elif tag == DT_STRTAB:
             strtab = value
-    if names and strtab is None:
-        raise ElfError("DT_NEEDED entries but no DT_STRTAB")
+    if (names or paths) and strtab is None:
+        raise ElfError("DT_NEEDED or DT_RUNPATH entries but no DT_STRTAB")
     base = _file_offset(segments, strtab) if strtab is not None else 0
-    return tuple(_string(data, base + name) for name in names)
+    # The loader ignores DT_RPATH when DT_RUNPATH is there.
+    path = paths.get(DT_RUNPATH, paths.get(DT_RPATH))
+    runpath = _string(data, base + path).split(":") if path is not None else []
+    return tuple(_string(data, base + name) for name in names), tuple(p for p in runpath if p)
 
 
 def parse(data: bytes) -> Dynamic | None:
@@ -104,7 +115,8 @@ def parse(data: bytes) -> Dynamic | None:
     segments = _segments(data)
     interp = next((s for s in segments if s.type == PT_INTERP), None)
     interpreter = _string(data, interp.offset) if interp is not None else None
-    return Dynamic(interpreter, _needed(data, segments))
+    needed, runpath = _dynamic(data, segments)
+    return Dynamic(interpreter, needed, runpath)
 
 
 def read(path: Path) -> Dynamic | None:
