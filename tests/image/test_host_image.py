@@ -537,3 +537,16 @@ def test_probe_prints_its_marker_and_powers_off_under_tcg(built: BuiltImage) -> 
     assert PROBE_MARKER.encode() in result.stdout
     assert result.returncode == 0
     assert took < 30
+
+
+def test_a_library_is_looked_for_in_the_binarys_runpath_first(tmp_path: Path) -> None:
+    from newtlab.image import build
+
+    frr = tmp_path / "usr/lib/x86_64-linux-gnu/frr"
+    frr.mkdir(parents=True)
+    (frr / "libfrr.so.0").write_bytes(b"")
+    assert build._find_library(tmp_path, "libfrr.so.0") is None  # not where the loader looks
+    found = build._find_library(tmp_path, "libfrr.so.0", ("/usr/lib/x86_64-linux-gnu/frr",))
+    assert found == "usr/lib/x86_64-linux-gnu/frr/libfrr.so.0"
+    # $ORIGIN is the needing file's directory in the guest.
+    assert build._find_library(tmp_path, "libfrr.so.0", ("/usr/lib/x86_64-linux-gnu/x/../frr",))

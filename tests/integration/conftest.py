@@ -21,7 +21,7 @@ from labkit import EXAMPLE, SSH_MUX, SpecDir, close_ssh, kill_leftovers
 
 from image.build import cache_root
 from newtlab.errors import NewtlabError
-from newtlab.image import BuiltImage, build_host_image
+from newtlab.image import BuiltImage, build_host_image, build_image
 from newtlab.lab import destroy_lab
 
 _port_blocks = itertools.count()
@@ -31,6 +31,13 @@ _port_blocks = itertools.count()
 def host_image() -> BuiltImage:
     root = cache_root()
     return build_host_image(root / "images", root / "downloads", lambda line: None)
+
+
+@pytest.fixture(scope="session")
+def router_image(host_image: BuiltImage) -> BuiltImage:
+    """newtlab's FRR router image (after the host image: they share a build lock)."""
+    root = cache_root()
+    return build_image("router", root / "images", root / "downloads", lambda line: None)
 
 
 @pytest.fixture(scope="session", autouse=True)

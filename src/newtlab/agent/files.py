@@ -104,6 +104,7 @@ def _magic_problem(image: str) -> str | None:
     except FileNotFoundError:
         hint = {
             "newtlab-host.qcow2": " — build it with `newtlab image build host`",
+            "newtlab-router.qcow2": " — build it with `newtlab image build router`",
             # newtron's spec dirs name their Linux test host so: newtlab's host image serves
             "alpine-testhost.qcow2": " — `newtlab image build host --name alpine-testhost.qcow2`"
             " builds newtlab's host image and makes it available under that name",

@@ -101,7 +101,7 @@ image_app = typer.Typer(
 
 @image_app.command("build")
 def image_build(
-    kind: Annotated[str, typer.Argument(help="image to build: host")],
+    kind: Annotated[str, typer.Argument(help="image to build: host or router")],
     name: Annotated[
         str | None,
         typer.Option(
@@ -110,15 +110,21 @@ def image_build(
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Build newtlab's small Linux host/router image into NEWTLAB_HOME/images."""
-    if kind != "host":
-        raise NewtlabError(f"unknown image {kind!r}: newtlab builds the 'host' image")
+    """Build one of newtlab's images into NEWTLAB_HOME/images: the small Linux host image
+    (host) or, on top of it, the FRR router image (router)."""
+    from ..image import IMAGE_KINDS
+
+    if kind not in IMAGE_KINDS:
+        raise NewtlabError(
+            f"unknown image {kind!r}{did_you_mean(kind, IMAGE_KINDS)}: newtlab builds "
+            f"{' and '.join(repr(k) for k in IMAGE_KINDS)}"
+        )
     from ..home import cache_dir, images_dir
-    from ..image import ImageBuildError, build_host_image
+    from ..image import ImageBuildError, build_image
 
     try:
-        built = build_host_image(
-            images_dir(), cache_dir(), lambda line: err.print(line, highlight=False), name=name
+        built = build_image(
+            kind, images_dir(), cache_dir(), lambda line: err.print(line, highlight=False), name
         )
     except ImageBuildError as exc:
         raise RuntimeFailure(str(exc)) from None

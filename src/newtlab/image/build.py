@@ -1,4 +1,5 @@
-"""Build newtlab's small Linux host/router image from Debian packages.
+"""Build newtlab's small Linux images from Debian packages: the host image and,
+on top of it, the router image (Debian's FRR).
 
 The whole root filesystem is an initramfs (busybox, dropbear, iproute2's ip,
 tcpdump, iperf3, the remote ends of scp, sftp and rsync, and exactly the
@@ -38,6 +39,7 @@ from .cpio import Entry, archive
 from .errors import ImageBuildError
 
 IMAGE_NAME = "newtlab-host"
+ROUTER_IMAGE_NAME = "newtlab-router"
 PROBE_INITRD_NAME = "newtlab-probe.initrd.gz"
 FORMAT_VERSION = "2"
 ROOT_USER = "root"
@@ -117,6 +119,43 @@ Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
+class Recipe:
+    """What one of newtlab's images is made of, beyond the kernel every image has."""
+
+    name: str  # the files' stem: NAME.qcow2, NAME.vmlinuz, NAME.json
+    packages: tuple[str, ...]  # Debian packages (see debs.PACKAGES)
+    files: tuple[str, ...]  # taken from them as they are (see PACKAGE_FILES)
+    guest_files: dict[str, tuple[str, int]]  # guest/NAME -> (path in the guest, mode)
+    text: dict[str, str]  # more files: path in the guest -> content
+    users: tuple[str, ...] = ()  # /etc/passwd lines beyond root's and tcpdump's
+    groups: tuple[str, ...] = ()  # /etc/group lines beyond root, tty and tcpdump
+
+
+HOST = Recipe(IMAGE_NAME, debs.PACKAGES, PACKAGE_FILES, GUEST_FILES, {})
+# FRR's daemons (the routing protocols newtlab's examples use), its shell, and
+# newtlab's script that starts and supervises them (guest/newtlab-frr.sh).
+FRR_DAEMONS = ("zebra", "bgpd", "ospfd", "staticd", "bfdd")
+ROUTER = Recipe(
+    ROUTER_IMAGE_NAME,
+    (*debs.PACKAGES, *debs.FRR_PACKAGES),
+    (*PACKAGE_FILES, *(f"usr/lib/frr/{d}" for d in (*FRR_DAEMONS, "watchfrr")), "usr/bin/vtysh"),
+    {**GUEST_FILES, "newtlab-frr.sh": ("sbin/newtlab-frr", 0o755)},
+    {
+        # vtysh -b applies /etc/frr/frr.conf (one file for every daemon): a NoCloud
+        # user-data that is not a script is installed there (newtlab-nocloud).
+        # vtysh asks PAM first, which the image does not have, then this list.
+        "etc/frr/vtysh.conf": "service integrated-vtysh-config\nusername root nopassword\n",
+        "etc/frr/frr.conf": "frr defaults traditional\nlog syslog informational\n!\n",
+        "etc/newtlab/user-data-config": "/etc/frr/frr.conf\n",
+        "etc/newtlab/boot.d/frr": "#!/bin/busybox-static sh\nexec /sbin/newtlab-frr boot\n",
+    },
+    users=("frr:x:100:101:Frr routing suite:/nonexistent:/usr/sbin/nologin",),
+    groups=("frr:x:101:", "frrvty:x:102:frr"),
+)
+RECIPES = {"host": HOST, "router": ROUTER}
+
+
+@dataclass(frozen=True)
 class BuiltImage:
     image: Path  # the qcow2 to use as vm_image (boots from its disk)
     kernel: Path  # the guest's kernel, also the KVM probe's kernel
@@ -124,9 +163,9 @@ class BuiltImage:
     key: str  # hash of every input; a different key means a rebuild
 
 
-def _paths(dest: Path, key: str = "") -> BuiltImage:
+def _paths(dest: Path, key: str = "", name: str = IMAGE_NAME) -> BuiltImage:
     return BuiltImage(
-        dest / f"{IMAGE_NAME}.qcow2", dest / f"{IMAGE_NAME}.vmlinuz", dest / PROBE_INITRD_NAME, key
+        dest / f"{name}.qcow2", dest / f"{name}.vmlinuz", dest / PROBE_INITRD_NAME, key
     )
 
 
@@ -153,19 +192,19 @@ def _guest_file(name: str) -> bytes:
     return resources.files(__package__).joinpath("guest", name).read_bytes()
 
 
-def _recipe_digest() -> hashlib._Hash:
+def _recipe_digest(recipe: Recipe) -> hashlib._Hash:
     """Everything that shapes the image except the package versions."""
     digest = hashlib.sha256()
-    recipe = {
+    shape = {
         "format": FORMAT_VERSION,
         "cmdline": KERNEL_CMDLINE,
         "modules": MODULES,
-        "files": GUEST_FILES,
+        "recipe": dataclasses.asdict(recipe),
         "password": ROOT_PASSWORD,
         "hostname": HOSTNAME,
     }
-    digest.update(json.dumps(recipe, sort_keys=True).encode())
-    for name in sorted([*GUEST_FILES, PROBE_INIT]):
+    digest.update(json.dumps(shape, sort_keys=True).encode())
+    for name in sorted([*recipe.guest_files, PROBE_INIT]):
         digest.update(name.encode() + b"\0" + _guest_file(name) + b"\0")
     for source in sorted(Path(__file__).parent.glob("*.py")):
         digest.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
@@ -303,24 +342,29 @@ def _take(tree: _Tree, x: Path, rel: str) -> str:
     return real
 
 
-def _find_library(x: Path, name: str) -> str | None:
-    """Where in the packages the guest's loader finds ``name`` (a soname or the loader's path)."""
+def _find_library(x: Path, name: str, runpath: tuple[str, ...] = ()) -> str | None:
+    """Where in the packages the guest's loader finds ``name`` (a soname or the loader's
+    path): in the needing file's ``runpath`` (``$ORIGIN`` already expanded) first."""
     if "/" in name:
         candidates = [name.lstrip("/")]
     else:
-        candidates = [f"{lib_dir}/{name}" for lib_dir in LIB_DIRS]
+        dirs = [os.path.normpath(d).lstrip("/") for d in runpath]
+        candidates = [f"{lib_dir}/{name}" for lib_dir in (*dirs, *LIB_DIRS)]
     return next((rel for rel in candidates if os.path.lexists(x / rel)), None)
 
 
-def _needs(path: str, data: bytes) -> list[str]:
-    """The loader and the libraries the file at ``path`` names; none if it is not ELF."""
+def _needs(path: str, data: bytes) -> tuple[list[str], tuple[str, ...]]:
+    """The loader and the libraries the file at ``path`` names, and where it asks
+    the loader to look first; nothing if it is not ELF."""
     try:
         info = elf.parse(data)
     except elf.ElfError as exc:
         raise ImageBuildError(f"cannot read /{path} as an ELF file: {exc}") from None
     if info is None:
-        return []
-    return [*([info.interpreter] if info.interpreter else []), *info.needed]
+        return [], ()
+    origin = "/" + os.path.dirname(path)
+    runpath = tuple(d.replace("$ORIGIN", origin).replace("${ORIGIN}", origin) for d in info.runpath)
+    return [*([info.interpreter] if info.interpreter else []), *info.needed], runpath
 
 
 def _add_libraries(tree: _Tree, x: Path) -> None:
@@ -329,13 +373,15 @@ def _add_libraries(tree: _Tree, x: Path) -> None:
     todo = [(path, path) for path, e in sorted(tree.entries.items()) if stat.S_ISREG(e.mode)]
     while todo:
         path, binary = todo.pop()  # binary: what brought ``path`` in, for the error
-        for name in _needs(path, tree.entries[path].data):
-            found = _find_library(x, name)
+        names, runpath = _needs(path, tree.entries[path].data)
+        for name in names:
+            found = _find_library(x, name, runpath)
             if found is None:
                 via = "" if path == binary else f" (through /{path})"
                 raise ImageBuildError(
                     f"{name}, needed by /{binary}{via}, is in none of the downloaded "
-                    "packages: add the Debian package holding it to debs.PACKAGES"
+                    "packages: add the Debian package holding it to debs.PACKAGES (or "
+                    "debs.FRR_PACKAGES)"
                 )
             if found not in tree.entries:
                 todo.append((_take(tree, x, found), binary))
@@ -352,22 +398,26 @@ def _add_busybox(tree: _Tree, x: Path) -> None:
             tree.link(applet, "../" * applet.count("/") + "bin/busybox")
 
 
-def _accounts(tree: _Tree, x: Path) -> None:
-    tree.file("etc/passwd", f"{ROOT_USER}:x:0:0:root:/root:/bin/sh\n{TCPDUMP_USER}".encode())
-    tree.file("etc/group", b"root:x:0:\ntty:x:5:\ntcpdump:x:104:\n")
+def _accounts(tree: _Tree, x: Path, recipe: Recipe) -> None:
+    users = "".join(f"{line}\n" for line in recipe.users)
+    groups = "".join(f"{line}\n" for line in recipe.groups)
+    tree.file("etc/passwd", f"{ROOT_USER}:x:0:0:root:/root:/bin/sh\n{TCPDUMP_USER}{users}".encode())
+    tree.file("etc/group", f"root:x:0:\ntty:x:5:\ntcpdump:x:104:\n{groups}".encode())
     hashed = _run_guest(x, "bin/busybox", "mkpasswd", "-m", "sha512", ROOT_PASSWORD, "newtlab.")
     tree.file("etc/shadow", f"{ROOT_USER}:{hashed.strip()}:19000:0:99999:7:::\n".encode(), 0o600)
 
 
-def _rootfs(x: Path, static_x: Path, modules: list[Path]) -> bytes:
+def _rootfs(x: Path, static_x: Path, modules: list[Path], recipe: Recipe) -> bytes:
     tree = _Tree()
     for directory in ("proc", "sys", "dev", "run", "tmp", "var/log", "etc/dropbear", "home"):
         tree.dir(directory)
     tree.dir("root", 0o700)
     tree.console()
-    for name, (target, perm) in GUEST_FILES.items():
+    for name, (target, perm) in recipe.guest_files.items():
         tree.file(target, _guest_file(name), perm)
-    for rel in PACKAGE_FILES:
+    for target, text in recipe.text.items():
+        tree.file(target, text.encode(), 0o755 if text.startswith("#!") else 0o644)
+    for rel in recipe.files:
         _take(tree, x, rel)
     _add_busybox(tree, x)
     tree.file(STATIC_BUSYBOX, (static_x / "bin/busybox").read_bytes(), 0o755)
@@ -375,7 +425,7 @@ def _rootfs(x: Path, static_x: Path, modules: list[Path]) -> bytes:
     tree.file("etc/hostname", f"{HOSTNAME}\n".encode())
     tree.file("etc/hosts", f"127.0.0.1 localhost\n127.0.1.1 {HOSTNAME}\n".encode())
     tree.file("etc/shells", b"/bin/sh\n/bin/ash\n")
-    _accounts(tree, x)
+    _accounts(tree, x, recipe)
     for module in modules:
         tree.file(f"lib/modules/{module.name}", module.read_bytes())
     tree.file("etc/newtlab/modules", "".join(f"{m.name}\n" for m in modules).encode())
@@ -393,7 +443,10 @@ def _probe_rootfs(x: Path) -> bytes:
 
 
 def _step(argv: list[str], what: str) -> None:
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    # mtools (and SYSLINUX's installer, through it) date what they write by
+    # SOURCE_DATE_EPOCH when set, else now: the same inputs give the same disk.
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(FIXED_MTIME)}
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
     if result.returncode != 0:
         raise ImageBuildError(
             f"building the boot disk: {what} failed ({Path(argv[0]).name}: "
@@ -434,7 +487,8 @@ def _boot_disk(work: Path, tools: dict[str, str], kernel: Path, initrd: Path) ->
 
 @contextlib.contextmanager
 def _locked(dest: Path, say: Progress) -> Iterator[None]:
-    """One build at a time per image directory (other processes wait)."""
+    """One build at a time per image directory (other processes wait; the images
+    share the KVM probe's files)."""
     with (dest / f".{IMAGE_NAME}.lock").open("a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -453,14 +507,14 @@ def _read_meta(path: Path) -> dict[str, Any]:
 
 
 def _build(
-    dest: Path, cache: Path, packages: list[debs.Deb], key: str, say: Progress
+    dest: Path, cache: Path, packages: list[debs.Deb], key: str, say: Progress, recipe: Recipe
 ) -> BuiltImage:
     started = time.monotonic()
     tools = _tools()
     files = debs.download(packages, cache / "debs", say)
     for stale in dest.glob(".build-*"):  # left by a killed build (we hold the lock)
         shutil.rmtree(stale, ignore_errors=True)
-    built = _paths(dest, key)
+    built = _paths(dest, key, recipe.name)
     with tempfile.TemporaryDirectory(prefix=".build-", dir=dest) as tmp:
         work = Path(tmp)
         x, static_x = work / "x", work / "static"
@@ -478,7 +532,7 @@ def _build(
         modules = _module_order(x / "lib" / "modules", MODULES)
         say(f"building the initramfs (kernel {releases[0]}, {len(modules)} modules)")
         initrd = work / "initrd.gz"
-        initrd.write_bytes(_rootfs(x, static_x, modules))
+        initrd.write_bytes(_rootfs(x, static_x, modules, recipe))
         probe = work / "probe.gz"
         probe.write_bytes(_probe_rootfs(static_x))
         say("building the boot disk")
@@ -543,42 +597,55 @@ def build_host_image(
     ``dest_dir/name``, and the result's ``image`` is that file.
     Raises ``ImageBuildError`` saying what failed and what to install or do.
     """
+    return build_image("host", dest_dir, cache_dir, progress, name)
+
+
+def build_image(
+    kind: str,
+    dest_dir: Path,
+    cache_dir: Path,
+    progress: Progress | None = None,
+    name: str | None = None,
+) -> BuiltImage:
+    """``build_host_image`` for any of ``RECIPES`` (``host``, ``router``)."""
     if name is not None:
         _check_name(name)
-    built = _build_or_reuse(Path(dest_dir), Path(cache_dir), progress or (lambda _: None))
+    recipe = RECIPES[kind]
+    built = _build_or_reuse(Path(dest_dir), Path(cache_dir), progress or (lambda _: None), recipe)
     return built if name is None else _named(built, name)
 
 
-def _build_or_reuse(dest_dir: Path, cache_dir: Path, say: Progress) -> BuiltImage:
-    meta_path = dest_dir / f"{IMAGE_NAME}.json"
-    recipe = _recipe_digest()
-    quick = _key(recipe, debs.apt_fingerprint())
+def _build_or_reuse(dest_dir: Path, cache_dir: Path, say: Progress, recipe: Recipe) -> BuiltImage:
+    meta_path = dest_dir / f"{recipe.name}.json"
+    paths = _paths(dest_dir, name=recipe.name)
+    digest = _recipe_digest(recipe)
+    quick = _key(digest, debs.apt_fingerprint())
     meta = _read_meta(meta_path)
-    if meta.get("quick") == quick and _complete(_paths(dest_dir)):
-        say(f"{_paths(dest_dir).image} is up to date")
-        return _paths(dest_dir, str(meta["key"]))
+    if meta.get("quick") == quick and _complete(paths):
+        say(f"{paths.image} is up to date")
+        return _paths(dest_dir, str(meta["key"]), recipe.name)
     dest_dir.mkdir(parents=True, exist_ok=True)
     with _locked(dest_dir, say):
         meta = _read_meta(meta_path)  # another process may have just built it
-        complete = _complete(_paths(dest_dir))
+        complete = _complete(paths)
         if meta.get("quick") == quick and complete:
-            say(f"{_paths(dest_dir).image} is up to date")
-            return _paths(dest_dir, str(meta["key"]))
+            say(f"{paths.image} is up to date")
+            return _paths(dest_dir, str(meta["key"]), recipe.name)
         say("checking Debian package versions")
         try:
-            packages = debs.resolve()
+            packages = debs.resolve(recipe.packages)
         except ImageBuildError as exc:
             if complete and meta.get("key"):
                 say(f"keeping the existing image: cannot check package versions ({exc})")
-                return _paths(dest_dir, str(meta["key"]))
+                return _paths(dest_dir, str(meta["key"]), recipe.name)
             raise
         versions = {deb.name: deb.version for deb in packages}
-        key = _key(recipe, json.dumps(versions, sort_keys=True))
+        key = _key(digest, json.dumps(versions, sort_keys=True))
         if meta.get("key") == key and complete:
-            say(f"{_paths(dest_dir).image} is up to date")
-            built = _paths(dest_dir, key)
+            say(f"{paths.image} is up to date")
+            built = _paths(dest_dir, key, recipe.name)
         else:
-            built = _build(dest_dir, cache_dir, packages, key, say)
+            built = _build(dest_dir, cache_dir, packages, key, say, recipe)
         record = {
             "key": key,
             "quick": quick,

@@ -44,6 +44,12 @@ PACKAGES = (
     "openssh-client",  # only its /usr/bin/scp (libc alone): `scp -t/-f`, the remote of `scp -O`
     "rsync", "libacl1", "libpopt0", "libxxhash0",  # rsync (and liblz4, libzstd, libcrypto, libz)
 )  # fmt: skip
+# The router image's additions (newtlab image build router): Debian's FRR and the
+# packages of the libraries its daemons and vtysh need.
+FRR_PACKAGES = (
+    "frr", "libyang2", "libpcre2-8-0", "libc-ares2", "libjson-c5",
+    "libreadline8", "libtinfo6", "libpam0g", "libaudit1", "libcap-ng0",  # vtysh
+)  # fmt: skip
 APT_STATE = ("/var/lib/apt/lists", "/etc/apt/sources.list", "/etc/apt/sources.list.d",
              "/etc/apt/preferences", "/etc/apt/preferences.d")  # fmt: skip
 APT_ARCHIVES = Path("/var/cache/apt/archives")
@@ -134,14 +140,14 @@ def candidates(names: Iterable[str]) -> list[Deb]:
     return [_deb(records[name]) for name in wanted]
 
 
-def resolve() -> list[Deb]:
+def resolve(packages: Iterable[str] = PACKAGES) -> list[Deb]:
     """The exact packages to fetch: the kernel ``linux-image-amd64`` depends on
     (naming it exactly: a glob would fetch every version) and the userland."""
     meta = _show([KERNEL_META]).get(KERNEL_META, {})
     match = re.search(r"\b(linux-image-[0-9][^\s,]*-amd64)\b", meta.get("Depends", ""))
     if match is None:
         raise ImageBuildError(f"apt knows no kernel behind {KERNEL_META}: {APT_UPDATE_HINT}.")
-    return candidates([match.group(1), *PACKAGES])
+    return candidates([match.group(1), *packages])
 
 
 def _valid(path: Path, deb: Deb) -> bool:

@@ -5,7 +5,10 @@
 #              public-keys: then "  - KEY" lines  root's SSH keys
 #   user-data  a script starting with #!        run as root; output in
 #                                               /var/log/nocloud.log
-# Anything else (#cloud-config modules) is ignored.
+#              anything else but #cloud-config  installed as the file
+#                                               /etc/newtlab/user-data-config names
+#                                               (the router image: /etc/frr/frr.conf)
+# #cloud-config modules are ignored.
 seed=/run/nocloud
 mkdir -p "$seed"
 found=
@@ -33,7 +36,12 @@ if [ -n "$keys" ]; then
   chmod 600 /root/.ssh/authorized_keys
 fi
 
-if [ "$(head -c 2 "$seed/user-data" 2>/dev/null)" = "#!" ]; then
+config=$(cat /etc/newtlab/user-data-config 2>/dev/null)
+if [ -n "$config" ] && [ -s "$seed/user-data" ] && [ "$(head -c 2 "$seed/user-data")" != "#!" ] &&
+   [ "$(head -n 1 "$seed/user-data" | tr -d '\r')" != "#cloud-config" ]; then
+  cp "$seed/user-data" "$config"
+  chmod 640 "$config"
+elif [ "$(head -c 2 "$seed/user-data" 2>/dev/null)" = "#!" ]; then
   cp "$seed/user-data" /run/nocloud-user-data
   chmod 700 /run/nocloud-user-data
   /run/nocloud-user-data > /var/log/nocloud.log 2>&1

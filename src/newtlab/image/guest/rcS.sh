@@ -27,5 +27,9 @@ done
 newtlab-nocloud
 # The ACPI power button (QMP system_powerdown) shuts the VM down cleanly.
 acpid -c /etc/acpi
+# What an image adds (the router image: FRR), in the background.
+for hook in /etc/newtlab/boot.d/*; do
+  [ -x "$hook" ] && "$hook" </dev/null >/dev/null 2>&1 &
+done
 # SSH in the background, so the login prompt does not wait for the host key.
 newtlab-sshd &
