@@ -58,6 +58,30 @@ def test_an_iso_config_is_rendered_and_attached_as_a_cdrom(tmp_path: Path) -> No
     assert not any("media=cdrom" in arg for arg in b.qemu_argv)
 
 
+def test_a_config_knows_its_peers_and_profile_and_includes_its_roles(tmp_path: Path) -> None:
+    """The variables examples/clos's role templates use: the far end's address, the
+    profile's own fields, a shared template of configs/, the `network` filter."""
+    spec = _lab(tmp_path, {"b": '{% include "role.j2" %}'}, vm_startup_config=ISO)
+    (spec / "configs" / "role.j2").write_text(
+        "asn {{ profile.underlay_asn }}\n{% for i in interfaces %}{{ i.name }} {{ i.address }} "
+        "{{ i.peer_node }} {{ i.peer or '-' }} {{ i.ip | network if i.ip else '' }}\n{% endfor %}"
+    )
+    (spec / "profiles" / "b.json").write_text('{"platform": "sw", "underlay_asn": 65002}')
+    config = _node(spec, "b").startup_config
+    assert config is not None
+    # b's Ethernet0 has no address of its own; its peer a's is 10.1.0.0.
+    assert config.content == "asn 65002\nEthernet0  a 10.1.0.0 \n"
+    config = _node(spec, "a").startup_config
+    assert config is None  # a has no file: role.j2 is not a device's config
+    spec_a = _lab(tmp_path / "2", {"a": "{{ interfaces[0].ip | network }} {{ interfaces[0].peer }}"},
+                  vm_startup_config=ISO)  # fmt: skip
+    config = _node(spec_a).startup_config
+    assert config is not None and config.content == "10.1.0.0/31 "  # b gives no address
+    missing = _lab(tmp_path / "3", {"a": '{% include "nowhere.j2" %}'}, vm_startup_config=ISO)
+    with pytest.raises(SpecErrors, match=r"a\.cfg: \(template\): no template 'nowhere\.j2'"):
+        Lab.load(missing)
+
+
 def test_a_usb_stick_and_empty_directories(tmp_path: Path) -> None:
     node = _node(_lab(tmp_path, {"a": "x\n"}, vm_startup_config={**ISO, "drive": "usb"}))
     assert node.startup_config is not None

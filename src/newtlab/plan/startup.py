@@ -1,8 +1,10 @@
 """Startup configurations: ``configs/<device>.cfg``, rendered, and how the VM receives it.
 
 The file is a Jinja2 template over the node's variables (those of boot
-patches, plus ``hostname``, ``interfaces`` from topology.json and the
-management NIC's address on QEMU's user network). The platform's
+patches, plus ``hostname``, ``interfaces`` from topology.json with the far
+end's address, the device's ``profile`` and the management NIC's address on
+QEMU's user network); it may include other templates of ``configs/`` (one
+per role, say). The platform's
 ``vm_startup_config`` says how it is delivered: on an ISO, as a NoCloud
 seed, or typed on the console.
 """
@@ -28,14 +30,21 @@ NOCLOUD_LABEL = "cidata"
 
 def config_variables(specs: Specs, device: str, base: dict[str, Any]) -> dict[str, Any]:
     """The patch variables plus what a device's configuration needs."""
-    interfaces = specs.topology.devices[device].interfaces
+    devices = specs.topology.devices
+    interfaces = []
+    for name, iface in sorted(devices[device].interfaces.items()):
+        peer_node, _, peer_iface = (iface.link or "").partition(":")
+        far = devices[peer_node].interfaces.get(peer_iface) if peer_node in devices else None
+        ip = iface.ip or ""
+        interfaces.append({
+            "name": name, "ip": ip, "address": ip.split("/", 1)[0], "link": iface.link or "",
+            "peer_node": peer_node, "peer": (far.ip or "").split("/", 1)[0] if far else "",
+        })  # fmt: skip
     return {
         **base,
         "hostname": device,
-        "interfaces": [
-            {"name": name, "ip": iface.ip or "", "link": iface.link or ""}
-            for name, iface in sorted(interfaces.items())
-        ],
+        "interfaces": interfaces,
+        "profile": specs.profiles[device].profile.model_dump(),
         "mgmt_address": MGMT_ADDRESS,
         "mgmt_gateway": MGMT_GATEWAY,
     }
@@ -126,7 +135,7 @@ def _nocloud(lab: str, node: str, source: str, user_data: str) -> StartupConfigP
 
 def _render(path: Path, variables: dict[str, Any]) -> str:
     try:
-        return render(path.read_text(), variables)
+        return render(path.read_text(), variables, path.parent)
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(str(path), "", f"cannot read it: {exc}", "save it as UTF-8 text") from None
     except TemplateError as exc:
