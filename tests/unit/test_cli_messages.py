@@ -155,3 +155,14 @@ def test_a_pool_naming_one_server_twice_is_a_spec_error(
     result = run_cli("plan", "-S", str(spec), "--no-probe")
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "topology.json" in result.stderr
+
+
+@pytest.mark.usefixtures("line3")
+def test_words_between_the_node_and_the_command_are_refused() -> None:
+    """Before: `newtlab exec r1 -S dir -- cmd` ran `-S dir -- cmd` as the remote command."""
+    result = run_cli("exec", "r1", "-S", "examples/line3", "--", "hostname")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        "error: newtlab exec does not take -S: its only option is --lab; "
+        "the command goes after `--` (newtlab exec r1 -- COMMAND [ARG…])\n"
+    )

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import NewtlabError
+from ..errors import NewtlabError, UsageError
 from .common import LabOpt, NodeArg, NodesArg, TargetArg, err, lab_of_node, progress
 
 
@@ -38,9 +38,12 @@ def exec_(ctx: typer.Context, node: TargetArg, lab: LabOpt = None) -> None:
     Each word is quoted for the remote shell, like `docker exec`:
     `newtlab exec host1 -- sh -c 'echo $HOSTNAME'` runs that one `sh -c`.
     """
-    args = list(ctx.args)
-    if args and args[0] == "--":
-        args = args[1:]
+    args = list(ctx.args)  # click has taken the `--` out
+    if args and args[0].startswith("-"):  # an option of ours it does not know: no command
+        raise UsageError(
+            f"newtlab exec does not take {args[0]}: its only option is --lab; "
+            f"the command goes after `--` (newtlab exec {node} -- COMMAND [ARG…])"
+        )
     if not args:
         raise NewtlabError(f"nothing to run: newtlab exec {node} -- COMMAND [ARG…]")
     _exec_ssh(node, lab, args, exact=True)
