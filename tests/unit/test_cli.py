@@ -72,7 +72,11 @@ def test_probe_reports_every_conflict_with_purpose(tmp_path: Path, held_port: in
         (["provision"], "no lab is deployed"),
         (["deploy"], "pass -S DIR"),
         (["destroy", "bad name"], "lab name 'bad name' is not allowed"),
-        (["image", "build", "vjunos"], "unknown image 'vjunos'"),
+        (
+            ["image", "build", "vjunos"],
+            "unknown image 'vjunos': newtlab builds 'host' and 'router'",
+        ),
+        (["image", "build", "routr"], "'router' — did you mean router?"),
     ],
 )
 def test_commands_without_a_lab_explain_themselves(command: list[str], message: str) -> None:

@@ -116,8 +116,8 @@ def image_build(
 
     if kind not in IMAGE_KINDS:
         raise NewtlabError(
-            f"unknown image {kind!r}{did_you_mean(kind, IMAGE_KINDS)}: newtlab builds "
-            f"{' and '.join(repr(k) for k in IMAGE_KINDS)}"
+            f"unknown image {kind!r}: newtlab builds "
+            f"{' and '.join(repr(k) for k in IMAGE_KINDS)}{did_you_mean(kind, IMAGE_KINDS)}"
         )
     from ..home import cache_dir, images_dir
     from ..image import ImageBuildError, build_image
