@@ -32,6 +32,23 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str
     )
 
 
+def shell(command: str, stdin: int | None = None) -> subprocess.CompletedProcess[str]:
+    """A README command line, as a user types it: bash in the repository, the venv's
+    bin first on the PATH (what `source .venv/bin/activate` does)."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(["bash", "-c", command], cwd=REPO, env=env, stdin=stdin,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+def readme_block(after: str) -> list[str]:
+    """The commands of the README's first ``sh`` block after the text ``after``, without
+    their comments."""
+    readme = (REPO / "README.md").read_text()
+    block = readme.split(after, 1)[1].split("```sh\n", 1)[1].split("```")[0]
+    lines = [line.split("  #", 1)[0].strip() for line in block.splitlines()]
+    return [line for line in lines if line]
+
+
 # Where the shared OpenSSH connections of ``ssh`` listen (one per node), for this run.
 SSH_MUX = Path(tempfile.gettempdir()) / f"newtlab-test-ssh-{os.getpid()}"
 

@@ -4,15 +4,13 @@ checked for what the README says it does (the tour's promises are this test's)."
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from labkit import REPO, status
+from labkit import REPO, readme_block, shell, status
 
 import labprocs
 from newtlab.agent import procs
@@ -22,7 +20,6 @@ from newtlab.lab import destroy_lab
 from newtlab.state import load_state
 
 pytestmark = pytest.mark.integration
-BIN = Path(sys.executable).parent  # the venv's bin: what `source .venv/bin/activate` adds
 PROFILES = REPO / "examples" / "line3" / "profiles"
 # Not run here: `source` (this PATH has newtlab already) and `image build host` (a first
 # build downloads Debian packages; tests/integration/test_image.py runs it).
@@ -32,16 +29,7 @@ Done = subprocess.CompletedProcess[str]
 
 def tour() -> list[str]:
     """The tour's commands, in order, without their comments."""
-    readme = (REPO / "README.md").read_text()
-    block = readme.split("## A five-minute tour", 1)[1].split("```sh\n", 1)[1].split("```")[0]
-    lines = [line.split("  #", 1)[0].strip() for line in block.splitlines()]
-    return [line for line in lines if line]
-
-
-def shell(command: str, stdin: int | None = None) -> Done:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(["bash", "-c", command], cwd=REPO, env=env, stdin=stdin,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    return readme_block("## A five-minute tour")
 
 
 def pids(*nodes: str) -> dict[str, int]:
