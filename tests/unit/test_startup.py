@@ -73,8 +73,8 @@ def test_a_config_knows_its_peers_and_profile_and_includes_its_roles(tmp_path: P
     assert config.content == "asn 65002\nEthernet0  a 10.1.0.0 \n"
     config = _node(spec, "a").startup_config
     assert config is None  # a has no file: role.j2 is not a device's config
-    spec_a = _lab(tmp_path / "2", {"a": "{{ interfaces[0].ip | network }} {{ interfaces[0].peer }}"},
-                  vm_startup_config=ISO)  # fmt: skip
+    text = "{{ interfaces[0].ip | network }} {{ interfaces[0].peer }}"
+    spec_a = _lab(tmp_path / "2", {"a": text}, vm_startup_config=ISO)
     config = _node(spec_a).startup_config
     assert config is not None and config.content == "10.1.0.0/31 "  # b gives no address
     missing = _lab(tmp_path / "3", {"a": '{% include "nowhere.j2" %}'}, vm_startup_config=ISO)
