@@ -141,11 +141,11 @@ ROUTER = Recipe(
     (*PACKAGE_FILES, *(f"usr/lib/frr/{d}" for d in (*FRR_DAEMONS, "watchfrr")), "usr/bin/vtysh"),
     {**GUEST_FILES, "newtlab-frr.sh": ("sbin/newtlab-frr", 0o755)},
     {
-        # vtysh -b applies /etc/frr/frr.conf (one file for every daemon): a NoCloud
-        # user-data that is not a script is installed there (newtlab-nocloud).
-        # vtysh asks PAM first, which the image does not have, then this list.
+        # One configuration for every daemon, applied by vtysh -b; vtysh asks PAM
+        # first, which the image does not have, then this user list.
         "etc/frr/vtysh.conf": "service integrated-vtysh-config\nusername root nopassword\n",
         "etc/frr/frr.conf": "frr defaults traditional\nlog syslog informational\n!\n",
+        # A NoCloud user-data that is not a script becomes that file (newtlab-nocloud).
         "etc/newtlab/user-data-config": "/etc/frr/frr.conf\n",
         "etc/newtlab/boot.d/frr": "#!/bin/busybox-static sh\nexec /sbin/newtlab-frr boot\n",
     },
