@@ -112,16 +112,14 @@ def image_build(
 ) -> None:
     """Build one of newtlab's images into NEWTLAB_HOME/images: the small Linux host image
     (host) or, on top of it, the FRR router image (router)."""
-    from ..image import IMAGE_KINDS
+    from ..home import cache_dir, images_dir
+    from ..image import IMAGE_KINDS, ImageBuildError, build_image
 
     if kind not in IMAGE_KINDS:
         raise NewtlabError(
             f"unknown image {kind!r}: newtlab builds "
             f"{' and '.join(repr(k) for k in IMAGE_KINDS)}{did_you_mean(kind, IMAGE_KINDS)}"
         )
-    from ..home import cache_dir, images_dir
-    from ..image import ImageBuildError, build_image
-
     try:
         built = build_image(
             kind, images_dir(), cache_dir(), lambda line: err.print(line, highlight=False), name
