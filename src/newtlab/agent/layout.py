@@ -20,6 +20,7 @@ SSH_KEY = "ssh/id_ed25519"
 DISKS = "disks"  # overlays and startup ISOs (a libvirt lab's storage pool)
 HOST_SUBDIRS = (DISKS, "qemu", "logs")
 HOST_FILES = (BRIDGE_CONFIG, BRIDGE_SOCKET, BRIDGE_CONTROL, LINK_SETTINGS)
+DISK_NODE = "overlay"  # the overlay's block node in QEMU: snapshot jobs name it
 
 
 def overlay(node: str) -> str:

@@ -3,9 +3,9 @@
 ``LocalTransport`` calls them in a worker thread; on a server they run as
 ``python3 -m <agent> OP`` with JSON in and out (``__main__``). Arguments and
 results are JSON values, bytes excepted (``__main__`` carries bytes as
-``{"base64": ...}`` both ways). They fall in three groups, one per seam that
-asks: the machine and a lab's files (``Host``), QEMU (the ``qemu`` VM engine)
-and newtlink (the ``newtlink`` datapath).
+``{"base64": ...}`` both ways). They fall in groups, one per seam that asks:
+the machine and a lab's files (``Host``), QEMU (the ``qemu`` VM engine), the
+snapshot store (``Host``) and newtlink (the ``newtlink`` datapath).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import AgentError, accel, bridge, caches, files, ports, procs, vm
+from . import AgentError, accel, bridge, caches, files, ports, procs, snapshots, vm
 from .layout import overlay
 from .paths import home, lab_dir
 
@@ -162,6 +162,64 @@ def qemu_accel(requested: str, probe_files: list[str] | None) -> tuple[str, str]
     """``probe_files``: the KVM probe's kernel and initramfs on this machine, if any."""
     found = (Path(probe_files[0]), Path(probe_files[1])) if probe_files else None
     return accel.choose_accel(requested, home() / "cache" / "accel.json", found)
+
+
+@operation
+def qemu_set_running(lab: str, node: str, running: bool) -> None:
+    snapshots.set_running(lab, node, running)
+
+
+@operation
+def qemu_snapshot(lab: str, node: str, action: str, tag: str) -> None:
+    snapshots.run(lab, node, action, tag)
+
+
+@operation
+def qemu_vm_facts(lab: str, node: str, machine: str) -> dict[str, str]:
+    return snapshots.vm_facts(lab, node, machine)
+
+
+@operation
+def qemu_binary_facts(binary: str) -> dict[str, Any]:
+    return snapshots.binary_facts(binary)
+
+
+# -- lab snapshots: the tags in overlays, and this host's store ----------------------------
+
+
+@operation
+def snapshot_tags(lab: str, node: str) -> list[str]:
+    return snapshots.tags(lab, node)
+
+
+@operation
+def snapshot_delete_tag(lab: str, node: str, tag: str) -> None:
+    snapshots.delete_tag(lab, node, tag)
+
+
+@operation
+def snapshot_keep(lab: str, name: str, nodes: list[str]) -> None:
+    snapshots.keep(lab, name, nodes)
+
+
+@operation
+def snapshot_trim(lab: str, name: str) -> dict[str, dict[str, Any]]:
+    return snapshots.trim(lab, name)
+
+
+@operation
+def snapshot_stage(lab: str, name: str, node: str, base_bytes: int, base_mtime_ns: int) -> None:
+    snapshots.stage(lab, name, node, base_bytes, base_mtime_ns)
+
+
+@operation
+def snapshot_remove(lab: str, name: str) -> None:
+    snapshots.remove(lab, name)
+
+
+@operation
+def snapshot_parts() -> list[dict[str, Any]]:
+    return snapshots.parts()
 
 
 # -- newtlink, the link bridge (the ``newtlink`` datapath) -------------------------------

@@ -53,6 +53,49 @@ def qmp(
             return reply
 
 
+def qmp_job(
+    lab_dir: Path, node: str, command: str, arguments: dict[str, Any], timeout: float
+) -> None:
+    """Run one of QEMU's job commands (``snapshot-save``, ``-load``, ``-delete``) on the
+    node's monitor and wait until the job concludes; its error, if any, is raised."""
+    job = f"newtlab-{command}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        with connectable(lab_dir / layout.qmp_socket(node)) as path:
+            sock.connect(path)
+        with sock.makefile("rwb") as stream:
+            stream.readline()  # the greeting
+            concluded = False
+
+            def execute(name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+                nonlocal concluded
+                message = {"execute": name, **({"arguments": args} if args else {})}
+                stream.write(json.dumps(message).encode() + b"\n")
+                stream.flush()
+                while True:
+                    reply: dict[str, Any] = json.loads(stream.readline() or b"{}")
+                    if reply.get("event") == "JOB_STATUS_CHANGE":
+                        concluded |= reply["data"] == {"id": job, "status": "concluded"}
+                    elif "event" not in reply:
+                        return reply
+
+            execute("qmp_capabilities")
+            started = execute(command, {"job-id": job, **arguments})
+            if "error" in started:
+                raise AgentError(f"{node}: {command}: {started['error'].get('desc', started)}")
+            while not concluded:  # the job's events come unasked
+                event = json.loads(stream.readline() or b"{}")
+                if not event:
+                    raise AgentError(f"{node}: QEMU closed its monitor during {command}")
+                if event.get("event") == "JOB_STATUS_CHANGE":
+                    concluded = event["data"] == {"id": job, "status": "concluded"}
+            jobs = execute("query-jobs").get("return", [])
+            execute("job-dismiss", {"id": job})
+            error = next((j.get("error") for j in jobs if j.get("id") == job), None)
+            if error:
+                raise AgentError(f"{node}: {command}: {error}")
+
+
 def start(lab_dir: Path, node: str, argv: list[str]) -> int:
     """Launch QEMU in its own session (it outlives us) and return its PID.
 

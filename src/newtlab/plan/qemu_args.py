@@ -56,8 +56,11 @@ def _disk(node: NodePlan) -> list[str]:
     if node.disk_driver in _CONTROLLERS:
         controller, disk = _CONTROLLERS[node.disk_driver]
         return ["-device", controller, "-drive", f"if=none,id=disk0,file={overlay},"
-                "format=qcow2", "-device", disk]  # fmt: skip
-    return ["-drive", f"file={overlay},if={node.disk_driver},format=qcow2"]
+                f"format=qcow2,node-name={layout.DISK_NODE}", "-device", disk]  # fmt: skip
+    return [
+        "-drive",
+        f"file={overlay},if={node.disk_driver},format=qcow2,node-name={layout.DISK_NODE}",
+    ]
 
 
 def qemu_argv(lab: str, node: NodePlan, accel: Accel) -> list[str]:
