@@ -26,6 +26,7 @@ from .ops import deploy as deploy_op
 from .ops import destroy as destroy_op
 from .ops import links as links_op
 from .ops import prune as prune_op
+from .ops import snapshot as snapshot_op
 from .ops.doctor import Check, doctor
 from .ops.events import Progress, no_progress
 from .ops.logs import log_chunks
@@ -41,8 +42,9 @@ from .plan.model import LOCAL_HOST, Accel, CheckPlan, Engine, LinkSettings, Plan
 from .plan.plan import build_plan, check_lab_name, lab_name_for
 from .runtime.console_client import attach as attach_console
 from .runtime.hosts import Hosts, local_host, open_hosts, resolve_addresses, this_machine
+from .snapshots import Snapshot, check_snapshot_name, list_snapshots, load_snapshot
 from .spec.load import Specs, load_specs
-from .state import LabState, find_lab_for_node, load_state
+from .state import LabState, find_lab_for_node, load_state, state_path
 from .suggest import did_you_mean
 
 T = TypeVar("T")
@@ -136,6 +138,7 @@ class Lab:
         upload: bool = True,
         overcommit: bool = False,
         boot_parallel: int | None = None,
+        from_snapshot: str | None = None,
         progress: Progress = no_progress,
     ) -> LabStatus:
         """Start every VM and link, wait until each answers SSH; the lab's status.
@@ -143,8 +146,13 @@ class Lab:
         ``upload``: send base images a server lacks (else that is an error);
         ``overcommit``: deploy even if the VMs need more memory, cores or disk
         than a host has; ``boot_parallel``: VMs booting at once per host (0: all; None:
-        as many as each host's cores and accelerator cope with).
+        as many as each host's cores and accelerator cope with); ``from_snapshot``: the
+        VMs resume that snapshot of this lab instead of booting (``accel`` ``auto``
+        then asks for the accelerator it was taken on).
         """
+        snapshot = load_snapshot(self.name, from_snapshot) if from_snapshot else None
+        if snapshot is not None and accel == "auto":
+            accel = next(iter({vm.accel for vm in snapshot.vms.values()}), accel)
         with lab_lock(self.name):
             if force:  # whatever runs under this name goes, as its own state says
                 asyncio.run(destroy_op.destroy_lab(self.name, progress, missing_ok=True))
@@ -152,13 +160,66 @@ class Lab:
             async def work(hosts: Hosts) -> tuple[LabState, LabStatus]:
                 state = await deploy_op.deploy(
                     self.plan, hosts, progress, accel=accel, upload=upload,
-                    overcommit=overcommit, boot_parallel=boot_parallel,
+                    overcommit=overcommit, boot_parallel=boot_parallel, snapshot=snapshot,
                 )  # fmt: skip
                 return state, lab_status(state, await look_all(hosts, self.name))
 
             state, status = _on_hosts(self.plan, work)
         self.plan = state.plan  # on the accelerators its hosts could run
         return status
+
+    # -- snapshots ---------------------------------------------------------------------
+
+    def snapshot(
+        self, name: str, *, replace: bool = False, progress: Progress = no_progress
+    ) -> Snapshot:
+        """Save every VM of the deployed lab at one moment (memory, devices, disks) and
+        its links' settings as snapshot ``name``; ``replace`` one of that name."""
+        check_snapshot_name(name)
+        with lab_lock(self.name):
+            state = load_state(self.name)
+            existing = {s.name: s for s in list_snapshots(self.name)}
+            if name in existing and not replace:
+                raise LabStateError(
+                    f"lab {self.name} has a snapshot {name} already — `newtlab snapshot delete "
+                    f"{name} {self.name}` first, or save with --force to replace it"
+                )
+
+            async def work(hosts: Hosts) -> Snapshot:
+                if name in existing:
+                    await snapshot_op.delete(existing[name], hosts, state)
+                return await snapshot_op.save(state, hosts, name, progress)
+
+            return _on_hosts(state.plan, work)
+
+    def restore(self, name: str, *, progress: Progress = no_progress) -> LabStatus:
+        """Bring the lab back to snapshot ``name``: in place if it is deployed (VMs that
+        cannot load it in place are re-created from the snapshot), else deployed again
+        from the snapshot; the lab's status."""
+        snapshot = load_snapshot(self.name, name)
+        if not state_path(self.name).exists():
+            self.plan = snapshot.plan
+            return self.deploy(from_snapshot=name, progress=progress)
+        with lab_lock(self.name):
+            state = load_state(self.name)
+
+            async def work(hosts: Hosts) -> LabStatus:
+                await snapshot_op.restore(state, hosts, snapshot, progress)
+                return lab_status(state, await look_all(hosts, self.name))
+
+            return _on_hosts(state.plan, work)
+
+    def snapshots(self) -> list[Snapshot]:
+        """The lab's snapshots, oldest first (they outlive the lab)."""
+        return list_snapshots(self.name)
+
+    def delete_snapshot(self, name: str) -> None:
+        """Remove snapshot ``name`` everywhere it is kept."""
+        snapshot = load_snapshot(self.name, name)
+        with lab_lock(self.name):
+            state = load_state(self.name) if state_path(self.name).exists() else None
+            plan = state.plan if state is not None else snapshot.plan
+            _on_hosts(plan, lambda hosts: snapshot_op.delete(snapshot, hosts, state))
 
     def doctor(self) -> list[Check]:
         """This machine, the lab's ports and every server of its pool, checked."""

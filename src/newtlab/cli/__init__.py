@@ -1,7 +1,7 @@
 """The ``newtlab`` command line: parse, call the Lab API, render — no logic of its own.
 
-One module per group of verbs (``lifecycle``, ``nodes``, ``links``, ``export``,
-``machine``); this one puts them on the command line in the order ``--help``
+One module per group of verbs (``lifecycle``, ``nodes``, ``links``, ``snapshots``,
+``export``, ``machine``); this one puts them on the command line in the order ``--help``
 lists them. Each command imports what it uses when it runs: ``--help``,
 ``version`` and a TAB press stay instant, ``list`` and ``status`` never load
 the deploy machinery.
@@ -18,7 +18,7 @@ import typer
 from rich.text import Text
 
 from ..errors import NewtlabError
-from . import export, lifecycle, links, machine, nodes, validate
+from . import export, lifecycle, links, machine, nodes, snapshots, validate
 from .common import err
 from .options import lift
 
@@ -68,6 +68,7 @@ for command, name, settings in (
     app.command(name, context_settings=settings)(command)
 app.add_typer(links.link_app, name="link")
 app.command()(links.capture)
+app.add_typer(snapshots.snapshot_app, name="snapshot")
 app.add_typer(machine.image_app, name="image")
 
 

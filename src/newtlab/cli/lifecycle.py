@@ -97,6 +97,14 @@ def deploy(
             help="run the declared tests after deploy (exit 1 if one fails; the lab stays)",
         ),
     ] = False,
+    from_snapshot: Annotated[
+        str | None,
+        typer.Option(
+            "--from-snapshot",
+            metavar="NAME",
+            help="the VMs resume this snapshot of the lab instead of booting",
+        ),
+    ] = None,
 ) -> None:
     """Deploy the lab of a spec directory: VMs, links, console bootstrap, SSH."""
     from ..lab import Lab
@@ -116,6 +124,7 @@ def deploy(
                 upload=not no_upload,
                 overcommit=overcommit,
                 boot_parallel=boot_parallel,
+                from_snapshot=from_snapshot,
                 progress=view,
             )
             if provision_after:

@@ -11,6 +11,7 @@ import asyncio
 import os
 import shutil
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import cast
 
 from ..agent import layout
@@ -26,10 +27,12 @@ from ..runtime.host import Host
 from ..runtime.hosts import Hosts, all_settled, each_host
 from ..runtime.ssh import create_key_pair
 from ..runtime.transports.base import Say
+from ..snapshots import Snapshot, restore_key
 from ..state import LabState, NodeState, save_state, state_path
 from .datapath import start_bridge
 from .events import Event, Progress
 from .node import boot_each, public_key
+from .snapshot import refuse_differences, resume_all, start_saved
 from .startup_config import write_config_iso
 
 
@@ -143,8 +146,16 @@ def _new_state(plan: Plan, accel_note: str) -> LabState:
     )
 
 
-async def _disks(plan: Plan, host: Host, state: LabState, upload: bool, progress: Progress) -> None:
-    """Base images onto ``host`` (uploaded once if it lacks them), then each VM's overlay."""
+async def _disks(
+    plan: Plan,
+    host: Host,
+    state: LabState,
+    upload: bool,
+    progress: Progress,
+    snapshot: Snapshot | None,
+) -> None:
+    """Base images onto ``host`` (uploaded once if it lacks them), then each VM's overlay:
+    new, or the snapshot's copy from the host's store."""
     nodes = [n for n in plan.nodes if n.host == host.name]
     bases = {}
     for image in sorted({n.image for n in nodes}):
@@ -152,8 +163,16 @@ async def _disks(plan: Plan, host: Host, state: LabState, upload: bool, progress
         bases[image] = await host.provide_image(image, upload, say)
 
     async def overlay(node: NodePlan) -> None:
-        progress(Event(node.name, "overlay"))
-        await host.create_overlay(plan.lab, node.name, bases[node.image])
+        if snapshot is None:
+            progress(Event(node.name, "overlay"))
+            await host.create_overlay(plan.lab, node.name, bases[node.image])
+        else:
+            progress(Event(node.name, "overlay", f"from snapshot {snapshot.name}"))
+            saved = snapshot.vms[node.name]
+            await host.stage_snapshot(
+                plan.lab, snapshot.name, node.name, saved.base_bytes, saved.base_mtime_ns
+            )
+            state.nodes[node.name].config_pushed = True  # it is in the saved state
         await write_config_iso(host, plan.lab, node, public_key(state))
         state.nodes[node.name].phase = "overlay"
 
@@ -208,6 +227,25 @@ async def _boot_all(
     return list(failures.values())
 
 
+async def _resume_saved(
+    plan: Plan, hosts: Hosts, state: LabState, snapshot: Snapshot, progress: Progress
+) -> list[str]:
+    """Every VM started held and loaded with its saved state, then all resumed at once;
+    one line per node that failed."""
+    results = await asyncio.gather(
+        *(start_saved(state, hosts, node, snapshot, progress) for node in plan.nodes),
+        return_exceptions=True,
+    )
+    failures = [f"{node.name}: {result}" for node, result in zip(plan.nodes, results, strict=True)
+                if isinstance(result, BaseException)]  # fmt: skip
+    if not failures:
+        try:
+            await resume_all(state, hosts, snapshot, progress)
+        except RuntimeFailure as exc:
+            failures.append(str(exc))
+    return failures
+
+
 async def deploy(
     plan: Plan,
     hosts: Hosts,
@@ -217,22 +255,29 @@ async def deploy(
     upload: bool = True,
     overcommit: bool = False,
     boot_parallel: int | None = None,
+    snapshot: Snapshot | None = None,
 ) -> LabState:
     """Deploy ``plan`` on ``hosts`` (the caller holds the lab lock): ``preflight``, then
     each phase on every host at once, the next starting when all are done. ``accel``:
     ``auto``, ``kvm`` or ``tcg``; ``upload``: send base images a server lacks;
     ``overcommit``: deploy even if the VMs do not fit; ``boot_parallel``: the VMs
     booting at once on each host (0: no cap; None: as many as its cores and
-    accelerator cope with, ``boot_limits``)."""
+    accelerator cope with, ``boot_limits``); ``snapshot``: the VMs resume its saved
+    states instead of booting (``refuse_differences`` first)."""
     plan, notes, have = await preflight(plan, hosts, accel, overcommit)
     for note in notes:
         progress(Event("", "accel", note))
+    if snapshot is not None:
+        await refuse_differences(snapshot, plan, hosts)
     try:
         state = _new_state(plan, "; ".join(notes))
+        if snapshot is not None:
+            restore_key(snapshot, Path(state.ssh_key_path))
+            state.links = {name: s for name, s in snapshot.links.items() if s.bridge()}
         save_state(state)
         await _phase_done(plan.lab, "state")
         await each_host(hosts, lambda host: host.prepare_lab(plan.lab))
-        await each_host(hosts, lambda host: _disks(plan, host, state, upload, progress))
+        await each_host(hosts, lambda host: _disks(plan, host, state, upload, progress, snapshot))
         save_state(state)
         await _phase_done(plan.lab, "disks")
     except (OSError, RuntimeFailure) as exc:
@@ -254,7 +299,11 @@ async def deploy(
         await asyncio.gather(*(start_bridge(state, hosts, host, progress) for host in plan.bridges))
     except RuntimeFailure as exc:
         raise RuntimeFailure(f"deploy failed: {exc}\n{left}") from None
-    failures = await _boot_all(plan, hosts, state, progress, boot_limits(plan, have, boot_parallel))
+    if snapshot is None:
+        limits = boot_limits(plan, have, boot_parallel)
+        failures = await _boot_all(plan, hosts, state, progress, limits)
+    else:
+        failures = await _resume_saved(plan, hosts, state, snapshot, progress)
     if failures:
         raise RuntimeFailure(listing("deploy failed", failures) + f"\n{left}")
 

@@ -114,6 +114,34 @@ async def _reach_by(
         await run_after_boot(target, node, public_key(state), deadline, progress)
 
 
+async def reach_resumed(state: LabState, host: Host, node: NodePlan, progress: Progress) -> None:
+    """A VM resumed in a saved state: its probes that ask the guest (its console showed
+    its boot long ago) within its boot timeout, then its clock set to now where its login
+    is a shell that takes `date` (the saved clock lags by the snapshot's age)."""
+    record = state.nodes[node.name]
+    asking = node.model_copy(update={"readiness": [p for p in node.readiness
+                                                   if p.kind != "console"]})  # fmt: skip
+    deadline = time.monotonic() + node.boot_timeout
+    async with host.reach(node.ssh_port, node.ssh_bind) as (address, port):
+        target = ssh.SSHTarget(address, port, node.ssh_user, node.ssh_pass, state.ssh_key_path)
+        try:
+            await wait_until_ready(state, host, asking, target, deadline, progress)
+        except (RuntimeFailure, OSError) as exc:
+            record.status, record.phase, record.error = "error", "failed", str(exc)
+            save_state(state)
+            raise RuntimeFailure(f"{node.name}: {exc}") from None
+        now = f"@{int(time.time())}"
+        line = f"date -u -s {now} || sudo -n date -u -s {now}"
+        try:
+            done = await ssh.run(target, line, timeout=10)
+            note = "clock set" if done.exit_status == 0 else "clock left as saved"
+        except (TimeoutError, OSError, asyncssh.Error):
+            note = "clock left as saved"
+    record.status, record.phase, record.error = "running", "ready", ""
+    save_state(state)
+    progress(Event(node.name, "ready", f"resumed; {note}"))
+
+
 async def bring_up(state: LabState, host: Host, node: NodePlan, progress: Progress) -> None:
     """Console bootstrap then SSH readiness, failing fast if QEMU dies meanwhile."""
     record = state.nodes[node.name]

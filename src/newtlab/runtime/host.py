@@ -21,7 +21,7 @@ import contextlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ..agent import layout
 from ..plan.capacity import Resources
@@ -94,6 +94,41 @@ class Host:
     async def write_file(self, lab: str, relative: str, data: bytes) -> None:
         """Write a lab file (a node's config ISO), atomically, readable by this host only."""
         await self.transport.call("write_file", lab=lab, relative=relative, data=data)
+
+    # -- lab snapshots: what overlays hold, and this host's store ---------------------------
+
+    async def snapshot_tags(self, lab: str, node: str) -> list[str]:
+        """The saved states the node's overlay holds (``VmEngine.snapshot``)."""
+        return list(await self.transport.call("snapshot_tags", lab=lab, node=node))
+
+    async def delete_snapshot_tag(self, lab: str, node: str, tag: str) -> None:
+        """Remove a saved state from a stopped VM's overlay."""
+        await self.transport.call("snapshot_delete_tag", lab=lab, node=node, tag=tag)
+
+    async def keep_snapshot(self, lab: str, name: str, nodes: list[str]) -> None:
+        """Copy the nodes' overlays (VMs paused) into this host's snapshot store."""
+        await self.transport.call("snapshot_keep", lab=lab, name=name, nodes=nodes)
+
+    async def trim_snapshot(self, lab: str, name: str) -> dict[str, Any]:
+        """The store's copies of snapshot ``name`` rid of the overlays' other snapshots;
+        per node, the bytes kept and its base image (``agent.snapshots.trim``)."""
+        return dict(await self.transport.call("snapshot_trim", lab=lab, name=name))
+
+    async def stage_snapshot(
+        self, lab: str, name: str, node: str, base_bytes: int, base_mtime_ns: int
+    ) -> None:
+        """The node's overlay in the lab's directory, copied from the store, if its base
+        image is still the one of that size and time."""
+        await self.transport.call("snapshot_stage", lab=lab, name=name, node=node,
+                                  base_bytes=base_bytes, base_mtime_ns=base_mtime_ns)  # fmt: skip
+
+    async def remove_snapshot(self, lab: str, name: str) -> None:
+        """This host's part of a snapshot."""
+        await self.transport.call("snapshot_remove", lab=lab, name=name)
+
+    async def snapshot_parts(self) -> list[dict[str, Any]]:
+        """Every snapshot part this host keeps: lab, name, nodes, bytes."""
+        return list(await self.transport.call("snapshot_parts"))
 
     # -- processes and the machine -----------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """What runs the VMs: a ``VmEngine`` starts, stops and finds a host's VMs and controls
-a running one (its NICs' carrier).
+a running one (its NICs' carrier, pausing it, its snapshots).
 
 ``QemuEngine`` (``engines.qemu``) is QEMU started by newtlab's agent;
 ``LibvirtEngine`` (``engines.libvirt``) keeps VMs as libvirt domains behind the
@@ -11,10 +11,12 @@ for the operation.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
 from ...plan.model import Accel, NodePlan
 from ..processes import LabProcess
+
+SnapshotAction = Literal["save", "load", "delete"]
 
 
 class VmEngine(Protocol):
@@ -69,4 +71,22 @@ class VmEngine(Protocol):
 
     async def read_log(self, lab: str, node: str, offset: int = 0) -> bytes | None:
         """The VM's own log (what QEMU said) from ``offset`` on; None if it has none yet."""
+        ...
+
+    async def set_running(self, lab: str, node: str, running: bool) -> None:
+        """Pause a running VM (its clock stops) or resume a paused one."""
+        ...
+
+    async def snapshot(self, lab: str, node: str, action: SnapshotAction, tag: str) -> None:
+        """Save the VM's whole state (memory, devices, disk) as ``tag`` inside its disk, load
+        it back (the VM stays paused if it was), or delete it; waits until done."""
+        ...
+
+    async def vm_facts(self, lab: str, node: str, machine: str) -> dict[str, str]:
+        """What a saved state of the running VM needs again: ``qemu`` (its version) and
+        ``machine`` (the versioned type ``machine``, an alias such as ``pc``, is there)."""
+        ...
+
+    async def installed_facts(self) -> dict[str, Any]:
+        """The host's QEMU now: ``qemu`` (its version) and ``machines`` (every type)."""
         ...

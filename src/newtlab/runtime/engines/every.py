@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ...plan.model import Accel, NodePlan
 from ..processes import LabProcess
-from .base import VmEngine
+from .base import SnapshotAction, VmEngine
 
 T = TypeVar("T")
 
@@ -72,3 +72,15 @@ class EveryEngine:
 
     async def read_log(self, lab: str, node: str, offset: int = 0) -> bytes | None:
         return await self._owner(lab, node).read_log(lab, node, offset)
+
+    async def set_running(self, lab: str, node: str, running: bool) -> None:
+        await self._owner(lab, node).set_running(lab, node, running)
+
+    async def snapshot(self, lab: str, node: str, action: SnapshotAction, tag: str) -> None:
+        await self._owner(lab, node).snapshot(lab, node, action, tag)
+
+    async def vm_facts(self, lab: str, node: str, machine: str) -> dict[str, str]:
+        return await self._owner(lab, node).vm_facts(lab, node, machine)
+
+    async def installed_facts(self) -> dict[str, Any]:
+        return await self._engines[0].installed_facts()

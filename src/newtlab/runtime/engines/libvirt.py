@@ -35,6 +35,7 @@ from ...plan.domain_xml import NEWTLAB_NS, DomainIdentity, domain_xml
 from ...plan.model import Accel, NodePlan
 from ..processes import LabProcess
 from ..transports.base import Transport, missing
+from .base import SnapshotAction
 from .qemu import QemuEngine
 
 T = TypeVar("T")
@@ -256,6 +257,24 @@ class LibvirtEngine:
             raise RuntimeFailure(f"{node}: no NIC {netdev} in its domain {identity.name}")
 
         await self._call(update)
+
+    def _no_snapshots(self, node: str) -> RuntimeFailure:
+        return RuntimeFailure(
+            f"{node}: lab snapshots are taken of VMs newtlab's agent runs (engine qemu); "
+            "libvirt-run VMs have none yet — `virsh snapshot-create-as` works on one domain"
+        )
+
+    async def set_running(self, lab: str, node: str, running: bool) -> None:
+        raise self._no_snapshots(node)
+
+    async def snapshot(self, lab: str, node: str, action: SnapshotAction, tag: str) -> None:
+        raise self._no_snapshots(node)
+
+    async def vm_facts(self, lab: str, node: str, machine: str) -> dict[str, str]:
+        raise self._no_snapshots(node)
+
+    async def installed_facts(self) -> dict[str, Any]:
+        return await self._qemu.installed_facts()
 
     async def read_log(self, lab: str, node: str, offset: int = 0) -> bytes | None:
         """libvirtd's log of the domain, on the daemon's machine (read by newtlab's agent

@@ -9,14 +9,15 @@ when it is up, powers it down and sets a NIC's carrier.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import cast
+from typing import Any, cast
 
 from ...agent import layout
-from ...agent.tools import PACKAGES
+from ...agent.tools import PACKAGES, QEMU_BINARY
 from ...plan.model import Accel, NodePlan
 from ..images import probe_files
 from ..processes import LabProcess, from_rows
 from ..transports.base import Transport, missing
+from .base import SnapshotAction
 
 
 def _quiet(_line: str) -> None:
@@ -77,3 +78,16 @@ class QemuEngine:
             "read_file", lab=lab, relative=layout.qemu_log(node), offset=offset
         )
         return data
+
+    async def set_running(self, lab: str, node: str, running: bool) -> None:
+        await self._transport.call("qemu_set_running", lab=lab, node=node, running=running)
+
+    async def snapshot(self, lab: str, node: str, action: SnapshotAction, tag: str) -> None:
+        await self._transport.call("qemu_snapshot", lab=lab, node=node, action=action, tag=tag)
+
+    async def vm_facts(self, lab: str, node: str, machine: str) -> dict[str, str]:
+        facts = await self._transport.call("qemu_vm_facts", lab=lab, node=node, machine=machine)
+        return dict(facts)
+
+    async def installed_facts(self) -> dict[str, Any]:
+        return dict(await self._transport.call("qemu_binary_facts", binary=QEMU_BINARY))
