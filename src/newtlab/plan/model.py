@@ -161,6 +161,13 @@ class PatchPlan(_Frozen):
     post_commands: list[str] = Field(default_factory=list)
 
 
+class SavePlan(_Frozen):
+    """How ``newtlab save`` reads the node's running configuration (``vm_save``)."""
+
+    command: str = Field(default="", description="run over SSH; its output, without file")
+    file: str = Field(default="", description="the guest's file holding it, after command")
+
+
 class StartupConfigPlan(_Frozen):
     """A node's ``configs/<device>.cfg``, rendered, and how the VM receives it."""
 
@@ -228,6 +235,7 @@ class NodePlan(VmSettings):
     patches: list[PatchPlan] = Field(default_factory=list)
     post_boot: list[str] = Field(default_factory=list, description="commands run after patches")
     startup_config: StartupConfigPlan | None = None
+    save: SavePlan | None = None
     pci_bridges: list[int] = Field(
         default_factory=list, description="bus-0 slots of pci-bridges for NICs beyond bus 0"
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import PlanError, SpecError, SpecErrors
 from ..spec.load import Specs
-from ..spec.models import NewtlabSection, ReadinessProbe, ServerConfig
+from ..spec.models import NewtlabSection, ReadinessProbe, ServerConfig, VmSave
 from ..spec.names import SAFE_NAME_HINT, is_safe_name
 from ..templates import TemplateError
 from .bridges import nic_endpoint, plan_bridges
@@ -27,6 +27,7 @@ from .model import (
     PatchPlan,
     Plan,
     ProbePlan,
+    SavePlan,
 )  # fmt: skip
 from .nodes import Homes, NodeSpec, resolve_nodes
 from .patches import patch_variables, render_commands, render_patch, resolve_patches
@@ -368,10 +369,15 @@ def _plan_node(
         patches=patches,
         post_boot=post_boot,
         startup_config=startup,
+        save=_save(platform.vm_save),
         pci_bridges=pci.bridges,
         qemu_argv=[],
     )
     return _on_accel(lab, planned, accel)
+
+
+def _save(spec: VmSave | None) -> SavePlan | None:
+    return SavePlan(command=spec.command, file=spec.file) if spec is not None else None
 
 
 def _on_accel(lab: str, node: NodePlan, accel: Accel) -> NodePlan:

@@ -169,6 +169,22 @@ class StartupConfig(_Open):
         return self
 
 
+class VmSave(_Open):
+    """How ``newtlab save`` reads a node's running configuration over SSH: ``command``'s
+    output is it; with ``file``, ``command`` runs first (may be empty) and that file of
+    the guest is it (SONiC: ``sudo config save -y``, then /etc/sonic/config_db.json)."""
+
+    command: str = ""
+    file: str = ""
+
+    @model_validator(mode="after")
+    def _something(self) -> VmSave:
+        if not self.command and not self.file:
+            raise ValueError('vm_save needs "command" (its output is the configuration), '
+                             '"file" (the configuration), or both')  # fmt: skip
+        return self
+
+
 class PlatformSpec(_Open):
     hwsku: str = ""
     description: str = ""
@@ -200,6 +216,7 @@ class PlatformSpec(_Open):
     vm_max_nics: int | None = Field(default=None, gt=0)  # management NIC included
     vm_first_data_nic: int | None = Field(default=None, gt=0)
     vm_startup_config: StartupConfig | None = None
+    vm_save: VmSave | None = None  # how `newtlab save` reads its running configuration
     base: str | None = None  # a catalog entry this one starts from
     source: dict[str, str] = Field(default_factory=dict)  # where each value comes from
     verified: bool = False  # a real image was booted with this entry
