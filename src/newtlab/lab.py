@@ -34,6 +34,7 @@ from .ops.node import RunResult, require_running, run_command, start_nodes, stop
 from .ops.provision import ProvisionResult, provision, provision_targets
 from .ops.provision_command import DEFAULT_COMMAND
 from .ops.repair import repair
+from .ops.save import SavedConfig, save_configs
 from .ops.status import LabStatus, lab_status, look_all
 from .ops.validate import CheckResult, ValidationReport
 from .ops.validate import validate as validate_op
@@ -282,6 +283,28 @@ class Lab:
         state = load_state(self.name)
         targets = provision_targets(state, devices)
         return asyncio.run(provision(state, local_host(), targets, command, parallel, progress))
+
+    def save_configs(
+        self,
+        nodes: Collection[str] = (),
+        *,
+        output: str | Path | None = None,
+        progress: Progress = no_progress,
+    ) -> list[SavedConfig]:
+        """Each node's running configuration (``nodes``, or every VM), as its platform's
+        ``vm_save`` reads it, into ``output`` (default: the spec dir's ``configs/``), where
+        the next deploy's startup configuration picks it up; a different file there is
+        kept beside it as ``<device>.cfg.~N~``."""
+        state = load_state(self.name)
+        for node in nodes:
+            node_plan(state, node, "save")
+        directory = Path(output) if output is not None else Path(state.plan.spec_dir) / "configs"
+        where = {state.plan.node(n).host for n in nodes} if nodes else None
+        return _on_hosts(
+            state.plan,
+            lambda hosts: save_configs(state, hosts, list(nodes), directory, progress),
+            only=where,
+        )
 
     # -- declared tests ---------------------------------------------------------------
 

@@ -1,15 +1,23 @@
-"""Lab snapshots on real VMs: line3 saved, changed, restored in place (the same QEMU
-processes), destroyed and deployed again from the snapshot; frames the links still held
-at the restore never reach the restored guests; a spec that changed a VM is refused."""
+"""Lab snapshots and saved configurations on real VMs.
+
+line3's r1 keeps its running configuration as a boot script (its platform's ``vm_save``
+names the file): ``newtlab save`` writes it into configs/, keeping the template, and
+the next deploy boots from it. That lab is then saved, changed, restored in place (the
+same QEMU processes), destroyed and deployed again from the snapshot; frames the links
+still held at the restore never reach the restored guests; a spec that changed a VM is
+refused."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from labkit import SpecDir, close_ssh, ping, run_cli, ssh, status
+
+from newtlab.state import load_state
 
 pytestmark = pytest.mark.integration
 
@@ -47,9 +55,40 @@ def _more_memory(spec: SpecDir) -> str:
     return before
 
 
-def test_a_snapshot_comes_back_in_place_and_after_destroy(make_lab, newtlab_home: Path) -> None:  # type: ignore[no-untyped-def]
-    spec: SpecDir = make_lab(configs=True)
+def _keeps_its_config(spec: SpecDir) -> None:
+    path = spec.path / "platforms.json"
+    data = json.loads(path.read_text())
+    data["platforms"]["newtlab-host"]["vm_save"] = {"file": "/root/running.sh"}
+    path.write_text(json.dumps(data, indent=2))
+
+
+def _save_then_deploy_from_it(spec: SpecDir) -> None:
+    """r1's running configuration saved into configs/, then the lab deployed again."""
+    running = load_state(spec.lab).plan.node("r1").startup_config
+    assert running is not None
+    script = running.content + "echo booted-from-save > /root/booted\n"
+    ssh("r1", f"cat > /root/running.sh <<'EOF'\n{script}EOF")
+    template = (spec.path / "configs" / "r1.cfg").read_text()
+    [saved] = json.loads(_cli_ok("save", "r1", "--json"))
+    assert saved["path"] == str(spec.path / "configs" / "r1.cfg") and saved["changed"]
+    assert Path(saved["kept"]).name == "r1.cfg.~1~"
+    assert Path(saved["kept"]).read_text() == template  # nothing the user wrote is lost
+    assert (spec.path / "configs" / "r1.cfg").read_text() == script
+    [again] = json.loads(_cli_ok("save", spec.lab, "r1", "--json"))
+    assert not again["changed"] and not (spec.path / "configs" / "r1.cfg.~2~").exists()
+    _cli_ok("destroy", spec.lab)
+    close_ssh()
     _cli_ok("deploy", "-S", str(spec.path), "--accel", "tcg", timeout=600)
+    assert ssh("r1", "cat /root/booted").strip() == "booted-from-save"
+
+
+def test_a_snapshot_comes_back_in_place_and_after_destroy(
+    make_lab: Callable[..., SpecDir], newtlab_home: Path
+) -> None:
+    spec = make_lab(configs=True)
+    _keeps_its_config(spec)
+    _cli_ok("deploy", "-S", str(spec.path), "--accel", "tcg", timeout=600)
+    _save_then_deploy_from_it(spec)
     ping("r1", "10.0.23.3")  # r1 → r2 → r3: every link carries
     ssh("r1", "echo saved > /root/marker; ip addr add 10.9.9.1/32 dev lo")
     _cli_ok("link", "set", "r1:eth1", "--delay", HELD)

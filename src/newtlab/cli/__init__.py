@@ -57,6 +57,7 @@ for command, name, settings in (
     (nodes.logs, None, None),
     (lifecycle.repair, None, None),
     (lifecycle.provision, "provision", None),
+    (snapshots.save, None, None),
     (validate.validate, None, None),
     (machine.platforms, None, None),
     (machine.doctor, None, None),

@@ -1,7 +1,9 @@
-"""A lab's snapshots: save, list, restore, delete."""
+"""A lab's snapshots (save, list, restore, delete), and its running configurations saved
+(``newtlab save``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -123,3 +125,42 @@ def snapshot_delete(name: NameArg, lab: OnlyLabArg = None) -> None:
     chosen = _snapshot_lab(name, lab)
     chosen.delete_snapshot(name)
     out.print(f"snapshot {name} of lab {chosen.name} deleted", highlight=False)
+
+
+def save(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[LAB] [NODE]...", help="a lab (default: the only one), nodes"),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="directory to write (default: the spec dir's configs/)"
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Save each node's running configuration (as its platform's vm_save reads it) as
+    configs/<device>.cfg, which the next deploy's startup configuration uses; a different
+    file there is kept beside it as <device>.cfg.~N~."""
+    from ..home import list_labs
+    from ..lab import Lab
+
+    words = list(names or [])
+    lab = words.pop(0) if words and words[0] in list_labs() else None
+    chosen = Lab.attach(lab_name(lab, None))
+    with progress({n.name: n.host for n in chosen.plan.nodes}, json_out) as view:
+        saved = chosen.save_configs(words, output=output, progress=view)
+    if json_out:
+        print_json([vars(s) for s in saved])
+        return
+    for item in saved:
+        if item.skipped:
+            line = f"{item.node}: not saved — {item.skipped}"
+        elif not item.changed:
+            line = f"{item.node}: {item.path} (unchanged)"
+        else:
+            line = f"{item.node}: {item.path}" + (
+                f" (the earlier file: {item.kept})" if item.kept else ""
+            )
+        out.print(line, highlight=False)
