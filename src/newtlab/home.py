@@ -6,6 +6,7 @@
       labs/<lab>/    state of one deployed lab (see ``layout``)
       images/        base images (``~/.newtlab/...`` image paths resolve here)
       cache/         downloads and probe results
+      snapshots/<lab>/<name>/  lab snapshots (outlive their labs: see ``snapshots``)
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ def list_labs() -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if (p / layout.STATE).is_file())
+
+
+def has_snapshots() -> bool:
+    """Whether this home keeps a snapshot record (without reading one)."""
+    root = newtlab_home() / "snapshots"
+    return root.is_dir() and any(root.glob("*/*/snapshot.json"))
 
 
 def images_dir() -> Path:

@@ -63,6 +63,20 @@ class Snapshot(BaseModel):
     def bytes(self) -> int:
         return sum(vm.bytes for vm in self.vms.values())
 
+    def summary(self) -> dict[str, object]:
+        """What ``snapshot list --json`` shows of it."""
+        return {
+            "lab": self.lab,
+            "name": self.name,
+            "created": self.created.isoformat(timespec="seconds"),
+            "vms": sorted(self.vms),
+            "hosts": sorted({vm.host for vm in self.vms.values()}),
+            "bytes": self.bytes,
+            "paused_seconds": self.paused_seconds,
+            "qemu": sorted({vm.qemu for vm in self.vms.values()}),
+            "accel": sorted({vm.accel for vm in self.vms.values()}),
+        }
+
 
 def check_snapshot_name(name: str) -> str:
     if not _NAME.fullmatch(name):

@@ -55,17 +55,23 @@ def test_orphans_are_listed_then_removed_with_yes(
     locks = newtlab_home() / "locks"
     locks.mkdir(parents=True, exist_ok=True)
     (locks / "gone.lock").write_text("123")
+    half = newtlab_home() / "snapshots" / "torn" / "s9"  # a save killed before its record
+    half.mkdir(parents=True)
+    (half / "r1.qcow2").write_bytes(b"QFI\xfb" + bytes(4096))
     held = os.open(locks / "busy.lock", os.O_RDWR | os.O_CREAT)
     fcntl.flock(held, fcntl.LOCK_EX)  # a command working on lab `busy` right now
     try:
         found = _prune()
-        assert set(found) == {("processes", "ghost"), ("lab", "crashed"), ("lock", "gone")}
+        assert set(found) == {("processes", "ghost"), ("lab", "crashed"), ("lock", "gone"),
+                              ("snapshot", "torn")}  # fmt: skip
+        assert found["snapshot", "torn"].startswith("snapshot s9: 0 MiB of disks kept without")
         assert str(ghost.pid) in found["processes", "ghost"]
         assert ghost.poll() is None  # listing touches nothing
         assert _prune("--yes") == found
         assert ghost.wait(timeout=10) is not None
         assert not lab_dir("crashed").exists() and lab_dir("parked").exists()
         assert not (locks / "gone.lock").exists() and (locks / "busy.lock").exists()
+        assert not half.exists() and not half.parent.exists()
         assert _prune() == {}
     finally:
         os.close(held)

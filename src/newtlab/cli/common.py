@@ -65,6 +65,7 @@ SpecsOpt = Annotated[
 NameOpt = Annotated[
     str | None, typer.Option("--name", help="lab name (default: from the spec directory)")
 ]
+MIB = 1 << 20
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 EngineOpt = Annotated[
     Literal["qemu", "libvirt"] | None,

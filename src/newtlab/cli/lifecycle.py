@@ -11,6 +11,7 @@ from rich.text import Text
 from ..errors import NewtlabError, PortConflictError, RuntimeFailure, UsageError
 from ..ops.provision_command import DEFAULT_COMMAND
 from .common import (
+    MIB,
     EngineOpt,
     JsonOpt,
     LabArg,
@@ -183,11 +184,15 @@ def status(
     from ..lab import Lab
     from ..render import print_status
 
-    data = Lab.attach(lab_name(lab, specs, name)).status()
+    chosen = Lab.attach(lab_name(lab, specs, name))
+    data, kept = chosen.status(), chosen.snapshots()
     if json_out:
-        print_json(data.to_json())
+        print_json({**data.to_json(), "snapshots": [s.summary() for s in kept]})
     else:
         print_status(out, data)
+        if kept:
+            shown = ", ".join(f"{s.name} ({s.bytes / MIB:.0f} MiB)" for s in kept)
+            out.print(f"snapshots: {shown}", highlight=False)
     if data.unreachable:  # what is shown of those servers is unknown, not down
         raise RuntimeFailure(
             "status is incomplete: "
@@ -196,8 +201,8 @@ def status(
 
 
 def list_(json_out: JsonOpt = False) -> None:
-    """List deployed labs."""
-    from ..home import list_labs
+    """List deployed labs (and say how many snapshots are kept)."""
+    from ..home import has_snapshots, list_labs
 
     names = list_labs()
     rows = []
@@ -205,21 +210,31 @@ def list_(json_out: JsonOpt = False) -> None:
         from ..lab import Lab
 
         rows = [Lab.attach(name).status() for name in names]
+    kept = []
+    if has_snapshots():  # only then their models: `list` stays quick
+        from ..snapshots import list_snapshots
+
+        kept = list_snapshots()
     if json_out:
         print_json(
             [
                 {"lab": r.lab, "created": r.created, "spec_dir": r.spec_dir,
-                 "nodes": len(r.nodes), "running": r.running()}
+                 "nodes": len(r.nodes), "running": r.running(),
+                 "snapshots": [s.name for s in kept if s.lab == r.lab]}
                 for r in rows
             ]
         )  # fmt: skip
         return
     if not rows:
         out.print("no labs deployed")
-        return
-    from ..render import labs_table
+    else:
+        from ..render import labs_table
 
-    out.print(labs_table(rows))
+        out.print(labs_table(rows))
+    if kept:  # they outlive their labs: say they are there, and what they take
+        size = sum(s.bytes for s in kept) / MIB
+        out.print(f"{len(kept)} snapshot{'s' if len(kept) > 1 else ''} kept ({size:.0f} MiB) — "
+                  "`newtlab snapshot list`", highlight=False)  # fmt: skip
 
 
 def repair(

@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .common import JsonOpt, OnlyLabArg, lab_name, out, print_json, progress
+from .common import MIB, JsonOpt, OnlyLabArg, lab_name, out, print_json, progress
 
 if TYPE_CHECKING:
     from ..lab import Lab
-    from ..snapshots import Snapshot
 
 snapshot_app = typer.Typer(
     help="Save a whole lab at one moment (memory and disks) and bring it back.",
@@ -20,21 +19,6 @@ snapshot_app = typer.Typer(
     rich_markup_mode=None,
 )
 NameArg = Annotated[str, typer.Argument(metavar="NAME", help="the snapshot's name")]
-MIB = 1 << 20
-
-
-def _described(snapshot: Snapshot) -> dict[str, object]:
-    return {
-        "lab": snapshot.lab,
-        "name": snapshot.name,
-        "created": snapshot.created.isoformat(timespec="seconds"),
-        "vms": sorted(snapshot.vms),
-        "hosts": sorted({vm.host for vm in snapshot.vms.values()}),
-        "bytes": snapshot.bytes,
-        "paused_seconds": snapshot.paused_seconds,
-        "qemu": sorted({vm.qemu for vm in snapshot.vms.values()}),
-        "accel": sorted({vm.accel for vm in snapshot.vms.values()}),
-    }
 
 
 def _snapshot_lab(name: str, lab: str | None) -> Lab:
@@ -71,7 +55,7 @@ def snapshot_save(
     with progress({n.name: n.host for n in chosen.plan.nodes}, json_out) as view:
         snapshot = chosen.snapshot(name, replace=force, progress=view)
     if json_out:
-        print_json(_described(snapshot))
+        print_json(snapshot.summary())
         return
     out.print(f"snapshot {name} of lab {chosen.name}: {len(snapshot.vms)} VMs, "
               f"{snapshot.bytes / MIB:.0f} MiB; the VMs were paused "
@@ -85,7 +69,7 @@ def snapshot_list(lab: OnlyLabArg = None, json_out: JsonOpt = False) -> None:
 
     from ..snapshots import list_snapshots
 
-    found = [_described(s) for s in list_snapshots(lab)]
+    found = [s.summary() for s in list_snapshots(lab)]
     if json_out:
         print_json(found)
         return

@@ -3,8 +3,9 @@
 Orphans: a lab's processes with no readable state (its directory was lost),
 a lab whose state names processes none of which run and whose nodes were
 not stopped on purpose (the machine restarted, or they were killed), a lab
-directory with no state, and a lock file of a lab that no longer exists
-that nobody holds. A lab is removed as ``destroy`` removes it: processes
+directory with no state, a lock file of a lab that no longer exists
+that nobody holds, and a snapshot's disks in this machine's store without
+its record (a save that did not finish). A lab is removed as ``destroy`` removes it: processes
 stopped by tag, profiles restored, files removed.
 
 Caches: on this machine and on every server this home's labs use (or a spec
@@ -24,11 +25,12 @@ from ..locks import is_held, lab_lock, lock_path, locked_labs, remove_lock
 from ..plan.model import LOCAL_HOST, HostPlan
 from ..runtime.host import Host, UnusedCache
 from ..runtime.hosts import Hosts, each_host, open_servers
+from ..snapshots import list_snapshots
 from ..state import load_state
 from .destroy import destroy, destroy_lab
 from .events import Progress
 
-Kind = Literal["processes", "lab", "lock"]
+Kind = Literal["processes", "lab", "lock", "snapshot"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Orphan:
     lab: str
     detail: str
     host: str = LOCAL_HOST
+    snapshot: str = ""  # kind snapshot: its name
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -71,6 +74,13 @@ async def find_orphans(host: Host) -> list[Orphan]:
     for lab in locked_labs():
         if lab not in directories and lab not in running and not is_held(lab):
             orphans.append(Orphan("lock", lab, f"{lock_path(lab)}: a lock of a lab that is gone"))
+    recorded = {(s.lab, s.name) for s in list_snapshots()}
+    for part in await host.snapshot_parts():
+        if (part["lab"], part["name"]) not in recorded:
+            size = part["bytes"] / (1 << 20)
+            orphans.append(Orphan("snapshot", part["lab"], f"snapshot {part['name']}: "
+                                  f"{size:.0f} MiB of disks kept without a record (a save that "
+                                  "did not finish)", snapshot=part["name"]))  # fmt: skip
     return orphans
 
 
@@ -171,6 +181,9 @@ async def prune(servers: Iterable[HostPlan], remove: bool, progress: Progress) -
 
 
 async def _remove(orphan: Orphan, hosts: Hosts, progress: Progress) -> None:
+    if orphan.kind == "snapshot":
+        await hosts[orphan.host].remove_snapshot(orphan.lab, orphan.snapshot)
+        return
     if orphan.kind != "lock":
         with lab_lock(orphan.lab):
             if orphan.host == LOCAL_HOST:
