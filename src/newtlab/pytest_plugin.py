@@ -9,6 +9,13 @@ deploys it for each module instead) and destroyed afterwards, also when the
 tests fail or are interrupted. A deploy that fails makes every test using it
 fail with the deploy's own message; the lab is not deployed again.
 
+``snapshot="NAME"`` on the marker (or the ini option ``newtlab_snapshot``): the
+lab is deployed once and each module after the first gets it back as it was
+by restoring snapshot NAME in place (seconds) instead of a redeploy. A
+snapshot of that name the lab already has (a provisioned fabric, say) is what
+the first deploy resumes and every module starts from; otherwise the plugin
+takes it right after the deploy and deletes it at the end.
+
 A module that imports ``test_declared`` runs the lab's declared tests
 (``newtlab.validate``) as its items, one per test and node.
 """
@@ -34,12 +41,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("newtlab_specs", "spec directory the newtlab_lab fixture deploys", default="")
     parser.addini("newtlab_scope", "deploy once per session or per module", default="session")
     parser.addini("newtlab_accel", "auto (probe KVM, else TCG), kvm or tcg", default="auto")
+    parser.addini("newtlab_snapshot", "restore this snapshot before each module", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        'newtlab(specs, scope="session"): the spec directory newtlab_lab deploys for these tests',
+        'newtlab(specs, scope="session", snapshot=""): the spec directory newtlab_lab deploys '
+        "for these tests; with snapshot, each module starts from that snapshot of it",
     )
 
 
@@ -47,6 +56,8 @@ def pytest_configure(config: pytest.Config) -> None:
 class _Deployed:
     lab: Lab | None = None
     error: str = ""
+    taken: str = ""  # the snapshot the plugin took (deleted with the lab)
+    modules: int = 0  # modules that used it so far
 
 
 @dataclass
@@ -56,15 +67,24 @@ class _Labs:
     accel: str
     deployed: dict[tuple[Path, str], _Deployed] = field(default_factory=dict)
 
-    def get(self, specs: Path, key: str) -> Lab:
+    def get(self, specs: Path, key: str, snapshot: str = "") -> Lab:
+        """The lab deployed for ``key``; with ``snapshot``, as that snapshot left it."""
         if (specs, key) not in self.deployed:
-            self.deployed[(specs, key)] = self._deploy(specs)
+            self.deployed[(specs, key)] = self._deploy(specs, snapshot)
         found = self.deployed[(specs, key)]
         if found.lab is None:
             pytest.fail(found.error, pytrace=False)
+        found.modules += 1
+        if snapshot and found.modules > 1:
+            from .errors import NewtlabError
+
+            try:
+                found.lab.restore(snapshot)
+            except NewtlabError as exc:
+                pytest.fail(f"newtlab: restoring snapshot {snapshot} failed: {exc}", False)
         return found.lab
 
-    def _deploy(self, specs: Path) -> _Deployed:
+    def _deploy(self, specs: Path, snapshot: str = "") -> _Deployed:
         from .errors import NewtlabError
         from .home import list_labs
         from .lab import Lab
@@ -78,17 +98,22 @@ class _Labs:
                 error=f"newtlab: lab {lab.name} is already deployed; destroy it first "
                 f"(`newtlab destroy {lab.name}`) to let the tests deploy their own"
             )
-        try:
-            lab.deploy(accel=self.accel)  # never replaces a lab someone deployed
+        kept = snapshot and snapshot in {s.name for s in lab.snapshots()}
+        try:  # never replaces a lab someone deployed
+            lab.deploy(accel=self.accel, from_snapshot=snapshot if kept else None)
+            if snapshot and not kept:
+                lab.snapshot(snapshot)
         except NewtlabError as exc:
             self.destroy(lab.name)  # whatever the failed deploy left
             return _Deployed(error=f"newtlab: deploy of {specs} failed: {exc}")
-        return _Deployed(lab)
+        return _Deployed(lab, taken=snapshot if not kept else "")
 
     def release(self, specs: Path, key: str) -> None:
         found = self.deployed.pop((specs, key), None)
         if found is not None and found.lab is not None:
             self.destroy(found.lab.name)
+            if found.taken:
+                found.lab.delete_snapshot(found.taken)
 
     @staticmethod
     def destroy(name: str) -> None:
@@ -113,13 +138,14 @@ def newtlab_labs(pytestconfig: pytest.Config) -> Iterator[_Labs]:
         labs.release_all()
 
 
-def _wanted(node: pytest.Item | pytest.Collector, config: pytest.Config) -> tuple[Path, str]:
-    """The spec directory and scope ``node`` asks for (marker, else ini)."""
+def _wanted(node: pytest.Item | pytest.Collector, config: pytest.Config) -> tuple[Path, str, str]:
+    """The spec directory, scope and snapshot ``node`` asks for (marker, else ini)."""
     marker = node.get_closest_marker("newtlab")
     args: tuple[Any, ...] = marker.args if marker else ()
     kwargs: Mapping[str, Any] = marker.kwargs if marker else {}
     specs = str(args[0] if args else kwargs.get("specs") or config.getini("newtlab_specs"))
     scope = str(kwargs.get("scope") or config.getini("newtlab_scope"))
+    snapshot = str(kwargs.get("snapshot") or config.getini("newtlab_snapshot"))
     if not specs:
         pytest.fail(
             'newtlab_lab: name a spec directory with @pytest.mark.newtlab("DIR") or the '
@@ -129,16 +155,16 @@ def _wanted(node: pytest.Item | pytest.Collector, config: pytest.Config) -> tupl
     if scope not in SCOPES:
         pytest.fail(f"newtlab_lab: scope must be session or module (got {scope!r})", False)
     path = Path(specs).expanduser()
-    return (path if path.is_absolute() else config.rootpath / path).resolve(), scope
+    return (path if path.is_absolute() else config.rootpath / path).resolve(), scope, snapshot
 
 
 @pytest.fixture(scope="module")
 def newtlab_lab(request: pytest.FixtureRequest, newtlab_labs: _Labs) -> Iterator[Lab]:
     """The deployed lab of this module's spec directory (see the module's docstring)."""
-    specs, scope = _wanted(request.node, request.config)
+    specs, scope, snapshot = _wanted(request.node, request.config)
     key = request.node.nodeid if scope == "module" else ""
     try:
-        yield newtlab_labs.get(specs, key)
+        yield newtlab_labs.get(specs, key, snapshot)
     finally:
         if scope == "module":
             newtlab_labs.release(specs, key)
@@ -152,7 +178,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     from .errors import NewtlabError
     from .lab import Lab
 
-    specs, _ = _wanted(metafunc.definition, metafunc.config)
+    specs, _, _ = _wanted(metafunc.definition, metafunc.config)
     try:
         checks = Lab.load(specs).plan.checks
     except NewtlabError as exc:
