@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from labkit import SpecDir, run_cli, ssh, status, wait_for
+from labkit import SpecDir, close_ssh, run_cli, ssh, status, wait_for
 
 from newtlab.runtime.images import content_digest
 from newtlab.runtime.transports import bundle
@@ -214,6 +214,24 @@ def test_a_lab_over_two_servers(
     assert run_cli("start", "r3").returncode == 0
     ssh("r3", "ip addr add 10.0.23.3/24 dev eth1 && ip link set eth1 up")
     ssh("r3", "ping -c 3 -W 2 10.0.23.2 || ping -c 3 -W 2 10.0.23.2")
+
+    # A snapshot of the pool: each server keeps its own VMs' part; restored in place (the
+    # same QEMUs), r3's address is back and the link across servers carries again.
+    saved = run_cli("snapshot", "save", "pool", "--json")
+    assert saved.returncode == 0, saved.stderr
+    assert json.loads(saved.stdout)["hosts"] == ["s1", "s2"]
+    part = f"/root/.newtlab/snapshots/{spec.lab}/pool"
+    assert s1.holds_path(f"{part}/r1.qcow2") and s1.holds_path(f"{part}/r2.qcow2")
+    assert s2.holds_path(f"{part}/r3.qcow2") and not s1.holds_path(f"{part}/r3.qcow2")
+    qemus = {s.name: [p for p in lab_processes(s, spec.lab) if "qemu" in p] for s in pool}
+    ssh("r3", "ip addr flush dev eth1")
+    restored = run_cli("snapshot", "restore", "pool")
+    assert restored.returncode == 0, restored.stderr
+    close_ssh()  # connections open at the restore belong to the guests' present
+    assert {s.name: [p for p in lab_processes(s, spec.lab) if "qemu" in p] for s in pool} == qemus
+    ssh("r3", "ping -c 3 -W 2 10.0.23.2 || ping -c 3 -W 2 10.0.23.2")
+    assert run_cli("snapshot", "delete", "pool").returncode == 0
+    assert not s1.holds_path(part) and not s2.holds_path(part)
 
     # A server whose processes were all killed: status says so.
     # (the brackets keep the pattern from matching the command line that carries it)
