@@ -189,7 +189,9 @@ def test_impair_bench() -> None:
 # -- the benches that boot VMs: they still start ------------------------------------------
 
 
-@pytest.mark.parametrize("script", ["boot.py", "deploy.py", "router.py", "vm_link.py"])
+@pytest.mark.parametrize(
+    "script", ["boot.py", "deploy.py", "router.py", "snapshot.py", "vm_link.py"]
+)
 def test_vm_bench_help(script: str) -> None:
     out = run_bench(script, "--help", timeout=60)
     assert out.startswith("usage: "), out
