@@ -109,6 +109,38 @@ def _check_chains_and_digests(host: Host, lab: HostLab) -> None:
     run(host.run(["rm", "-f", derived, orphan]))
 
 
+def test_the_snapshot_store_keeps_a_copy_that_outlives_the_lab(
+    host: Host, make_lab: Callable[..., HostLab]
+) -> None:
+    """A state saved inside an overlay is kept in the host's store (other states trimmed from
+    the copy), survives the lab's removal, comes back as the overlay, and goes on remove."""
+    lab = make_lab()
+    run(host.create_overlay(lab.name, "a", lab.base))
+    home = run(host.run(["sh", "-c", 'echo "${NEWTLAB_HOME:-$HOME/.newtlab}"'])).output.strip()
+    overlay = f"{home}/labs/{lab.name}/disks/a.qcow2"
+    for tag in ("older", "s1"):  # disk-only states stand in for a VM's (the copy is the same)
+        assert run(host.run(["qemu-img", "snapshot", "-c", tag, overlay])).returncode == 0
+    assert run(host.snapshot_tags(lab.name, "a")) == ["older", "s1"]
+    run(host.keep_snapshot(lab.name, "s1", ["a"]))
+    trimmed = run(host.trim_snapshot(lab.name, "s1"))
+    assert trimmed["a"]["base"] == lab.base and trimmed["a"]["bytes"] > 0
+    base_size = int(run(host.run(["stat", "-c", "%s", lab.base])).output)
+    assert trimmed["a"]["base_bytes"] == base_size
+    assert run(host.snapshot_parts()) == [
+        {"lab": lab.name, "name": "s1", "nodes": ["a"], "bytes": trimmed["a"]["bytes"]}
+    ]
+    run(host.remove_lab(lab.name))  # destroy: the store stays
+    run(host.prepare_lab(lab.name))
+    with pytest.raises(RuntimeFailure, match="is not the one snapshot s1 was saved over"):
+        run(host.stage_snapshot(lab.name, "s1", "a", base_size + 1, trimmed["a"]["base_mtime_ns"]))
+    run(host.stage_snapshot(lab.name, "s1", "a", base_size, trimmed["a"]["base_mtime_ns"]))
+    assert run(host.snapshot_tags(lab.name, "a")) == ["s1"]  # the copy, trimmed
+    run(host.delete_snapshot_tag(lab.name, "a", "s1"))
+    assert run(host.snapshot_tags(lab.name, "a")) == []
+    run(host.remove_snapshot(lab.name, "s1"))
+    assert run(host.snapshot_parts()) == []
+
+
 def test_a_base_image_is_provided_once(host: Host, tmp_path: Path) -> None:
     """An image of this machine is on the host after (a server gets a copy, sent once)."""
     image = tmp_path / "base.qcow2"

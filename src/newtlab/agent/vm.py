@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from . import AgentError, layout, procs
 from .paths import connectable
@@ -23,6 +25,53 @@ def log_tail(path: Path, lines: int = 5) -> str:
     return "\n".join(text[-lines:])
 
 
+class _Stream(Protocol):
+    def readline(self) -> bytes: ...
+    def write(self, data: bytes, /) -> int: ...
+    def flush(self) -> None: ...
+
+
+class _Monitor:
+    """One QMP session: commands in turn; events that arrive meanwhile are kept in order."""
+
+    def __init__(self, stream: _Stream) -> None:
+        self._stream = stream
+        self._events: list[dict[str, Any]] = []
+
+    def _read(self) -> dict[str, Any]:
+        message: dict[str, Any] = json.loads(self._stream.readline() or b"{}")
+        return message
+
+    def execute(self, command: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Its reply (``return`` or ``error``)."""
+        message = {"execute": command, **({"arguments": arguments} if arguments else {})}
+        self._stream.write(json.dumps(message).encode() + b"\n")
+        self._stream.flush()
+        while True:
+            reply = self._read()
+            if "event" not in reply:
+                return reply
+            self._events.append(reply)
+
+    def next_event(self) -> dict[str, Any]:
+        """The oldest event not yet taken, waiting for one if need be ({} once QEMU is gone)."""
+        return self._events.pop(0) if self._events else self._read()
+
+
+@contextlib.contextmanager
+def _monitor(lab_dir: Path, node: str, timeout: float) -> Iterator[_Monitor]:
+    """The node's QMP monitor, greeted and in command mode."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        with connectable(lab_dir / layout.qmp_socket(node)) as path:
+            sock.connect(path)
+        with sock.makefile("rwb") as stream:
+            stream.readline()  # the greeting
+            monitor = _Monitor(stream)
+            monitor.execute("qmp_capabilities")
+            yield monitor
+
+
 def qmp(
     lab_dir: Path,
     node: str,
@@ -35,22 +84,8 @@ def qmp(
     QEMU greets from the monitor's own thread at once; commands wait for its
     main loop, so a reply also proves every device was created.
     """
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        with connectable(lab_dir / layout.qmp_socket(node)) as path:
-            sock.connect(path)
-        with sock.makefile("rwb") as stream:
-            stream.readline()  # the greeting
-            reply: dict[str, Any] = {}
-            for execute, args in (("qmp_capabilities", None), (command, arguments)):
-                message = {"execute": execute, **({"arguments": args} if args else {})}
-                stream.write(json.dumps(message).encode() + b"\n")
-                stream.flush()
-                while True:  # skip asynchronous events
-                    reply = json.loads(stream.readline() or b"{}")
-                    if "event" not in reply:
-                        break
-            return reply
+    with _monitor(lab_dir, node, timeout) as monitor:
+        return monitor.execute(command, arguments)
 
 
 def qmp_job(
@@ -59,41 +94,21 @@ def qmp_job(
     """Run one of QEMU's job commands (``snapshot-save``, ``-load``, ``-delete``) on the
     node's monitor and wait until the job concludes; its error, if any, is raised."""
     job = f"newtlab-{command}"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        with connectable(lab_dir / layout.qmp_socket(node)) as path:
-            sock.connect(path)
-        with sock.makefile("rwb") as stream:
-            stream.readline()  # the greeting
-            concluded = False
-
-            def execute(name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
-                nonlocal concluded
-                message = {"execute": name, **({"arguments": args} if args else {})}
-                stream.write(json.dumps(message).encode() + b"\n")
-                stream.flush()
-                while True:
-                    reply: dict[str, Any] = json.loads(stream.readline() or b"{}")
-                    if reply.get("event") == "JOB_STATUS_CHANGE":
-                        concluded |= reply["data"] == {"id": job, "status": "concluded"}
-                    elif "event" not in reply:
-                        return reply
-
-            execute("qmp_capabilities")
-            started = execute(command, {"job-id": job, **arguments})
-            if "error" in started:
-                raise AgentError(f"{node}: {command}: {started['error'].get('desc', started)}")
-            while not concluded:  # the job's events come unasked
-                event = json.loads(stream.readline() or b"{}")
-                if not event:
-                    raise AgentError(f"{node}: QEMU closed its monitor during {command}")
-                if event.get("event") == "JOB_STATUS_CHANGE":
-                    concluded = event["data"] == {"id": job, "status": "concluded"}
-            jobs = execute("query-jobs").get("return", [])
-            execute("job-dismiss", {"id": job})
-            error = next((j.get("error") for j in jobs if j.get("id") == job), None)
-            if error:
-                raise AgentError(f"{node}: {command}: {error}")
+    with _monitor(lab_dir, node, timeout) as monitor:
+        started = monitor.execute(command, {"job-id": job, **arguments})
+        if "error" in started:
+            raise AgentError(f"{node}: {command}: {started['error'].get('desc', started)}")
+        while True:  # the job's events come unasked
+            event = monitor.next_event()
+            if not event:
+                raise AgentError(f"{node}: QEMU closed its monitor during {command}")
+            if event.get("data") == {"id": job, "status": "concluded"}:
+                break
+        jobs = monitor.execute("query-jobs").get("return", [])
+        monitor.execute("job-dismiss", {"id": job})
+    error = next((j.get("error") for j in jobs if j.get("id") == job), None)
+    if error:
+        raise AgentError(f"{node}: {command}: {error}")
 
 
 def start(lab_dir: Path, node: str, argv: list[str]) -> int:
