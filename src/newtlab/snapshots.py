@@ -34,6 +34,10 @@ SSH_KEY = "ssh_key"  # the lab's key pair then: its guests trust that key, and o
 # Kept apart from a VM's hardware: each is compared on its own, and the machine type
 # is pinned to its versioned name when a VM is re-created.
 _SEPARATE = ("-accel", "-cpu", "-machine")
+# What a libvirt domain's XML is rendered from (plan.domain_xml), for its fingerprint.
+_DOMAIN_FIELDS = {"name", "image", "memory", "cpus", "nic_driver", "disk_driver",
+                  "cpu_features", "firmware", "smbios", "extra_devices", "nics", "pci_bridges",
+                  "engine"}  # fmt: skip
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -93,21 +97,15 @@ def argv_value(argv: list[str], option: str) -> str:
 
 
 def hardware(node: NodePlan) -> str:
-    """A fingerprint of the VM a saved state can be loaded into: its QEMU command line,
-    without what is compared separately (accelerator, CPU model, machine type)."""
+    """A fingerprint of the VM a saved state can be loaded into: its QEMU command line
+    without what is compared separately (accelerator, CPU model, machine type); for a
+    libvirt domain, whose XML is rendered on its host, what that XML is made of."""
     argv = list(node.qemu_argv)
     for option in _SEPARATE:
         if option in argv[:-1]:
             del argv[argv.index(option) : argv.index(option) + 2]
-    return hashlib.sha256(json.dumps([node.host, argv]).encode()).hexdigest()
-
-
-def pinned_argv(argv: list[str], machine: str) -> list[str]:
-    """``argv`` on the versioned machine type ``machine``, its CPUs held (``-S``) until
-    the saved state is loaded."""
-    pinned = list(argv)
-    pinned[pinned.index("-machine") + 1] = machine
-    return [*pinned, "-S"]
+    made_of = argv or node.model_dump(mode="json", include=_DOMAIN_FIELDS)
+    return hashlib.sha256(json.dumps([node.host, made_of], sort_keys=True).encode()).hexdigest()
 
 
 def save_snapshot(snapshot: Snapshot, ssh_key: Path) -> None:

@@ -12,6 +12,7 @@ from newtlab.errors import LabStateError, UsageError
 from newtlab.plan.model import Accel, Plan
 from newtlab.plan.nodes import Homes
 from newtlab.plan.plan import build_plan
+from newtlab.plan.qemu_args import held_argv
 from newtlab.snapshots import (
     Snapshot,
     VmSnapshot,
@@ -20,7 +21,6 @@ from newtlab.snapshots import (
     hardware,
     list_snapshots,
     load_snapshot,
-    pinned_argv,
     save_snapshot,
 )
 from newtlab.spec.load import load_specs
@@ -76,7 +76,7 @@ def test_each_difference_is_named(tmp_path: Path) -> None:
 
 def test_a_recreated_vm_is_pinned_and_held(tmp_path: Path) -> None:
     argv = _plan(tmp_path).node("r1").qemu_argv
-    pinned = pinned_argv(argv, "pc-i440fx-7.2")
+    pinned = held_argv(argv, "pc-i440fx-7.2")
     assert pinned[pinned.index("-machine") + 1] == "pc-i440fx-7.2" and pinned[-1] == "-S"
     assert argv[argv.index("-machine") + 1] == "pc"  # the plan's own is left alone
     assert "node-name=overlay" in " ".join(argv)  # the jobs name the overlay so

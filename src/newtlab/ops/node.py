@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import shlex
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,15 +45,22 @@ async def exit_message(host: Host, lab: str, node: str) -> str:
     return f"QEMU for {node} is not running (see {where})" + (f":\n{tail}" if tail else "")
 
 
-async def start_process(state: LabState, host: Host, node: NodePlan, progress: Progress) -> None:
-    """Start the node's QEMU and record its PID at once."""
+async def start_process(
+    state: LabState,
+    host: Host,
+    node: NodePlan,
+    progress: Progress,
+    launch: Callable[[], Awaitable[int]] | None = None,
+) -> None:
+    """Start the node's QEMU (``launch``: otherwise than booting it) and record its PID at
+    once."""
     progress(Event(node.name, "starting", "QEMU"))
     record = state.nodes[node.name]
     record.status, record.phase, record.error = "starting", "qemu", ""
     record.started_at = time.time()
     try:
         record.console_offset = await console_size(host, state.name, node)
-        record.pid = await host.engine.start(state.name, node)
+        record.pid = await (launch() if launch else host.engine.start(state.name, node))
         await cut_cables_of(state, host, node)  # a cable pulled stays pulled
     except RuntimeFailure as exc:
         record.status, record.error = "error", str(exc)

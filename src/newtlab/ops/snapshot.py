@@ -29,7 +29,6 @@ from ..snapshots import (
     argv_value,
     differences,
     hardware,
-    pinned_argv,
     remove_record,
     restore_key,
     save_snapshot,
@@ -198,12 +197,11 @@ async def refuse_differences(
 async def start_saved(
     state: LabState, hosts: Hosts, node: NodePlan, snapshot: Snapshot, progress: Progress
 ) -> None:
-    """Start a VM whose overlay was staged from the store, held (``-S``) on the saved
-    machine type, and load its saved state into it."""
-    pinned = pinned_argv(node.qemu_argv, snapshot.vms[node.name].machine)
-    await start_process(state, hosts[node.host], node.model_copy(update={"qemu_argv": pinned}),
-                        progress)  # fmt: skip
-    await hosts[node.host].engine.snapshot(state.name, node.name, "load", snapshot.name)
+    """Start a VM whose overlay was staged from the store, held in its saved state."""
+    host, machine = hosts[node.host], snapshot.vms[node.name].machine
+    await start_process(state, host, node, progress,
+                        launch=lambda: host.engine.start_saved(state.name, node, snapshot.name,
+                                                               machine))  # fmt: skip
     progress(Event(node.name, "loaded", snapshot.name))
 
 
@@ -264,6 +262,11 @@ async def restore(state: LabState, hosts: Hosts, snapshot: Snapshot, progress: P
         await start_saved(state, hosts, node, snapshot, progress)
 
     failures = await _failures(plan.nodes, back)
+    for name in {node.host for node in staying}:  # libvirt may load into a new QEMU
+        for process in await hosts[name].engine.processes(state.name):
+            if process.node in state.nodes and process.node in in_place:
+                state.nodes[process.node].pid = process.pid
+    save_state(state)
     if failures:  # the lab as it was, running again: nothing left paused or cut
         for link in plan.links:
             settings = state.link_settings(link.name)

@@ -131,3 +131,11 @@ def _config_drive(node: NodePlan) -> list[str]:
         drive = f"if=none,id=config,file={config.iso},format=raw,readonly=on"
         return ["-usb", "-drive", drive, "-device", "usb-storage,drive=config"]
     return ["-drive", f"file={config.iso},if=ide,index=2,media=cdrom,format=raw"]
+
+
+def held_argv(argv: list[str], machine: str) -> list[str]:
+    """``argv`` on the versioned machine type ``machine``, its CPUs held (``-S``) until a
+    saved state is loaded into it."""
+    held = list(argv)
+    held[held.index("-machine") + 1] = machine
+    return [*held, "-S"]

@@ -82,6 +82,11 @@ class VmEngine(Protocol):
         it back (the VM stays paused if it was), or delete it; waits until done."""
         ...
 
+    async def start_saved(self, lab: str, node: NodePlan, tag: str, machine: str) -> int:
+        """Start the node's VM held, on the versioned machine type ``machine``, in the state
+        ``tag`` its overlay (staged from a snapshot) holds; its PID."""
+        ...
+
     async def vm_facts(self, lab: str, node: str, machine: str) -> dict[str, str]:
         """What a saved state of the running VM needs again: ``qemu`` (its version) and
         ``machine`` (the versioned type ``machine``, an alias such as ``pc``, is there)."""

@@ -79,6 +79,9 @@ class EveryEngine:
     async def snapshot(self, lab: str, node: str, action: SnapshotAction, tag: str) -> None:
         await self._owner(lab, node).snapshot(lab, node, action, tag)
 
+    async def start_saved(self, lab: str, node: NodePlan, tag: str, machine: str) -> int:
+        return await self._engines[0].start_saved(lab, node, tag, machine)
+
     async def vm_facts(self, lab: str, node: str, machine: str) -> dict[str, str]:
         return await self._owner(lab, node).vm_facts(lab, node, machine)
 

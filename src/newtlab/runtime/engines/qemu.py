@@ -14,6 +14,7 @@ from typing import Any, cast
 from ...agent import layout
 from ...agent.tools import PACKAGES, QEMU_BINARY
 from ...plan.model import Accel, NodePlan
+from ...plan.qemu_args import held_argv
 from ..images import probe_files
 from ..processes import LabProcess, from_rows
 from ..transports.base import Transport, missing
@@ -84,6 +85,12 @@ class QemuEngine:
 
     async def snapshot(self, lab: str, node: str, action: SnapshotAction, tag: str) -> None:
         await self._transport.call("qemu_snapshot", lab=lab, node=node, action=action, tag=tag)
+
+    async def start_saved(self, lab: str, node: NodePlan, tag: str, machine: str) -> int:
+        held = node.model_copy(update={"qemu_argv": held_argv(node.qemu_argv, machine)})
+        pid = await self.start(lab, held)
+        await self.snapshot(lab, node.name, "load", tag)
+        return pid
 
     async def vm_facts(self, lab: str, node: str, machine: str) -> dict[str, str]:
         facts = await self._transport.call("qemu_vm_facts", lab=lab, node=node, machine=machine)
