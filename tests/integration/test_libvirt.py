@@ -8,6 +8,8 @@ with ``virsh destroy`` is shown exited and brought back by ``repair``; a pulled 
 through libvirt; the bridge killed is healed; destroy leaves no domain, pool or process, and
 a lab of another home with the same name is left alone. hosts2 on domains: its virtual
 hosts answer, and once its state is lost, prune finds its domains and destroy removes them.
+A snapshot goes through libvirt's own API and comes back in place, or from the store for a
+domain that was stopped.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 
 import psutil
 import pytest
-from labkit import EXAMPLE, SpecDir, run_cli, ssh, status, wait_for
+from labkit import EXAMPLE, SpecDir, close_ssh, run_cli, ssh, status, wait_for
 
 from libvirtd import Libvirtd, private_libvirtd
 from newtlab.state import load_state, state_path
@@ -153,6 +155,31 @@ def test_the_bridge_killed_heals_between_domains(lab: SpecDir) -> None:
     wait_for(lambda: all(link["connected"] for link in status()["links"]))
     ssh("r2", "ping -c 3 -W 2 10.0.12.1 || ping -c 3 -W 2 10.0.12.1")
     ssh("r2", "ping -c 3 -W 2 10.0.23.3 || ping -c 3 -W 2 10.0.23.3")
+
+
+def test_a_snapshot_of_domains_through_libvirts_api(lab: SpecDir, libvirt_uri: str) -> None:
+    """Saved by libvirt (internal, the config drive left out), reverted by libvirt where the
+    domain runs; a stopped domain is defined again from the store's record of it."""
+    ssh("r1", "echo saved > /root/marker")
+    saved = run_cli("snapshot", "save", "s1", "--json")
+    assert saved.returncode == 0, saved.stderr
+    (r1,) = [n for n in domains(libvirt_uri) if n.endswith("-r1")]
+    assert virsh(libvirt_uri, "snapshot-list", r1, "--name").split() == ["s1"]
+    assert json.loads(saved.stdout)["vms"] == ["r1", "r2", "r3"]
+    before = {n["name"]: n["pid"] for n in status()["nodes"]}
+    ssh("r1", "echo changed > /root/marker")
+    assert run_cli("stop", "r3", "--grace", "0").returncode == 0
+    restored = run_cli("snapshot", "restore", "s1", timeout=300)
+    assert restored.returncode == 0, restored.stderr
+    close_ssh()
+    after = {n["name"]: (n["pid"], n["status"]) for n in status()["nodes"]}
+    assert {state for _, state in after.values()} == {"running"}
+    assert after["r3"][0] != before["r3"]  # re-created from the store
+    assert ssh("r1", "cat /root/marker").strip() == "saved"
+    ssh("r2", "ping -c 3 -W 2 10.0.23.3 || ping -c 3 -W 2 10.0.23.3")
+    ssh("r2", "ping -c 3 -W 2 10.0.12.1 || ping -c 3 -W 2 10.0.12.1")
+    assert run_cli("snapshot", "delete", "s1").returncode == 0
+    assert virsh(libvirt_uri, "snapshot-list", r1, "--name").split() == []
 
 
 def _another_homes(uri: str, name: str, tmp_path: Path) -> str:

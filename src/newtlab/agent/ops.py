@@ -213,6 +213,16 @@ def snapshot_stage(lab: str, name: str, node: str, base_bytes: int, base_mtime_n
 
 
 @operation
+def snapshot_write(lab: str, name: str, file: str, data: bytes) -> None:
+    snapshots.write(lab, name, file, data)
+
+
+@operation
+def snapshot_read(lab: str, name: str, file: str) -> bytes | None:
+    return snapshots.read(lab, name, file)
+
+
+@operation
 def snapshot_remove(lab: str, name: str) -> None:
     snapshots.remove(lab, name)
 

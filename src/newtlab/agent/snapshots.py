@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import AgentError, layout, vm
+from .fsutil import atomic_write
 from .paths import ensure_private_dir, home, lab_dir
 from .tools import QEMU_IMG
 
@@ -172,6 +173,23 @@ def stage(lab: str, name: str, node: str, base_bytes: int, base_mtime_ns: int) -
     target = lab_dir(lab) / layout.overlay(node)
     target.parent.mkdir(parents=True, exist_ok=True)
     _copy(source, target)
+
+
+def _store_file(lab: str, name: str, file: str) -> Path:
+    if "/" in file or file.startswith(".") or not file:
+        raise AgentError(f"not a file of a snapshot: {file!r}")
+    return store_dir(lab, name) / file
+
+
+def write(lab: str, name: str, file: str, data: bytes) -> None:
+    """A file kept with this host's part of a snapshot (an engine's own record of it)."""
+    private_store_dir(lab, name)
+    atomic_write(_store_file(lab, name, file), data, 0o600)
+
+
+def read(lab: str, name: str, file: str) -> bytes | None:
+    path = _store_file(lab, name, file)
+    return path.read_bytes() if path.exists() else None
 
 
 def remove(lab: str, name: str) -> None:

@@ -206,7 +206,7 @@ class LibvirtEngine:
                 if domain.isActive():
                     left.append(f"{identity.node}: its domain {domain.name()} still runs")
                 else:
-                    domain.undefine()
+                    _undefine_defined(domain)
             _remove_pool(conn, DomainIdentity(mine, lab, "", ""))
             return left
 
@@ -258,20 +258,89 @@ class LibvirtEngine:
 
         await self._call(update)
 
-    def _no_snapshots(self, node: str) -> RuntimeFailure:
-        return RuntimeFailure(
-            f"{node}: lab snapshots are taken of VMs newtlab's agent runs (engine qemu); "
-            "libvirt-run VMs have none yet — `virsh snapshot-create-as` works on one domain"
-        )
+    async def _domain(self, lab: str, node: str, work: Callable[[Any], T]) -> T:
+        """``work(domain)`` on the node's defined domain (a failure names the node)."""
+        identity = await self.identity(lab, node)
+
+        def find(conn: Any) -> T:
+            domain = _ours(conn, identity)
+            if domain is None:
+                raise RuntimeFailure(f"{node}: its domain {identity.name} is not defined")
+            return work(domain)
+
+        return await self._call(find)
 
     async def set_running(self, lab: str, node: str, running: bool) -> None:
-        raise self._no_snapshots(node)
+        def change(domain: Any) -> None:
+            paused = domain.state()[0] == _binding().VIR_DOMAIN_PAUSED
+            if running and paused:
+                domain.resume()
+            elif not running and not paused:
+                domain.suspend()
+
+        await self._domain(lab, node, change)
 
     async def snapshot(self, lab: str, node: str, action: SnapshotAction, tag: str) -> None:
-        raise self._no_snapshots(node)
+        """libvirt's own snapshots: internal (memory and the overlay inside the overlay),
+        the config drive left out; its XML kept beside the store's copy, for a domain
+        defined again after a destroy (``start_saved``)."""
+        libvirt = _binding()
+        kept = None if action == "save" else await self._saved_xml(lab, tag, node)
+
+        def act(domain: Any) -> str:
+            if action == "save":
+                domain.snapshotCreateXML(_snapshot_xml(domain.XMLDesc(0), tag), 0)
+                return str(domain.snapshotLookupByName(tag).getXMLDesc(0))
+            snap = _snapshot_of(domain, tag, kept)
+            if action == "load":
+                domain.revertToSnapshot(snap, libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED)
+            else:
+                snap.delete(0)
+            return ""
+
+        xml = await self._domain(lab, node, act)
+        if xml:
+            await self._transport.call("snapshot_write", lab=lab, name=tag,
+                                       file=f"{node}.libvirt.xml", data=xml.encode())  # fmt: skip
+
+    async def _saved_xml(self, lab: str, tag: str, node: str) -> str | None:
+        """libvirt's record of snapshot ``tag`` of the node, as the store keeps it."""
+        data = await self._transport.call("snapshot_read", lab=lab, name=tag,
+                                          file=f"{node}.libvirt.xml")  # fmt: skip
+        return bytes(data).decode() if data is not None else None
+
+    async def start_saved(self, lab: str, node: NodePlan, tag: str, machine: str) -> int:
+        """Define the domain again, give libvirt back its snapshot (the XML kept in the
+        store), and revert to it held: its own domain XML, machine type pinned, comes along."""
+        saved = await self._saved_xml(lab, tag, node.name)
+        if saved is None:
+            raise RuntimeFailure(f"{node.name}: snapshot {tag} has no libvirt record on its host")
+        lab_dir = str(await self._transport.call("lab_path", lab=lab))
+        identity = await self.identity(lab, node.name)
+        xml = domain_xml(identity, node, node.accel, lab_dir)
+        libvirt = _binding()
+
+        def define_and_revert(conn: Any) -> None:
+            _undefine(conn, identity)
+            domain = conn.defineXML(_with_uuid(xml, saved))
+            snap = _snapshot_of(domain, tag, saved)
+            domain.revertToSnapshot(snap, libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED)
+
+        async with self._pool_lock:
+            await self._call(lambda conn: _ensure_pool(conn, identity, f"{lab_dir}/{layout.DISKS}"))
+        await self._call(define_and_revert)
+        pids = await self._transport.call("domain_pids", names=[identity.name])
+        return int(pids.get(identity.name, 0))
 
     async def vm_facts(self, lab: str, node: str, machine: str) -> dict[str, str]:
-        raise self._no_snapshots(node)
+        def ask(domain: Any) -> dict[str, str]:
+            version = domain.connect().getVersion()
+            found = ET.fromstring(domain.XMLDesc(0)).find("os/type")
+            running = found.get("machine", machine) if found is not None else machine
+            return {"qemu": f"{version // 1_000_000}.{version // 1000 % 1000}.{version % 1000}",
+                    "machine": running}  # fmt: skip
+
+        return await self._domain(lab, node, ask)
 
     async def installed_facts(self) -> dict[str, Any]:
         return await self._qemu.installed_facts()
@@ -311,7 +380,58 @@ def _undefine(conn: Any, identity: DomainIdentity) -> None:
         return
     if domain.isActive():
         domain.destroy()
-    domain.undefine()
+    _undefine_defined(domain)
+
+
+def _undefine_defined(domain: Any) -> None:
+    """Undefine a stopped domain and libvirt's record of its snapshots (their states stay
+    in the overlay; a snapshot's own copy is in newtlab's store)."""
+    domain.undefineFlags(_binding().VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
+
+
+def _with_uuid(xml: str, snapshot_xml: str) -> str:
+    """The domain ``xml`` with the UUID of the domain ``snapshot_xml`` was taken of: libvirt
+    redefines a snapshot only for that domain."""
+    saved = ET.fromstring(snapshot_xml).find("domain/uuid")
+    if saved is None or not saved.text:
+        return xml
+    root = ET.fromstring(xml)
+    for old in root.findall("uuid"):
+        root.remove(old)
+    uuid = ET.Element("uuid")
+    uuid.text = saved.text
+    root.insert(1, uuid)  # after <name>, where libvirt writes it
+    return ET.tostring(root, encoding="unicode")
+
+
+def _snapshot_of(domain: Any, tag: str, kept: str | None) -> Any:
+    """libvirt's snapshot ``tag`` of ``domain``; redefined from ``kept`` (the store's record)
+    when libvirt no longer knows it (the domain was defined again since)."""
+    libvirt = _binding()
+    try:
+        return domain.snapshotLookupByName(tag)
+    except libvirt.libvirtError:
+        if kept is None:
+            raise
+    domain.snapshotCreateXML(kept, libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE)
+    return domain.snapshotLookupByName(tag)
+
+
+def _snapshot_xml(domain_xml_text: str, tag: str) -> str:
+    """An internal snapshot of memory and the overlay; every other disk (the read-only
+    config drive) left out."""
+    root = ET.Element("domainsnapshot")
+    ET.SubElement(root, "name").text = tag
+    ET.SubElement(root, "memory", snapshot="internal")
+    disks = ET.SubElement(root, "disks")
+    for disk in ET.fromstring(domain_xml_text).iterfind("devices/disk"):
+        target, driver = disk.find("target"), disk.find("driver")
+        if target is None:
+            continue
+        qcow2 = driver is not None and driver.get("type") == "qcow2"
+        ET.SubElement(disks, "disk", name=target.get("dev", ""),
+                      snapshot="internal" if qcow2 else "no")  # fmt: skip
+    return ET.tostring(root, encoding="unicode")
 
 
 def _runs(conn: Any, kind: str) -> bool:
