@@ -82,17 +82,20 @@ async def _require_running(state: LabState, hosts: Hosts, what: str) -> None:
         )
 
 
+async def _running_facts(hosts: Hosts, lab: str, node: NodePlan) -> dict[str, str]:
+    """What a saved state of the node's running VM needs again (``VmEngine.vm_facts``)."""
+    machine = argv_value(node.qemu_argv, "-machine")
+    return await hosts[node.host].engine.vm_facts(lab, node.name, machine)
+
+
 async def save(state: LabState, hosts: Hosts, name: str, progress: Progress) -> Snapshot:
     """Save every VM of the lab at one moment, with its links' settings, as ``name``."""
     plan = state.plan
     await _require_running(state, hosts, "a snapshot")
     await _check_space(plan, hosts)
 
-    async def facts(node: NodePlan) -> dict[str, str]:
-        machine = argv_value(node.qemu_argv, "-machine")
-        return await hosts[node.host].engine.vm_facts(state.name, node.name, machine)
-
-    found = dict(zip((n.name for n in plan.nodes), await _each(plan.nodes, facts), strict=True))
+    facts = await _each(plan.nodes, lambda node: _running_facts(hosts, state.name, node))
+    found = dict(zip((n.name for n in plan.nodes), facts, strict=True))
     saved: list[str] = []
 
     async def save_one(node: NodePlan) -> None:
@@ -180,11 +183,9 @@ async def refuse_differences(
     difference. ``in_place``: nodes whose running VM loads the state (asked directly)."""
 
     async def facts(node: NodePlan) -> dict[str, object]:
-        host = hosts[node.host]
         if node.name in in_place:
-            machine = argv_value(node.qemu_argv, "-machine")
-            return dict(await host.engine.vm_facts(plan.lab, node.name, machine))
-        return await host.engine.installed_facts()
+            return dict(await _running_facts(hosts, plan.lab, node))
+        return await hosts[node.host].engine.installed_facts()
 
     found = dict(zip((n.name for n in plan.nodes), await _each(plan.nodes, facts), strict=True))
     problems = differences(snapshot, plan, found)
