@@ -9,11 +9,13 @@ the file system's doing, not the probe's.
 from __future__ import annotations
 
 import contextlib
+import os
 import pwd
 import subprocess
 from collections.abc import Iterator, Sequence
 
-OTHER = "newtlab-other"
+# One per pytest-xdist worker: two at once must not delete the user the other one uses.
+OTHER = "newtlab-other" + os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
 PYTHON = "/usr/bin/python3"  # the system's: the other user may not enter a venv's directory
 
 _CONNECT = """

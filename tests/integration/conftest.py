@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +25,12 @@ from newtlab.errors import NewtlabError
 from newtlab.image import BuiltImage, build_host_image, build_image
 from newtlab.lab import destroy_lab
 
-_port_blocks = itertools.count()
+# Under pytest-xdist each worker (gw0, gw1, ...) has lab names and port blocks no other
+# worker's labs use (a lab's name tags its processes: a finalizer kills by it).
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+_BLOCKS = 40  # of 200 ports each, from 24000
+_labs_made = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -68,15 +74,17 @@ def _labs(root: Path) -> Iterator[Callable[..., SpecDir]]:
         configs: bool = False,
         declared: bool = False,
     ) -> SpecDir:
-        block = next(_port_blocks)
-        lab = name or f"itest{block}"
+        made = next(_labs_made)
+        lab = name or f"itest{made * _WORKERS + _WORKER}"
+        share = max(_BLOCKS // _WORKERS, 1)  # this worker's blocks, reused in turn
+        block = _WORKER * share + made % share
         target = root / lab
         shutil.copytree(source, target)
         if not configs:
             shutil.rmtree(target / "configs", ignore_errors=True)
         topo_path = target / "topology.json"
         topology = json.loads(topo_path.read_text())
-        base = 24000 + (block % 40) * 200
+        base = 24000 + (block % _BLOCKS) * 200
         ports = {"link_port_base": base, "console_port_base": base + 40, "ssh_port_base": base + 70}
         topology.setdefault("newtlab", {}).update(ports)
         if not declared:  # the example's tests (newtlab.validate) name what edits may remove

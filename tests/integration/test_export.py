@@ -132,8 +132,10 @@ def test_ssh_config_inventory_and_graph_of_a_deployed_lab(
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(_cli("inventory", spec.lab))
     bin_dir = Path(sys.executable).parent
+    # stdin from /dev/null: Ansible refuses a non-blocking one (a pytest-xdist worker's)
     listed = subprocess.run([bin_dir / "ansible-inventory", "-i", str(inventory), "--list"],
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
     assert listed.returncode == 0, listed.stderr
     found = json.loads(listed.stdout)
     lab = Lab.attach(spec.lab)
@@ -144,13 +146,15 @@ def test_ssh_config_inventory_and_graph_of_a_deployed_lab(
     r1 = found["_meta"]["hostvars"]["r1"]
     assert (r1["ansible_port"], r1["ansible_connection"]) == (rows["r1"]["port"], "ssh")
     assert found["_meta"]["hostvars"]["host1"]["ansible_user"] == "host1"
-    ran = subprocess.run(
-        [bin_dir / "ansible", "all", "-i", str(inventory), "-m", "raw", "-a", "hostname",
-         "--one-line"],
-        capture_output=True, text=True, timeout=180,
-        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path),
-             "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_LOCAL_TEMP": str(tmp_path)},
-    )  # fmt: skip
+    # A short HOME: OpenSSH's control sockets under it must fit a Unix socket path.
+    with tempfile.TemporaryDirectory(prefix="ansible-") as home:
+        ran = subprocess.run(
+            [bin_dir / "ansible", "all", "-i", str(inventory), "-m", "raw", "-a", "hostname",
+             "--one-line"],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180,
+            env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": home,
+                 "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_LOCAL_TEMP": home},
+        )  # fmt: skip
     assert ran.returncode == 0, ran.stdout + ran.stderr
     for name in ("r1", "host1", "host2"):
         assert f"{name} | CHANGED | rc=0 | (stdout) {name}" in ran.stdout, ran.stdout

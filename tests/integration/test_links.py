@@ -195,6 +195,9 @@ def test_bridge_dies_and_the_lab_heals(lab: SpecDir, in_module_home: Path) -> No
         assert nics and all((lab_dir / n.listen).is_socket() for n in nics)
 
     # kill -9 of the bridge in the middle of a ping: its supervisor brings it back at once.
+    # (Read before the ping starts: on a busy machine a status takes seconds of its 8.)
+    (bridge,) = status()["bridges"]
+    restarts = bridge["restarts"]  # the links test restarted it before
     ping = subprocess.Popen(
         [sys.executable, "-m", "newtlab", "ssh", "r1", "--", "ping -c 40 -i 0.2 -W 1 10.0.12.2"],
         stdout=subprocess.PIPE,
@@ -204,8 +207,6 @@ def test_bridge_dies_and_the_lab_heals(lab: SpecDir, in_module_home: Path) -> No
     )
     try:
         time.sleep(2.5)
-        (bridge,) = status()["bridges"]
-        restarts = bridge["restarts"]  # the links test restarted it before
         os.kill(bridge["bridge_pid"], signal.SIGKILL)
         output, _ = ping.communicate(timeout=60)
     finally:

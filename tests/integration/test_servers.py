@@ -190,13 +190,14 @@ def test_a_lab_over_two_servers(
 
     # kill -9 of s1's bridge in the middle of a ping across servers: it heals, no VM restarts.
     before = {s.name: lab_processes(s, spec.lab) for s in pool}
+    # Read before the ping starts: on a busy machine a status takes seconds of its 8.
+    bridge = next(b for b in status()["bridges"] if b["host"] == "s1")["bridge_pid"]
     ping = subprocess.Popen(
         [sys.executable, "-m", "newtlab", "ssh", "r3", "--", "ping -c 40 -i 0.2 -W 1 10.0.23.2"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy(),
     )  # fmt: skip
     try:
         time.sleep(2.5)
-        bridge = next(b for b in status()["bridges"] if b["host"] == "s1")["bridge_pid"]
         assert s1.run(["kill", "-9", str(bridge)]).returncode == 0
         output, _ = ping.communicate(timeout=60)
     finally:
