@@ -1,7 +1,8 @@
 """newtron's 2node-ngdp with real virtual hosts: six hosts in one host VM, two Linux routers.
 
-The hosts keep newtron's own ``alpine-host`` platform untouched (its image
-name points at newtlab's host image); the switches are played by Linux
+The hosts keep newtron's own ``alpine-host`` platform (its image name points
+at newtlab's host image), but for its boot timeout: newtron's 60 s is too short
+for a TCG guest booting beside other tests' guests. The switches are played by Linux
 routers on the same image. Every host must sit in its own namespaces with
 its own address, reach its gateway and hosts behind the other switch, and
 come back whole after its host VM is stopped and started.
@@ -61,6 +62,7 @@ def _prepare(spec: SpecDir) -> None:
     platforms = json.loads(platforms_path.read_text())
     router = {**host_platform(), "vm_interface_map": "sequential", "vm_memory": 128}
     platforms["platforms"]["sonic-ciscovs"] = router  # switches: Linux routers, EthernetN = ethN+1
+    platforms["platforms"]["alpine-host"]["vm_boot_timeout"] = host_platform()["vm_boot_timeout"]
     platforms_path.write_text(json.dumps(platforms, indent=2))
     host4 = spec.path / "profiles" / "host4.json"
     profile = json.loads(host4.read_text())
