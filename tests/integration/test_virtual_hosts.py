@@ -60,9 +60,10 @@ def _edit_topology(topology: dict[str, Any]) -> None:
 def _prepare(spec: SpecDir) -> None:
     platforms_path = spec.path / "platforms.json"
     platforms = json.loads(platforms_path.read_text())
-    router = {**host_platform(), "vm_interface_map": "sequential", "vm_memory": 128}
+    host = host_platform()
+    router = {**host, "vm_interface_map": "sequential", "vm_memory": 128}
     platforms["platforms"]["sonic-ciscovs"] = router  # switches: Linux routers, EthernetN = ethN+1
-    platforms["platforms"]["alpine-host"]["vm_boot_timeout"] = host_platform()["vm_boot_timeout"]
+    platforms["platforms"]["alpine-host"]["vm_boot_timeout"] = host["vm_boot_timeout"]
     platforms_path.write_text(json.dumps(platforms, indent=2))
     host4 = spec.path / "profiles" / "host4.json"
     profile = json.loads(host4.read_text())
