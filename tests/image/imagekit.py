@@ -305,8 +305,10 @@ async def _ssh(
         client_keys=[key] if key else None,
         known_hosts=None,
         agent_path=None,
-        connect_timeout=10,
-        login_timeout=20,
+        # A client that asks for RSA first waits while the guest makes that key, on
+        # demand: ~5 s on a quiet machine under TCG, over 10 s beside booting guests.
+        connect_timeout=10 if host_key_algs else 60,
+        login_timeout=20 if host_key_algs else 60,
         **options,
     ) as conn:
         return await conn.run(command, check=False, timeout=60)
