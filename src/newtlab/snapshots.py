@@ -38,6 +38,7 @@ _SEPARATE = ("-accel", "-cpu", "-machine")
 _DOMAIN_FIELDS = {"name", "image", "memory", "cpus", "nic_driver", "disk_driver",
                   "cpu_features", "firmware", "smbios", "extra_devices", "nics", "pci_bridges",
                   "engine"}  # fmt: skip
+_KERNEL_FIELDS = {"kernel", "initrd", "kernel_cmdline"}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -104,7 +105,9 @@ def hardware(node: NodePlan) -> str:
     for option in _SEPARATE:
         if option in argv[:-1]:
             del argv[argv.index(option) : argv.index(option) + 2]
-    made_of = argv or node.model_dump(mode="json", include=_DOMAIN_FIELDS)
+    # A direct boot's fields only when set: a disk-booted domain's fingerprint is as it was.
+    fields = _DOMAIN_FIELDS | (_KERNEL_FIELDS if node.kernel else set())
+    made_of = argv or node.model_dump(mode="json", include=fields)
     return hashlib.sha256(json.dumps([node.host, made_of], sort_keys=True).encode()).hexdigest()
 
 

@@ -58,7 +58,8 @@ def _shared_ssh_connections() -> Iterator[None]:
 def _with_image(home: Path, host_image: BuiltImage) -> Path:
     images = home / "images"
     images.mkdir(exist_ok=True)
-    (images / host_image.image.name).symlink_to(host_image.image)
+    for path in host_image.boot_files:
+        (images / path.name).symlink_to(path)
     return home
 
 

@@ -46,7 +46,8 @@ def clos(
     make_shared_lab, module_home: Path, router_image: BuiltImage
 ) -> Iterator[tuple[SpecDir, dict[str, Any]]]:  # type: ignore[no-untyped-def]
     """The example deployed once, its declared tests run at once: with their report."""
-    (module_home / "images" / router_image.image.name).symlink_to(router_image.image)
+    for path in router_image.boot_files:
+        (module_home / "images" / path.name).symlink_to(path)
     spec: SpecDir = make_shared_lab(CLOS, configs=True, declared=True)
     started = time.monotonic()
     deployed = run_cli("deploy", "-S", str(spec.path), "--accel", "tcg", "--validate",

@@ -4,6 +4,7 @@ it sits behind a pci-bridge), r3 on a platform of e1000 NICs; checks that only r
 share it:
 
 - the third VM started only once one of the first two was ready;
+- each VM boots its platform's kernel directly (no boot loader);
 - the guest sees each NIC at the PCI address the plan gives it, and the NIC behind
   the bridge carries traffic;
 - e1000 NICs are named in QEMU order and carry traffic to a virtio-net neighbour;
@@ -29,6 +30,7 @@ from typing import Any
 import pytest
 from labkit import SpecDir, ping, run_cli, ssh, status
 
+from newtlab.home import lab_dir
 from newtlab.state import load_state
 
 pytestmark = pytest.mark.integration
@@ -86,6 +88,20 @@ def test_two_at_a_time_boots_the_third_vm_once_one_is_ready(lab: SpecDir) -> Non
         ready.append(node.started_at + node.boot_seconds)
     assert second.started_at < min(ready)  # the first two booted together
     assert third.started_at >= min(ready) - 0.1  # the third waited for one of them
+
+
+def test_each_vm_boots_its_kernel_directly(lab: SpecDir) -> None:
+    """The platform's kernel and initramfs, not SYSLINUX from the disk (which would add
+    ``BOOT_IMAGE=`` and ``initrd=``): the command line is the platform's, word for word."""
+    plan = load_state(lab.lab).plan
+    for node in ("r1", "r3"):
+        planned = plan.node(node)
+        argv = planned.qemu_argv
+        assert argv[argv.index("-kernel") + 1] == f"disks/{node}.kernel"
+        assert os.path.realpath(lab_dir(lab.lab) / f"disks/{node}.kernel") == os.path.realpath(
+            planned.kernel
+        )
+        assert ssh(node, "cat /proc/cmdline").strip() == planned.kernel_cmdline
 
 
 def _guest_addresses(node: str) -> dict[str, str]:

@@ -33,8 +33,14 @@ def test_cli_builds_into_newtlab_home(newtlab_home: Path) -> None:
     (newtlab_home / "images" / "newtlab-host.qcow2").unlink()  # the fixture's link
     result = run_cli("image", "build", "host", "--json")
     assert result.returncode == 0, result.stderr
-    image = Path(json.loads(result.stdout)["image"])
-    assert image == newtlab_home / "images" / "newtlab-host.qcow2" and image.is_file()
+    built = {key: Path(path) for key, path in json.loads(result.stdout).items()}
+    images = newtlab_home / "images"
+    assert built == {
+        "image": images / "newtlab-host.qcow2",
+        "kernel": images / "newtlab-host.vmlinux",
+        "initrd": images / "newtlab-host.initrd.gz",
+    }
+    assert all(path.is_file() for path in built.values())
 
 
 def test_kvm_probe_decides_and_is_cached(host_image: BuiltImage, tmp_path: Path) -> None:

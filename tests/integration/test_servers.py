@@ -107,11 +107,15 @@ def test_a_lab_over_two_servers(
     assert [(n["name"], n["host"], n["status"]) for n in data["nodes"]] == [
         ("r1", "s1", "running"), ("r2", "s1", "running"), ("r3", "s2", "running")
     ]  # fmt: skip
-    # The base image went to each server once, stored by its content.
-    image = newtlab_home / "images" / "newtlab-host.qcow2"
-    stored = f"/root/.newtlab/images/{content_digest(image)[:16]}/newtlab-host.qcow2"
-    assert s1.holds_path(stored) and s2.holds_path(stored)
-    assert deployed.stdout.count("uploaded newtlab-host.qcow2") == 2
+    # The base image, its kernel and initramfs went to each server once, stored by content.
+    uploaded = [
+        f"/root/.newtlab/images/{content_digest(newtlab_home / 'images' / name)[:16]}/{name}"
+        for name in ("newtlab-host.qcow2", "newtlab-host.vmlinux", "newtlab-host.initrd.gz")
+    ]
+    for path in uploaded:
+        assert s1.holds_path(path) and s2.holds_path(path)
+        assert deployed.stdout.count(f"uploaded {Path(path).name}") == 2
+    stored = uploaded[0]
 
     # Every node answers SSH; profiles point newtron at the server's address.
     for node in ("r1", "r2", "r3"):
@@ -277,9 +281,11 @@ def test_a_lab_over_two_servers(
     pruned = run_cli("prune", "-S", str(spec.path), "--yes", "--json")
     assert pruned.returncode == 0, pruned.stderr
     removed = json.loads(pruned.stdout)["caches_removed"]
-    assert sorted(removed) == sorted([f"s1:{p}" for p in [*planted, stored]] + [f"s2:{stored}"])
+    assert sorted(removed) == sorted(
+        [f"s1:{p}" for p in [*planted, *uploaded]] + [f"s2:{p}" for p in uploaded]
+    )
     for server in pool:
-        assert not any(server.holds_path(p) for p in [*planted, stored])
+        assert not any(server.holds_path(p) for p in [*planted, *uploaded])
         assert server.holds_path(f"{home}/runtime/{bundle.digest()}")  # the one in use
     assert s1.holds_path(f"{home}/images/mine.qcow2")
     assert json.loads(run_cli("prune", "-S", str(spec.path), "--json").stdout)["caches"] == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -122,12 +123,29 @@ def test_a_deploy_refused_before_it_starts_leaves_no_lock_and_destroy_says_why()
     refused = run_cli("deploy", "-S", str(EXAMPLES / "line3"))  # no host image here
     assert refused.returncode == 1
     assert "vm_image not found" in refused.stderr and "newtlab image build host" in refused.stderr
+    assert "vm_kernel" not in refused.stderr  # missing with its image: said once, as the image
     assert not (newtlab_home() / "locks" / "line3.lock").exists()
     nothing = run_cli("destroy")
     assert (nothing.returncode, nothing.stderr) == (
         1,
         "error: no lab is deployed: nothing to destroy\n",
     )
+
+
+def test_an_image_without_its_direct_boot_kernel_says_to_build_again() -> None:
+    images = newtlab_home() / "images"
+    images.mkdir(parents=True)
+    qcow2 = ["qemu-img", "create", "-q", "-f", "qcow2", str(images / "newtlab-host.qcow2"), "1M"]
+    subprocess.run(qcow2, check=True)  # as `newtlab image build` made it before vm_kernel
+    (images / "newtlab-host.initrd.gz").write_bytes(b"x")
+    refused = run_cli("deploy", "-S", str(EXAMPLES / "line3"))
+    assert refused.returncode == 1
+    lines = [line.strip() for line in refused.stderr.splitlines() if "vm_" in line]
+    assert lines == [
+        f"{node}: vm_kernel not found: {images}/newtlab-host.vmlinux — build it with "
+        "`newtlab image build host`"
+        for node in ("r1", "r2", "r3")
+    ]
 
 
 def test_newtrons_test_host_image_name_says_how_to_provide_it(tmp_path: Path) -> None:

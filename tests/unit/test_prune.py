@@ -127,3 +127,20 @@ def test_unused_caches_are_what_no_process_and_no_overlay_uses(runs_from: Path) 
 
     overlay.unlink()  # the lab is gone: its base image is no longer in use
     assert [entry["path"] for entry in caches.find()] == [str(used)]
+
+
+def test_a_kernel_a_node_boots_directly_is_in_use() -> None:
+    from newtlab.agent import caches, files
+
+    images = newtlab_home() / "images" / "eeeeeeeeeeeeeeee"
+    images.mkdir(parents=True)
+    kernel, initrd = images / "host.vmlinux", images / "host.initrd.gz"
+    for file in (kernel, initrd):
+        file.write_bytes(b"x" * 100)
+    disks = newtlab_home() / "labs" / "lab1" / "disks"
+    files.link_boot_file(str(kernel), disks / "r1.kernel")
+    files.link_boot_file(str(kernel), disks / "r1.kernel")  # again: replaced, not refused
+    assert (disks / "r1.kernel").resolve() == kernel and len(list(disks.iterdir())) == 1
+    assert [entry["path"] for entry in caches.find()] == [str(initrd)]
+    (disks / "r1.kernel").unlink()
+    assert sorted(entry["path"] for entry in caches.find()) == sorted([str(kernel), str(initrd)])

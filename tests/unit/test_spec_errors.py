@@ -220,6 +220,22 @@ def test_no_image_anywhere(tmp_path: Path) -> None:
     assert "profiles/a.json: vm_image: no vm_image for device 'a'" in message
 
 
+@pytest.mark.parametrize(
+    ("platform", "said"),
+    [
+        ({"vm_initrd": "/i.gz"}, '"vm_initrd" and "vm_kernel_cmdline" need "vm_kernel"'),
+        ({"vm_kernel_cmdline": "quiet"}, '"vm_initrd" and "vm_kernel_cmdline" need "vm_kernel"'),
+        ({"vm_kernel": "/k", "vm_firmware": "uefi"}, '"vm_kernel" boots with the BIOS firmware'),
+    ],
+)
+def test_a_direct_boot_needs_its_kernel_and_the_bios(
+    tmp_path: Path, platform: dict[str, str], said: str
+) -> None:
+    platforms = {"sw": {"vm_image": "/i.qcow2", "vm_interface_map": "sequential", **platform}}
+    message = load_error(write_specs(tmp_path / "lab", {"a": {}}, platforms=platforms))
+    assert "platforms.json" in message and said in message
+
+
 def test_unknown_interface_map_value(tmp_path: Path) -> None:
     platforms = {"sw": {"vm_image": "/i.qcow2", "vm_interface_map": "zigzag"}}
     message = load_error(write_specs(tmp_path / "lab", {"a": {}}, platforms=platforms))

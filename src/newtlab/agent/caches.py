@@ -5,8 +5,9 @@ per newtlab version) and the base images uploaded to it
 (``images/<sha256[:16]>/<name>``). A runtime is unused when it is not the
 caller's and no process runs from it (a bridge runs with it on
 ``PYTHONPATH``); an uploaded image when no overlay of any lab of this home is
-backed by it. Interrupted copies (``runtime/.<digest>.<tag>``,
-``*.part-<tag>``) are unused once no process has them open.
+backed by it and no node of one links to it as its kernel or initramfs.
+Interrupted copies (``runtime/.<digest>.<tag>``, ``*.part-<tag>``) are unused
+once no process has them open.
 """
 
 from __future__ import annotations
@@ -44,12 +45,16 @@ def backing_file(path: Path) -> str:
 
 
 def _used_images(root: Path) -> set[str]:
-    """Real paths of every base image an overlay of a lab of this home is backed by."""
+    """Real paths of every base image an overlay of a lab of this home is backed by, and
+    of every kernel and initramfs a node of one boots directly (its links)."""
     used = set()
-    for overlay in (root / "labs").glob(f"*/{layout.overlay('*')}"):
+    labs = root / "labs"
+    for overlay in labs.glob(f"*/{layout.overlay('*')}"):
         backing = backing_file(overlay)
         if backing:
             used.add(os.path.realpath(backing))
+    for kind in ("kernel", "initrd"):
+        used.update(os.path.realpath(p) for p in labs.glob(f"*/{layout.boot_file('*', kind)}"))
     return used
 
 

@@ -123,6 +123,34 @@ def _magic_problem(image: str) -> str | None:
     return None
 
 
+def boot_file_problem(kind: str, path: str) -> str | None:
+    """None if ``path``, the platform's ``vm_<kind>`` (kernel, initrd), can be read."""
+    try:
+        with Path(path).open("rb") as handle:
+            handle.read(1)
+    except FileNotFoundError:
+        image = Path(path).name.split(".")[0]
+        hint = (
+            f" — build it with `newtlab image build {image.removeprefix('newtlab-')}`"
+            if image in ("newtlab-host", "newtlab-router")
+            else f" — fix vm_{kind} in platforms.json"
+        )
+        return f"vm_{kind} not found: {path}{hint}"
+    except OSError as exc:
+        return f"cannot read vm_{kind} {path}: {exc.strerror}"
+    return None
+
+
+def link_boot_file(target: str, link: Path) -> None:
+    """``link`` (in a lab's directory) to the kernel or initramfs ``target``, replaced
+    if there: QEMU opens the link at every start."""
+    link.parent.mkdir(parents=True, exist_ok=True)
+    staged = link.with_name(f".{link.name}.tmp")
+    staged.unlink(missing_ok=True)
+    staged.symlink_to(Path(target).resolve())
+    staged.replace(link)
+
+
 def create_overlay(base: str, overlay: Path) -> None:
     """``qemu-img create -f qcow2 -b <abs base> -F qcow2 <overlay>``.
 

@@ -27,6 +27,12 @@ def overlay(node: str) -> str:
     return f"{DISKS}/{node}.qcow2"
 
 
+def boot_file(node: str, kind: str) -> str:
+    """The node's link to the kernel or initramfs it boots directly (``kernel``,
+    ``initrd``): the argv names it here, whatever the file's path on the host."""
+    return f"{DISKS}/{node}.{kind}"
+
+
 def config_iso(node: str) -> str:
     """The node's startup-configuration ISO (config drive or NoCloud seed)."""
     return f"{DISKS}/{node}-config.iso"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import AgentError, accel, bridge, caches, files, ports, procs, snapshots, vm
-from .layout import overlay
+from .layout import boot_file, overlay
 from .paths import home, lab_dir
 
 OPERATIONS: dict[str, Callable[..., Any]] = {}
@@ -54,8 +54,19 @@ def check_image(image: str, sha256: str = "") -> str | None:
 
 
 @operation
+def check_boot_file(kind: str, path: str) -> str | None:
+    return files.boot_file_problem(kind, path)
+
+
+@operation
 def create_overlay(lab: str, node: str, base: str) -> None:
     files.create_overlay(base, lab_dir(lab) / overlay(node))
+
+
+@operation
+def link_boot_files(lab: str, node: str, paths: dict[str, str]) -> None:
+    for kind, path in paths.items():
+        files.link_boot_file(path, lab_dir(lab) / boot_file(node, kind))
 
 
 @operation

@@ -127,6 +127,7 @@ def image_build(
     except ImageBuildError as exc:
         raise RuntimeFailure(str(exc)) from None
     if json_out:
-        print_json({"image": str(built.image)})
+        print_json({"image": str(built.image), "kernel": str(built.vmlinux),
+                    "initrd": str(built.initrd)})  # fmt: skip
     else:
-        out.print(f"built {built.image}")
+        out.print(f"built {built.image}, with its kernel and initramfs beside it")

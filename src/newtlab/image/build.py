@@ -7,7 +7,9 @@ shared libraries they need, the NIC drivers, the scripts in ``guest/``); the
 qcow2 disk holds only a FAT filesystem with SYSLINUX, the kernel and that
 initramfs, so QEMU boots it from its disk like any real image, and every
 boot starts clean (nothing is ever written to the disk, so an overlay stays
-empty). No root, no loop mounts. Built in a temp dir and renamed into place:
+empty). Beside the disk: the kernel uncompressed and the initramfs, which the
+image's platform boots directly (``vm_kernel``, ``vm_initrd``: ``vmlinux``).
+No root, no loop mounts. Built in a temp dir and renamed into place:
 a failed build never leaves a half-written image. Cached by a hash of every
 input.
 """
@@ -34,14 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from ..agent.fsutil import atomic_write
-from . import debs, elf
+from . import debs, elf, vmlinux
 from .cpio import Entry, archive
 from .errors import ImageBuildError
 
 IMAGE_NAME = "newtlab-host"
 ROUTER_IMAGE_NAME = "newtlab-router"
 PROBE_INITRD_NAME = "newtlab-probe.initrd.gz"
-FORMAT_VERSION = "2"
+FORMAT_VERSION = "3"
 ROOT_USER = "root"
 ROOT_PASSWORD = "newtlab"
 HOSTNAME = "newtlab"
@@ -122,7 +124,7 @@ Progress = Callable[[str], None]
 class Recipe:
     """What one of newtlab's images is made of, beyond the kernel every image has."""
 
-    name: str  # the files' stem: NAME.qcow2, NAME.vmlinuz, NAME.json
+    name: str  # the files' stem: NAME.qcow2, .vmlinuz, .vmlinux, .initrd.gz, .json
     packages: tuple[str, ...]  # Debian packages (see debs.PACKAGES)
     files: tuple[str, ...]  # taken from them as they are (see PACKAGE_FILES)
     guest_files: dict[str, tuple[str, int]]  # guest/NAME -> (path in the guest, mode)
@@ -161,16 +163,28 @@ class BuiltImage:
     kernel: Path  # the guest's kernel, also the KVM probe's kernel
     probe_initrd: Path  # initramfs whose /init prints NEWTLAB-PROBE-OK and powers off
     key: str  # hash of every input; a different key means a rebuild
+    vmlinux: Path  # the kernel uncompressed, for a direct boot (vm_kernel)
+    initrd: Path  # the guest's root filesystem, also on the disk (vm_initrd)
+
+    @property
+    def boot_files(self) -> tuple[Path, Path, Path]:
+        """What a platform of this image names: its disk, kernel and initramfs."""
+        return self.image, self.vmlinux, self.initrd
 
 
 def _paths(dest: Path, key: str = "", name: str = IMAGE_NAME) -> BuiltImage:
     return BuiltImage(
-        dest / f"{name}.qcow2", dest / f"{name}.vmlinuz", dest / PROBE_INITRD_NAME, key
+        dest / f"{name}.qcow2",
+        dest / f"{name}.vmlinuz",
+        dest / PROBE_INITRD_NAME,
+        key,
+        dest / f"{name}.vmlinux",
+        dest / f"{name}.initrd.gz",
     )
 
 
 def _complete(built: BuiltImage) -> bool:
-    return all(p.is_file() for p in (built.image, built.kernel, built.probe_initrd))
+    return all(p.is_file() for p in (*built.boot_files, built.kernel, built.probe_initrd))
 
 
 def probe_artifacts(dest: Path) -> tuple[Path, Path] | None:
@@ -538,10 +552,14 @@ def _build(
         say("building the boot disk")
         qcow2 = _boot_disk(work, tools, kernels[0], initrd)
         shutil.copyfile(kernels[0], work / "vmlinuz")
+        say("extracting the kernel for a direct boot")
+        (work / "vmlinux").write_bytes(vmlinux.extract(kernels[0].read_bytes()))
         for source, target in (
             (qcow2, built.image),
             (work / "vmlinuz", built.kernel),
             (probe, built.probe_initrd),
+            (work / "vmlinux", built.vmlinux),
+            (initrd, built.initrd),
         ):
             os.replace(source, target)
     say(

@@ -16,7 +16,7 @@ from pathlib import Path
 MAGIC = b"\x7fELF"
 ELFCLASS64 = 2
 ELFDATA2LSB = 1
-PT_LOAD, PT_DYNAMIC, PT_INTERP = 1, 2, 3
+PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_NOTE = 1, 2, 3, 4
 DT_NULL, DT_NEEDED, DT_STRTAB, DT_RPATH, DT_RUNPATH = 0, 1, 5, 15, 29
 _HEADER = struct.Struct("<16xHHIQQQIHHHHHH")  # e_type .. e_shstrndx after e_ident
 _PHDR = struct.Struct(
@@ -117,6 +117,23 @@ def parse(data: bytes) -> Dynamic | None:
     interpreter = _string(data, interp.offset) if interp is not None else None
     needed, runpath = _dynamic(data, segments)
     return Dynamic(interpreter, needed, runpath)
+
+
+def notes(data: bytes) -> list[tuple[str, int, bytes]]:
+    """Every ``(name, type, descriptor)`` of the file's PT_NOTE segments."""
+    found = []
+    for seg in _segments(data):
+        if seg.type != PT_NOTE:
+            continue
+        offset, end = seg.offset, seg.offset + seg.filesz
+        while offset + 12 <= end:
+            namesz, descsz, kind = struct.unpack_from("<III", data, offset)
+            name_at = offset + 12
+            desc_at = name_at + (namesz + 3) // 4 * 4
+            name = data[name_at : name_at + namesz].rstrip(b"\0").decode(errors="replace")
+            found.append((name, kind, data[desc_at : desc_at + descsz]))
+            offset = desc_at + (descsz + 3) // 4 * 4
+    return found
 
 
 def read(path: Path) -> Dynamic | None:

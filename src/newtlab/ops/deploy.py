@@ -73,21 +73,33 @@ def _needs(plan: Plan, host: str) -> list[tuple[str, str]]:
     return [(UEFI_FIRMWARE, "ovmf")] if uefi else []
 
 
+def _boot_files(node: NodePlan) -> list[tuple[str, str]]:
+    """The node's ``(kind, path)`` of each file it boots directly (kernel, initrd)."""
+    return [(kind, path) for kind, path in (("kernel", node.kernel), ("initrd", node.initrd))
+            if path]  # fmt: skip
+
+
 async def check_hosts(plan: Plan, hosts: Hosts) -> None:
     """Before anything starts anywhere: every host has what labs need, every port is
     free, every base image is usable. Every problem on every host, reported at once."""
     images = sorted({(node.host, node.image, node.image_sha256) for node in plan.nodes})
-    machines, conflicts, problems = await asyncio.gather(
+    boot = sorted({(n.host, kind, path) for n in plan.nodes for kind, path in _boot_files(n)})
+    machines, conflicts, problems, boot_problems = await asyncio.gather(
         each_host(hosts, lambda host: host.check_machine(_needs(plan, host.name))),
         port_conflicts(plan, hosts),
         asyncio.gather(*(hosts[host].check_image(image, sha) for host, image, sha in images)),
+        asyncio.gather(*(hosts[host].check_boot_file(kind, path) for host, kind, path in boot)),
     )
     found = [line for lines in machines for line in lines]
     problem_of = dict(zip(images, problems, strict=True))  # each image checked once per host
+    boot_problem_of = dict(zip(boot, boot_problems, strict=True))
     for n in plan.nodes:
-        problem = problem_of[n.host, n.image, n.image_sha256]
-        if problem:
-            found.append(f"{n.name}: {problem}")
+        # A missing image first: its kernel is most likely missing with it, for one reason.
+        image_problem = problem_of[n.host, n.image, n.image_sha256]
+        boot_problems = [boot_problem_of[n.host, kind, path] for kind, path in _boot_files(n)]
+        for problem in [image_problem] if image_problem else boot_problems:
+            if problem:
+                found.append(f"{n.name}: {problem}")
     if conflicts:
         raise PortConflictError(conflicts, found)
     if found:
@@ -157,12 +169,15 @@ async def _disks(
     """Base images onto ``host`` (uploaded once if it lacks them), then each VM's overlay:
     new, or the snapshot's copy from the host's store."""
     nodes = [n for n in plan.nodes if n.host == host.name]
-    bases = {}
-    for image in sorted({n.image for n in nodes}):
+    bases = {}  # each file a VM boots from: its path here
+    for image in sorted({n.image for n in nodes} | {p for n in nodes for _, p in _boot_files(n)}):
         say: Say = lambda line: progress(Event("", "upload", line))  # noqa: E731
         bases[image] = await host.provide_image(image, upload, say)
 
     async def overlay(node: NodePlan) -> None:
+        boot = {kind: bases[path] for kind, path in _boot_files(node)}
+        if boot:
+            await host.link_boot_files(plan.lab, node.name, boot)
         if snapshot is None:
             progress(Event(node.name, "overlay"))
             await host.create_overlay(plan.lab, node.name, bases[node.image])

@@ -112,6 +112,12 @@ class _Domain:
         _sub(os_, "type", "hvm", arch="x86_64", machine="pc")
         if node.firmware == "uefi":  # -bios: a ROM, not pflash with NVRAM
             _sub(os_, "loader", UEFI_FIRMWARE, type="rom", readonly="yes")
+        if node.kernel:  # a direct boot, through the node's links in the lab (qemu_args)
+            _sub(os_, "kernel", self.path(layout.boot_file(node.name, "kernel")))
+            if node.initrd:
+                _sub(os_, "initrd", self.path(layout.boot_file(node.name, "initrd")))
+            if node.kernel_cmdline:
+                _sub(os_, "cmdline", node.kernel_cmdline)
         if self.root.find("sysinfo") is not None:
             _sub(os_, "smbios", mode="sysinfo")
         features = _sub(self.root, "features")

@@ -198,6 +198,9 @@ class VmSettings(_Frozen):
     network_os: str = Field(default="", description="Ansible's ansible_network_os")
     image: str
     image_sha256: str = Field(default="", description="checked before deploy when given")
+    kernel: str = Field(default="", description="booted directly ('': the disk's boot loader)")
+    initrd: str = ""
+    kernel_cmdline: str = ""
     memory: int
     cpus: int
     nic_driver: str

@@ -74,6 +74,10 @@ def resolve_image(image: str, spec_dir: Path, homes: Homes) -> str:
     return str(spec_dir / path)
 
 
+def _boot_file(path: str, spec_dir: Path, homes: Homes) -> str:
+    return resolve_image(path, spec_dir, homes) if path else ""
+
+
 def _resolve_vm(
     specs: Specs, name: str, device: str, homes: Homes, consoles: dict[str, ConsolePlan]
 ) -> NodeSpec:
@@ -126,6 +130,9 @@ def _resolve_vm(
         # A platform's digest is for the platform's image, not one a profile replaced it with.
         image_sha256=profile.vm_image_sha256
         or ("" if profile.vm_image else platform.vm_image_sha256),
+        kernel=_boot_file(platform.vm_kernel, specs.directory, homes),
+        initrd=_boot_file(platform.vm_initrd, specs.directory, homes),
+        kernel_cmdline=platform.vm_kernel_cmdline,
         memory=profile.vm_memory or platform.vm_memory or common["vm_memory"],
         cpus=profile.vm_cpus or platform.vm_cpus or common["vm_cpus"],
         nic_driver=platform.vm_nic_driver or common["vm_nic_driver"],

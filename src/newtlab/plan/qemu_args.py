@@ -63,6 +63,16 @@ def _disk(node: NodePlan) -> list[str]:
     ]
 
 
+def _kernel(node: NodePlan) -> list[str]:
+    """A direct boot: the kernel (and initramfs) through their links in the lab."""
+    if not node.kernel:
+        return []
+    argv = ["-kernel", layout.boot_file(node.name, "kernel")]
+    if node.initrd:
+        argv += ["-initrd", layout.boot_file(node.name, "initrd")]
+    return argv + (["-append", node.kernel_cmdline] if node.kernel_cmdline else [])
+
+
 def qemu_argv(lab: str, node: NodePlan, accel: Accel) -> list[str]:
     argv = [
         QEMU_BINARY,
@@ -97,6 +107,7 @@ def qemu_argv(lab: str, node: NodePlan, accel: Accel) -> list[str]:
     ]
     if node.firmware == "uefi":
         argv += ["-bios", UEFI_FIRMWARE]
+    argv += _kernel(node)
     for smbios in node.smbios:
         argv += ["-smbios", smbios]
     for bus, slot in enumerate(node.pci_bridges, start=1):

@@ -76,6 +76,10 @@ class Host:
         given), else the problem, said for a user."""
         return await self.transport.check_image(image, sha256)
 
+    async def check_boot_file(self, kind: str, path: str) -> str | None:
+        """None if the ``vm_<kind>`` file ``path`` (kernel, initrd) can be read here."""
+        return await self.transport.check_boot_file(kind, path)
+
     async def provide_image(self, image: str, upload: bool, say: Say) -> str:
         """The path here of base image ``image`` (see ``Transport.provide``)."""
         return await self.transport.provide(image, upload, say)
@@ -83,6 +87,10 @@ class Host:
     async def create_overlay(self, lab: str, node: str, base: str) -> None:
         """The node's copy-on-write disk over ``base`` (a path here; never written)."""
         await self.transport.call("create_overlay", lab=lab, node=node, base=base)
+
+    async def link_boot_files(self, lab: str, node: str, paths: dict[str, str]) -> None:
+        """The node's links to the kernel and initramfs it boots directly (paths here)."""
+        await self.transport.call("link_boot_files", lab=lab, node=node, paths=paths)
 
     async def read_file(self, lab: str, relative: str, offset: int = 0) -> bytes | None:
         """A lab file's bytes from ``offset`` on (logs); None if it does not exist."""

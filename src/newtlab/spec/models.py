@@ -195,6 +195,11 @@ class PlatformSpec(_Open):
     network_os: str = ""  # Ansible's ansible_network_os ('' for a Linux host: plain ssh)
     vm_image: str = ""
     vm_image_sha256: str = Field(default="", pattern=SHA256_PATTERN)  # checked before deploy
+    # A kernel QEMU starts directly (-kernel: an ELF with PVH's entry note, or a
+    # bzImage), skipping the disk's boot loader; the paths resolve like vm_image.
+    vm_kernel: str = ""
+    vm_initrd: str = ""
+    vm_kernel_cmdline: str = ""
     vm_memory: int | None = Field(default=None, gt=0)
     vm_cpus: int | None = Field(default=None, gt=0)
     vm_nic_driver: str = ""
@@ -234,6 +239,14 @@ class PlatformSpec(_Open):
                 f"base {data['base']!r} is not in newtlab's catalog ({names}); "
                 "`newtlab platforms` shows each"
             ) from None
+
+    @model_validator(mode="after")
+    def _kernel_for_its_parts(self) -> PlatformSpec:
+        if (self.vm_initrd or self.vm_kernel_cmdline) and not self.vm_kernel:
+            raise ValueError('"vm_initrd" and "vm_kernel_cmdline" need "vm_kernel"')
+        if self.vm_kernel and self.vm_firmware == "uefi":
+            raise ValueError('"vm_kernel" boots with the BIOS firmware: drop "vm_firmware": "uefi"')
+        return self
 
     @field_validator("dataplane", "vm_image_release")
     @classmethod

@@ -79,6 +79,11 @@ class Transport(Protocol):
         is checked here: it is sent on use), else the problem, said for a user."""
         ...
 
+    async def check_boot_file(self, kind: str, path: str) -> str | None:
+        """``check_image`` for a kernel or initramfs booted directly (``vm_kernel``,
+        ``vm_initrd``): one that can be read."""
+        ...
+
     async def provide(self, path: str, upload: bool, say: Say) -> str:
         """The path there of ``path``, a file of this machine: a server gets a copy,
         uploaded once (when ``upload``) and kept by content; a path that exists only

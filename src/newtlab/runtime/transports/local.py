@@ -74,6 +74,10 @@ class LocalTransport:
         problem: str | None = await self.call("check_image", image=image, sha256=sha256)
         return problem
 
+    async def check_boot_file(self, kind: str, path: str) -> str | None:
+        problem: str | None = await self.call("check_boot_file", kind=kind, path=path)
+        return problem
+
     async def provide(self, path: str, upload: bool, say: Say) -> str:
         if not Path(path).is_file():
             raise RuntimeFailure(f"{self._name}: {path} not found")

@@ -260,8 +260,18 @@ class SshTransport:
     async def check_image(self, image: str, sha256: str = "") -> str | None:
         if Path(image).is_file():  # ours, to be uploaded if the server lacks it
             return await asyncio.to_thread(files.image_problem, image, sha256)
-        problem = cast(str | None, await self.call("check_image", image=image, sha256=sha256))
-        if problem and problem.startswith("vm_image not found"):
+        problem = await self.call("check_image", image=image, sha256=sha256)
+        return self._looked_both(cast(str | None, problem))
+
+    async def check_boot_file(self, kind: str, path: str) -> str | None:
+        if Path(path).is_file():  # as a base image: sent on use
+            return await asyncio.to_thread(files.boot_file_problem, kind, path)
+        problem = await self.call("check_boot_file", kind=kind, path=path)
+        return self._looked_both(cast(str | None, problem))
+
+    def _looked_both(self, problem: str | None) -> str | None:
+        """A file missing on the server was not on this machine either: say both."""
+        if problem and " not found: " in problem:
             return f"{problem} (looked on this machine and on server {self.name})"
         return problem
 
