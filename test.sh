@@ -16,6 +16,7 @@ layers="$(.venv/bin/lint-imports --no-cache 2>&1)" || { echo "$layers"; exit 1; 
 site="$(mktemp -d)" && trap 'rm -rf "$site"' EXIT && NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir "$site"
 if [ $# -gt 0 ]; then .venv/bin/pytest "$@"; exit; fi
 # The whole suite in two runs: the unit tests (no VM, each busy on one core) spread over every
-# core, then the rest one test at a time: their VMs take the cores.
+# core, then the rest a module per worker (its tests share a module's lab; while one waits on
+# its guests, another's boot uses the cores), at most four: TCG guests take a core each.
 .venv/bin/pytest -n auto tests/unit
-.venv/bin/pytest --ignore=tests/unit
+.venv/bin/pytest -n "$(( $(nproc) < 4 ? $(nproc) : 4 ))" --dist loadfile --ignore=tests/unit
