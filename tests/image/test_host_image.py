@@ -9,6 +9,7 @@ them); the asserted bounds are deliberately generous.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import os
@@ -165,11 +166,11 @@ def test_a_named_image_follows_its_rebuilds(
         monkeypatch.setattr(os, "link", no_hard_links)
     image = tmp_path / "newtlab-host.qcow2"
     image.write_bytes(b"first build")
-    built = BuiltImage(image, tmp_path / "k", tmp_path / "p", "key1")
-    named = build._named(built, "alpine-testhost.qcow2")
-    assert named == BuiltImage(
-        tmp_path / "alpine-testhost.qcow2", built.kernel, built.probe_initrd, "key1"
+    built = BuiltImage(
+        image, tmp_path / "k", tmp_path / "p", "key1", tmp_path / "v", tmp_path / "i"
     )
+    named = build._named(built, "alpine-testhost.qcow2")
+    assert named == dataclasses.replace(built, image=tmp_path / "alpine-testhost.qcow2")
     assert named.image.read_bytes() == b"first build"
     stamp = named.image.stat().st_mtime_ns, named.image.stat().st_ino
     assert build._named(built, "alpine-testhost.qcow2") == named  # current: left alone
