@@ -25,6 +25,7 @@ from typing import Any
 import asyncssh
 
 from newtlab.image import host_platform
+from newtlab.image.build import KERNEL_CMDLINE
 from newtlab.runtime.console import fill
 
 _ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
@@ -94,6 +95,8 @@ class Vm:
     memory: int = 128
     rng: bool = True
     disk: str = "virtio"
+    # (vmlinux, initrd): started directly, as the image's platform does; None: from the disk.
+    kernel: tuple[Path, Path] | None = None
     console_port: int = 0
     ssh_port: int = 0
     qmp_port: int = 0
@@ -146,6 +149,9 @@ class Vm:
             argv += ["-device", device]
         if self.rng:
             argv += ["-device", "virtio-rng-pci"]
+        if self.kernel:
+            vmlinux, initrd = self.kernel
+            argv += ["-kernel", str(vmlinux), "-initrd", str(initrd), "-append", KERNEL_CMDLINE]
         return argv
 
     def start(self) -> None:

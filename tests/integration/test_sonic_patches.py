@@ -3,10 +3,10 @@
 Four VMs, each of a platform naming a SONiC dataplane, so the built-in sets
 apply: v1 (vpp), c1 (ciscovs), s1 (sonic-vs) and s2 (sonic-vs on a SONiC
 release the file-editing patches do not know). What is imitated, and how, is
-in sonic_imitation/README.md: at every boot a NoCloud user-data script
-fetches Debian's real redis-server and python3 and the imitation, restores
-what a SONiC disk keeps (saved by the test before a stop) and boots the
-imitation (redis with CONFIG_DB, the bgp container). A spec-dir patch sorted
+in sonic_imitation/README.md: the platforms boot with a second initramfs holding
+Debian's real redis-server and python3 and the imitation; at every boot a NoCloud
+user-data script restores what a SONiC disk keeps (saved by the test before a stop)
+and boots the imitation (redis with CONFIG_DB, the bgp container). A spec-dir patch sorted
 first (``00-fake-sonic``) starts a first-boot ``config-setup`` and, on c1,
 swss's readiness key 6 s later. The sonic-vs set's wait is replaced by a
 spec-dir file of the same name. Every file, CONFIG_DB entry and command the
@@ -23,9 +23,10 @@ from pathlib import Path
 
 import jinja2
 import pytest
-from guest_packages import GUEST_HOST, python_archive, redis_archive, serve
+from guest_packages import GUEST_HOST, initrd_with, python_archive, redis_archive, serve
 from labkit import SpecDir, run_cli, ssh, status, wait_for
 
+from newtlab.image import BuiltImage
 from newtlab.state import load_state
 
 pytestmark = pytest.mark.integration
@@ -63,16 +64,12 @@ FAKE_SONIC = {
         f" lanes 0) {DETACHED}{{% endif %}}",
     ],
 }
-# At every boot, before SSH answers: the imitation, what the disk kept, then SONiC's boot.
+# At every boot, before SSH answers: what the disk kept, then SONiC's boot (the imitation
+# itself, redis and python3 are in the initramfs).
 USER_DATA = """#!/bin/sh
 set -e
 ip link set eth0 up
 udhcpc -i eth0 -t 20 -T 1 -A 1 -n -q >/dev/null
-for archive in redis python sonic; do
-  wget -q -O /tmp/$archive.tgz http://{host}:{port}/$archive.tgz
-  tar -xzf /tmp/$archive.tgz -C /
-  rm /tmp/$archive.tgz
-done
 if wget -q -O /tmp/disk.b64 http://{host}:{port}/{node}-disk.b64; then
   base64 -d /tmp/disk.b64 | tar -xzf - -C /
 fi
@@ -81,14 +78,19 @@ sonic-imitation-boot {release}
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
-    """The directory the guests fetch from (archives, saved disks) and its HTTP port."""
+def served(
+    tmp_path_factory: pytest.TempPathFactory, host_image: BuiltImage
+) -> Iterator[tuple[Path, int]]:
+    """The directory the guests fetch saved disks from, and its HTTP port; in it, the
+    image's initramfs followed by redis, python3 and the imitation (``initrd.gz``)."""
     directory = tmp_path_factory.mktemp("served")
-    redis_archive(directory)
-    python_archive(directory)
-    with tarfile.open(directory / "sonic.tgz", "w:gz") as tar:
+    parts = tmp_path_factory.mktemp("parts")
+    sonic = parts / "sonic.tgz"
+    with tarfile.open(sonic, "w:gz") as tar:
         for path in sorted(IMITATION.rglob("*")):
             tar.add(path, str(path.relative_to(IMITATION)), recursive=False)
+    archives = [redis_archive(parts), python_archive(parts), sonic]
+    initrd_with(host_image.initrd, archives, directory / "initrd.gz")
     with serve(directory) as port:
         yield directory, port
 
@@ -98,7 +100,7 @@ def _write(path: Path, data: object) -> None:
     path.write_text(data if isinstance(data, str) else json.dumps(data, indent=2))
 
 
-def _make_sonic_like(spec: SpecDir, port: int) -> None:
+def _make_sonic_like(spec: SpecDir, port: int, initrd: Path) -> None:
     platforms_path = spec.path / "platforms.json"
     platforms = json.loads(platforms_path.read_text())["platforms"]
     host = platforms["newtlab-host"]
@@ -109,8 +111,9 @@ def _make_sonic_like(spec: SpecDir, port: int) -> None:
             "hwsku": "Force10-S6000",
             "default_speed": "100G",
             "vm_interface_map": "sequential",
+            "vm_initrd": str(initrd),
             "vm_memory": 384,  # python3 and redis unpacked in the guest's RAM
-            "vm_boot_timeout": 300,  # four TCG guests unpacking them at once, on two cores
+            "vm_boot_timeout": 300,  # four TCG guests booting at once, on two cores
             "vm_post_boot": [
                 'echo "portinit=$(redis-cli -n 0 EXISTS PORT_TABLE:PortInitDone)" >> /tmp/order'
             ],
@@ -226,7 +229,7 @@ def _check_ebgp_template(original: str) -> None:
 def test_shipped_sonic_patches_on_sonic_imitations(make_lab, served: tuple[Path, int]) -> None:  # type: ignore[no-untyped-def]
     directory, port = served
     spec: SpecDir = make_lab(edit=lambda topology: topology.update(TOPOLOGY))
-    _make_sonic_like(spec, port)
+    _make_sonic_like(spec, port, directory / "initrd.gz")
     planned = run_cli("plan", "-S", str(spec.path), "--no-probe", "--json")
     assert planned.returncode == 0, planned.stderr
     sources = {
