@@ -85,7 +85,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         (home / "images").mkdir(parents=True)
-        (home / "images" / "newtlab-host.qcow2").symlink_to(image / "newtlab-host.qcow2")
+        for name in ("newtlab-host.qcow2", "newtlab-host.vmlinux", "newtlab-host.initrd.gz"):
+            (home / "images" / name).symlink_to(image / name)  # the disk, and its direct boot
         os.environ["NEWTLAB_HOME"] = str(home)
         for vms in (int(n) for n in args.vms.split(",")):
             spec = write_lab(Path(tmp) / f"spec{vms}", vms, args.boot_timeout)

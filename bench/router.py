@@ -90,8 +90,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         (home / "images").mkdir(parents=True)
-        for image in built.values():
-            (home / "images" / image.image.name).symlink_to(image.image)
+        for path in (path for image in built.values() for path in image.boot_files):
+            (home / "images" / path.name).symlink_to(path)
         os.environ["NEWTLAB_HOME"] = str(home)
         for kind, image in built.items():
             spec = write_lab(Path(tmp) / kind, kind)

@@ -76,7 +76,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         (home / "images").mkdir(parents=True)
-        (home / "images" / image.image.name).symlink_to(image.image)
+        for path in image.boot_files:
+            (home / "images" / path.name).symlink_to(path)
         os.environ["NEWTLAB_HOME"] = str(home)
         spec = Path(tmp) / "line3"
         shutil.copytree(LINE3, spec)
